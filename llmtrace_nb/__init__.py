@@ -1,0 +1,105 @@
+"""llmtrace_nb — notebook-native observability for LLM code, built on OpenTelemetry.
+
+``%load_ext llmtrace_nb``, then ``%%trace`` a cell; analyse with ``spans_df()``,
+``llm_calls_df()``, ``cells_df()`` and ``summary()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import pandas as pd
+
+from . import frames as _frames
+from . import session as _session
+from .cells import BudgetExceeded
+
+try:
+    __version__ = version("llmtrace_nb")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BudgetExceeded",
+    "cells_df",
+    "disable",
+    "enable",
+    "llm_calls_df",
+    "set_price",
+    "spans_df",
+    "status",
+    "summary",
+]
+
+
+def enable(**options: Any) -> None:
+    """Start collecting spans in this process (what ``%load_ext`` does, without IPython).
+
+    Options: ``max_spans`` (buffer bound, default 100,000), ``capture_content`` (bool),
+    ``auto`` (bool, trace every cell), ``forward`` (not available yet).
+    """
+    _session.enable(**options)
+
+
+def disable() -> None:
+    """Stop collecting and turn off the instrumentations llmtrace_nb turned on."""
+    _session.disable()
+
+
+def _source() -> _session.Session:
+    sess = _session.current()
+    if sess is None:
+        raise RuntimeError("llmtrace_nb has collected nothing: run `%load_ext llmtrace_nb` "
+                           "or `llmtrace_nb.enable()` first")
+    return sess
+
+
+def spans_df() -> pd.DataFrame:
+    """One row per collected span (columns as documented in README)."""
+    sess = _source()
+    return sess.frames.spans(capture_content=sess.capture_content)
+
+
+def llm_calls_df() -> pd.DataFrame:
+    """The rows of :func:`spans_df` whose kind is ``llm`` or ``embedding``."""
+    return _frames.llm_calls(spans_df())
+
+
+def cells_df() -> pd.DataFrame:
+    """One row per traced cell with its totals."""
+    return _frames.cells(spans_df(), _source().collector.cells())
+
+
+def summary(by: str | Sequence[str] = "model") -> pd.DataFrame:
+    """Calls, errors, tokens, cost, latency p50/p95, TTFT p50 and tokens/s per group."""
+    return _frames.summary(llm_calls_df(), by=by)
+
+
+def set_price(model: str, input_per_mtok: float, output_per_mtok: float,
+              cache_read_per_mtok: float | None = None) -> None:
+    """Override the price of ``model`` in USD per million tokens."""
+    _source().prices.set_price(model, input_per_mtok, output_per_mtok, cache_read_per_mtok)
+
+
+def status() -> str:
+    """What ``%llmtrace status`` prints."""
+    from .magics import status_text
+
+    return status_text(_source())
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .magics import install, status_line
+
+    sess = _session.enable()
+    install(ipython)
+    print(status_line(sess))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import uninstall
+
+    uninstall(ipython)
+    _session.disable()

@@ -1,0 +1,187 @@
+"""A traced cell's life: its root span, the active-cell stamp, totals and budgets.
+
+IPython-free, so the same lifecycle serves ``%%trace``, auto mode and tests.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from .collector import CellRef
+from .session import Session
+
+#: attributes on a cell's root span; they let a saved file know its cells again
+ATTR_KIND = "llmtrace.kind"
+ATTR_CELL_NUMBER = "llmtrace.cell.number"
+ATTR_CELL_NAME = "llmtrace.cell.name"
+ATTR_TAG_PREFIX = "llmtrace.tag."
+
+
+class BudgetExceeded(Exception):  # noqa: N818 - the contract names it
+    """A ``%%trace --max-cost`` / ``--max-latency`` budget was exceeded by the cell."""
+
+    def __init__(self, message: str, *, cost_usd: float | None = None,
+                 latency_s: float | None = None) -> None:
+        super().__init__(message)
+        self.cost_usd = cost_usd
+        self.latency_s = latency_s
+
+
+@dataclass
+class Budget:
+    max_cost: float | None = None
+    max_latency: float | None = None
+
+
+@dataclass
+class Totals:
+    """The numbers at the top of a cell's trace view."""
+
+    spans: int = 0
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = float("nan")
+    duration_ms: float = 0.0
+    errors: int = 0
+    unpriced_models: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ActiveCell:
+    """A cell that is running: its ref, its root span (None in auto mode) and context."""
+
+    ref: CellRef
+    span: trace.Span | None
+    token: object | None
+    previous: CellRef | None
+    budget: Budget
+    quiet: bool
+    auto: bool
+    started: float
+
+
+def start_cell(session: Session, number: int | None, name: str | None = None,
+               tags: dict[str, str] | None = None, *, budget: Budget | None = None,
+               quiet: bool = False, auto: bool = False) -> ActiveCell:
+    """Make this cell the one new spans belong to; open its root span unless in auto mode."""
+    ref = CellRef(number=number, name=name or default_name(number), tags=dict(tags or {}))
+    span = token = None
+    if not auto:
+        attributes: dict[str, str | int] = {ATTR_KIND: "cell", ATTR_CELL_NAME: ref.name}
+        if number is not None:
+            attributes[ATTR_CELL_NUMBER] = number
+        for key, value in ref.tags.items():
+            attributes[ATTR_TAG_PREFIX + key] = value
+        # Set before the span starts, so the collector stamps the root with its own cell.
+        previous = session.collector.active_cell
+        session.collector.active_cell = ref
+        span = session.tracer.start_span(ref.name, attributes=attributes)
+        ctx = span.get_span_context()
+        ref.trace_id, ref.root_span_id = ctx.trace_id, ctx.span_id
+        token = otel_context.attach(trace.set_span_in_context(span))
+    else:
+        previous = session.collector.active_cell
+        session.collector.active_cell = ref
+    ref.start_ns = time.time_ns()
+    session.collector.register_cell(ref)
+    return ActiveCell(ref=ref, span=span, token=token, previous=previous,
+                      budget=budget or Budget(), quiet=quiet, auto=auto,
+                      started=time.perf_counter())
+
+
+def end_cell(session: Session, cell: ActiveCell, error: BaseException | None = None) -> None:
+    """Close the root span (error status if the cell raised) and restore the outer cell."""
+    if cell.span is not None:
+        if error is not None:
+            cell.span.record_exception(error, escaped=True)
+            cell.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        cell.span.end()
+        if cell.token is not None and trace.get_current_span() is cell.span:
+            otel_context.detach(cell.token)
+        # Otherwise the context the root was attached in belonged to the asyncio task
+        # ipykernel ran the cell in; that context is gone with the task.
+    cell.ref.end_ns = time.time_ns()
+    session.collector.active_cell = cell.previous
+
+
+def default_name(number: int | None) -> str:
+    return f"cell [{number}]" if number is not None else "cell"
+
+
+def cell_spans(session: Session, ref: CellRef) -> pd.DataFrame:
+    """The spans_df() rows of one cell run."""
+    df = session.frames.spans(capture_content=session.capture_content, keep_private=True)
+    return df[df["_cell_seq"] == ref.seq]
+
+
+def totals(spans: pd.DataFrame, ref: CellRef) -> Totals:
+    calls = spans[spans["kind"].isin(("llm", "embedding"))]
+    costs = calls["cost_usd"]
+    roots = spans[spans["kind"] == "cell"]
+    if len(roots):
+        duration = float(roots["duration_ms"].iloc[0])
+    elif ref.start_ns is not None and ref.end_ns is not None:
+        duration = (ref.end_ns - ref.start_ns) / 1e6
+    else:
+        duration = float(spans["duration_ms"].max()) if len(spans) else 0.0
+    unpriced = sorted(set(calls.loc[costs.isna() & calls["model"].notna(), "model"]))
+    return Totals(
+        spans=len(spans),
+        llm_calls=len(calls),
+        input_tokens=int(calls["input_tokens"].sum()),
+        output_tokens=int(calls["output_tokens"].sum()),
+        # No calls cost nothing; calls none of which has a price cost "no price".
+        cost_usd=float(costs.sum(min_count=1)) if len(calls) else 0.0,
+        duration_ms=duration,
+        errors=int((spans["status"] == "error").sum()),
+        unpriced_models=unpriced,
+    )
+
+
+def check_budget(budget: Budget, t: Totals) -> BudgetExceeded | None:
+    over = []
+    if budget.max_cost is not None and t.cost_usd == t.cost_usd and t.cost_usd > budget.max_cost:
+        over.append(f"cost ${t.cost_usd:.6g} > --max-cost ${budget.max_cost:g}")
+    latency_s = t.duration_ms / 1000.0
+    if budget.max_latency is not None and latency_s > budget.max_latency:
+        over.append(f"latency {latency_s:.3g} s > --max-latency {budget.max_latency:g} s")
+    if not over:
+        return None
+    return BudgetExceeded("budget exceeded: " + "; ".join(over),
+                          cost_usd=t.cost_usd, latency_s=latency_s)
+
+
+def format_totals(name: str, t: Totals) -> str:
+    """One paragraph: what the cell did, in the units people read."""
+    parts = [name, format_duration(t.duration_ms),
+             f"{t.llm_calls:,} LLM call{'s' if t.llm_calls != 1 else ''}"]
+    tokens = t.input_tokens + t.output_tokens
+    parts.append(f"{tokens:,} tokens ({t.input_tokens:,} in · {t.output_tokens:,} out)")
+    parts.append(format_cost(t.cost_usd))
+    if t.errors:
+        parts.append(f"{t.errors} error{'s' if t.errors != 1 else ''}")
+    line = " · ".join(parts)
+    if t.unpriced_models:
+        line += f"\n  no price for: {', '.join(t.unpriced_models)} (set one with %llmtrace price)"
+    return line
+
+
+def format_duration(ms: float) -> str:
+    if ms != ms:
+        return "–"
+    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.2f} s"
+
+
+def format_cost(usd: float) -> str:
+    if usd != usd:
+        return "no price"
+    if usd == 0:
+        return "$0"
+    return f"${usd:.4g}" if usd < 1 else f"${usd:,.2f}"

@@ -1,0 +1,193 @@
+"""Cost: prices from ``genai-prices``, user overrides, one lookup per model.
+
+A lookup in genai-prices costs ~70 µs, so it runs once per distinct (provider, model);
+the per-row arithmetic is vectorized. The price a model gets is the same figure
+``genai_prices.calc_price`` gives for the same usage: cached input at the cache-read
+rate. Models the database does not know get NaN, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+from genai_prices import Usage, calc_price
+from genai_prices.types import TieredPrices
+
+MTOK = 1_000_000
+
+#: provider names as instrumentations spell them → genai-prices provider ids
+PROVIDER_IDS = {
+    "openai": "openai",
+    "azure.ai.openai": "azure",
+    "az.ai.openai": "azure",
+    "azure": "azure",
+    "anthropic": "anthropic",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "google": "google",
+    "vertex_ai": "google",
+    "gemini": "google",
+    "aws.bedrock": "aws",
+    "bedrock": "aws",
+    "mistral_ai": "mistral",
+    "mistralai": "mistral",
+    "mistral": "mistral",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "cohere": "cohere",
+    "x_ai": "x-ai",
+    "xai": "x-ai",
+    "perplexity": "perplexity",
+    "together": "together",
+    "fireworks": "fireworks",
+    "openrouter": "openrouter",
+}
+
+
+@dataclass(frozen=True)
+class Rates:
+    """USD per million tokens. ``cache_read`` defaults to the input rate."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    source: str = "genai-prices"
+
+    def cost(self, input_tokens: np.ndarray, cache_read: np.ndarray,
+             output_tokens: np.ndarray) -> np.ndarray:
+        cache_rate = self.input if self.cache_read is None else self.cache_read
+        uncached = np.maximum(input_tokens - cache_read, 0.0)
+        return (uncached * self.input + cache_read * cache_rate
+                + output_tokens * self.output) / MTOK
+
+
+class _Tiered:
+    """A model whose price depends on the request size: priced row by row, exactly."""
+
+    def __init__(self, model: str, provider_id: str | None) -> None:
+        self.model = model
+        self.provider_id = provider_id
+
+    def cost(self, input_tokens: np.ndarray, cache_read: np.ndarray,
+             output_tokens: np.ndarray) -> np.ndarray:
+        out = np.full(len(input_tokens), np.nan)
+        memo: dict[tuple[float, float, float], float] = {}
+        for i, key in enumerate(zip(input_tokens, cache_read, output_tokens)):
+            if key not in memo:
+                usage = Usage(input_tokens=int(key[0]), cache_read_tokens=int(key[1]),
+                              output_tokens=int(key[2]))
+                memo[key] = float(calc_price(usage, model_ref=self.model,
+                                             provider_id=self.provider_id).total_price)
+            out[i] = memo[key]
+        return out
+
+
+Price = Rates | _Tiered
+
+
+class PriceBook:
+    """Overrides first, then genai-prices; lookups cached per (provider, model)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._overrides: dict[str, Rates] = {}
+        self._cache: dict[tuple[str | None, str], Price | None] = {}
+
+    def set_price(self, model: str, input_per_mtok: float, output_per_mtok: float,
+                  cache_read_per_mtok: float | None = None) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError("model must be a non-empty string")
+        values = [input_per_mtok, output_per_mtok]
+        if cache_read_per_mtok is not None:
+            values.append(cache_read_per_mtok)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)) \
+                    or not math.isfinite(float(v)) or float(v) < 0:
+                raise ValueError(f"prices must be finite numbers >= 0 (USD per million "
+                                 f"tokens), got {v!r}")
+        rates = Rates(
+            float(input_per_mtok), float(output_per_mtok),
+            None if cache_read_per_mtok is None else float(cache_read_per_mtok),
+            source="override",
+        )
+        with self._lock:
+            self._overrides[model.strip()] = rates
+
+    def overrides(self) -> dict[str, Rates]:
+        with self._lock:
+            return dict(self._overrides)
+
+    def clear_overrides(self) -> None:
+        with self._lock:
+            self._overrides.clear()
+
+    def lookup(self, provider: str | None, model: str) -> Price | None:
+        with self._lock:
+            override = self._overrides.get(model)
+        if override is not None:
+            return override
+        key = (provider, model)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        found = _lookup_genai_prices(provider, model)
+        with self._lock:
+            self._cache[key] = found
+        return found
+
+
+def _lookup_genai_prices(provider: str | None, model: str) -> Price | None:
+    provider_id = PROVIDER_IDS.get(provider.lower()) if provider else None
+    for pid in ([provider_id, None] if provider_id else [None]):
+        try:
+            probe = calc_price(Usage(input_tokens=MTOK, cache_read_tokens=0, output_tokens=0),
+                               model_ref=model, provider_id=pid)
+        except LookupError:
+            continue
+        mp = probe.model_price
+        if any(isinstance(getattr(mp, k, None), TieredPrices)
+               for k in ("input_mtok", "output_mtok", "cache_read_mtok")):
+            return _Tiered(model, pid)
+        # Rates read back through calc_price itself, so whatever rules genai-prices
+        # applies to a plain token count are the rules our per-token rates follow.
+        output = calc_price(Usage(input_tokens=0, output_tokens=MTOK), model_ref=model,
+                            provider_id=pid)
+        cached = calc_price(Usage(input_tokens=MTOK, cache_read_tokens=MTOK, output_tokens=0),
+                            model_ref=model, provider_id=pid)
+        return Rates(float(probe.total_price), float(output.total_price),
+                     float(cached.total_price))
+    return None
+
+
+def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
+                input_tokens: np.ndarray, cache_read: np.ndarray,
+                output_tokens: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, set[str]]:
+    """Cost per row (NaN where unknown) and the names of models with no known price.
+
+    ``eligible`` marks the rows that are LLM or embedding calls with a model and usage.
+    Arrays of tokens are float arrays with NaN for missing values.
+    """
+    cost = np.full(len(models), np.nan)
+    unpriced: set[str] = set()
+    if not eligible.any():
+        return cost, unpriced
+    idx = np.flatnonzero(eligible)
+    keys: dict[tuple[str | None, str], list[int]] = {}
+    for i in idx:
+        keys.setdefault((providers[i], models[i]), []).append(i)
+    inp = np.nan_to_num(input_tokens, nan=0.0)
+    cached = np.nan_to_num(cache_read, nan=0.0)
+    out = np.nan_to_num(output_tokens, nan=0.0)
+    for (provider, model), rows_list in keys.items():
+        price = book.lookup(provider, model)
+        if price is None:
+            unpriced.add(model)
+            continue
+        rows = np.asarray(rows_list)
+        cost[rows] = price.cost(inp[rows], cached[rows], out[rows])
+    return cost, unpriced

@@ -1,0 +1,78 @@
+"""Secret scrubbing: API keys and credentials never reach a DataFrame, a view or a file.
+
+Instrumentations record request headers (``gen_ai.headers`` carries ``Authorization:
+Bearer sk-…`` when a caller passes ``extra_headers``) and people paste keys into prompts.
+Everything that leaves the collector goes through :func:`scrub_value` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+# Attribute keys whose whole value is a credential, judged by the key's last segment.
+_SECRET_KEY = re.compile(
+    r"(?:^|[._-])(authorization|proxy-authorization|api[-_]?key|x-api-key|cookie|set-cookie|"
+    r"password|passwd|secret|client[-_]secret|access[-_]token|refresh[-_]token)$",
+    re.IGNORECASE,
+)
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # "Authorization: Bearer …", "'api-key': '…'" inside header dumps and JSON
+    (
+        re.compile(
+            r"""(?ix)
+            ((?:proxy-)?authorization|x-api-key|api[-_]?key|x-goog-api-key|cookie)
+            (['"]?\s*[:=]\s*['"]?)
+            (?:(?:bearer|basic|token)\s+)?
+            [^'"\s,;}]+
+            """
+        ),
+        r"\1\2" + REDACTED,
+    ),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    # key-shaped strings from common providers
+    (re.compile(r"\bsk-(?:ant-|proj-|svcacct-)?[A-Za-z0-9_-]{16,}"), REDACTED),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), REDACTED),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), REDACTED),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"), REDACTED),
+    (re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), REDACTED),
+)
+
+# Cheap pre-check so the regexes run only on strings that could hold a secret.
+_MAYBE = re.compile(
+    r"(?i)sk-|akia|asia|aiza|gh[pousr]_|xox|hf_|eyj|bearer|basic|authorization|api[-_]?key|cookie"
+)
+
+
+def scrub_text(text: str) -> str:
+    if not _MAYBE.search(text):
+        return text
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def scrub_value(value: Any) -> Any:
+    """Scrub strings, and strings inside lists, tuples and dicts."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub_value(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if is_secret_key(str(k)) else scrub_value(v))
+                for k, v in value.items()}
+    return value
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def scrub_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (REDACTED if is_secret_key(k) else scrub_value(v)) for k, v in attrs.items()}

@@ -1,0 +1,535 @@
+"""Normalize: raw span attributes of any GenAI dialect → the contract's fields.
+
+Second stage of the data flow. Pure functions, no state. Each normalized field has an
+ordered list of attribute keys to try (``FIELD_KEYS``): the current OpenTelemetry GenAI
+conventions first, then their deprecated keys, OpenLLMetry's older keys and OpenInference.
+Adding a dialect means adding keys to these tables and, for messages, one reader.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+# -- scalar fields ------------------------------------------------------------------------
+
+FIELD_KEYS: dict[str, tuple[str, ...]] = {
+    "provider": (
+        "gen_ai.provider.name",
+        "gen_ai.system",  # deprecated in favour of gen_ai.provider.name
+        "llm.provider",  # OpenInference
+        "llm.system",  # OpenInference
+    ),
+    "request_model": (
+        "gen_ai.request.model",
+        "llm.request.model",
+        "embedding.model_name",  # OpenInference embeddings
+        "llm.model_name",  # OpenInference (the model it was called with)
+    ),
+    "response_model": ("gen_ai.response.model", "llm.response.model"),
+    "input_tokens": (
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",  # deprecated
+        "llm.usage.prompt_tokens",  # OpenLLMetry <= 0.54
+        "llm.token_count.prompt",  # OpenInference
+    ),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",  # deprecated
+        "llm.usage.completion_tokens",
+        "llm.token_count.completion",
+    ),
+    "total_tokens": (
+        "gen_ai.usage.total_tokens",
+        "llm.usage.total_tokens",
+        "llm.token_count.total",
+    ),
+    "cache_read_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry's earlier spelling
+        "llm.token_count.prompt_details.cache_read",
+    ),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.reasoning_tokens",
+        "llm.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+    ),
+    "is_streaming": ("gen_ai.is_streaming", "gen_ai.request.stream", "llm.is_streaming"),
+    "finish_reasons": (
+        "gen_ai.response.finish_reasons",
+        "llm.response.finish_reason",
+        "gen_ai.completion.0.finish_reason",
+    ),
+    "operation": ("gen_ai.operation.name", "llm.request.type"),
+    # seconds, per the GenAI conventions
+    "ttft_s": ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token"),
+    "cost_usd": ("llm.cost.total", "gen_ai.usage.cost"),
+    "error_type": ("error.type", "exception.type"),
+}
+
+#: the event whose first occurrence marks the first streamed chunk
+FIRST_CHUNK_EVENTS = ("gen_ai.content.completion.chunk", "First Token Stream Event")
+
+# -- kinds --------------------------------------------------------------------------------
+
+KINDS = ("llm", "embedding", "tool", "retrieval", "agent", "chain", "cell", "other")
+
+#: values of a kind-carrying attribute → contract kind; the first key present wins
+KIND_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
+    ("llmtrace.kind", {k: k for k in KINDS}),
+    (
+        "openinference.span.kind",
+        {
+            "llm": "llm",
+            "embedding": "embedding",
+            "tool": "tool",
+            "retriever": "retrieval",
+            "reranker": "retrieval",
+            "agent": "agent",
+            "chain": "chain",
+        },
+    ),
+    (
+        "gen_ai.operation.name",
+        {
+            "chat": "llm",
+            "text_completion": "llm",
+            "completion": "llm",
+            "generate_content": "llm",
+            "response": "llm",
+            "responses": "llm",
+            "embeddings": "embedding",
+            "embedding": "embedding",
+            "execute_tool": "tool",
+            "invoke_agent": "agent",
+            "create_agent": "agent",
+            "retrieval": "retrieval",
+        },
+    ),
+    (
+        "llm.request.type",
+        {"chat": "llm", "completion": "llm", "embedding": "embedding", "rerank": "retrieval"},
+    ),
+    (
+        "traceloop.span.kind",
+        {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"},
+    ),
+)
+
+
+def span_kind(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
+    for key, table in KIND_KEYS:
+        value = attrs.get(key)
+        if isinstance(value, str):
+            kind = table.get(value.lower())
+            if kind is not None:
+                return kind
+    # A span that names a model and counts tokens is an LLM call whatever its dialect.
+    if fields.get("request_model") or fields.get("response_model"):
+        if fields.get("input_tokens") is not None or fields.get("output_tokens") is not None:
+            return "llm"
+    return "other"
+
+
+# -- coercion -----------------------------------------------------------------------------
+
+
+def to_count(value: Any) -> int | None:
+    """A token count, or None when the value is not a sane non-negative integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 2**62 else None
+    if isinstance(value, float):
+        if math.isfinite(value) and value >= 0 and value.is_integer() and value < 2**62:
+            return int(value)
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit() and len(text) < 19:
+            return int(text)
+    return None
+
+
+def to_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+def to_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+    return None
+
+
+def to_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value or None
+    return str(value)
+
+
+def to_reasons(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, Sequence):
+        parts = [str(v) for v in value if v is not None and str(v)]
+        return ",".join(parts) or None
+    return str(value)
+
+
+COERCE: dict[str, Callable[[Any], Any]] = {
+    "input_tokens": to_count,
+    "output_tokens": to_count,
+    "total_tokens": to_count,
+    "cache_read_tokens": to_count,
+    "reasoning_tokens": to_count,
+    "is_streaming": to_bool,
+    "finish_reasons": to_reasons,
+    "ttft_s": to_float,
+    "cost_usd": to_float,
+}
+
+
+def scalar_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The first usable value for each field in ``FIELD_KEYS``, coerced to its type."""
+    out: dict[str, Any] = {}
+    for field_name, keys in FIELD_KEYS.items():
+        coerce = COERCE.get(field_name, to_text)
+        value = None
+        for key in keys:
+            raw = attrs.get(key)
+            if raw is not None:
+                value = coerce(raw)
+                if value is not None:
+                    break
+        out[field_name] = value
+    return out
+
+
+# -- messages -----------------------------------------------------------------------------
+#
+# Normal form of one message: {"role": str, "content": str | None} plus, when present,
+# "tool_calls": [{"id", "name", "arguments"}], "tool_call_id" and "name".
+
+Message = dict[str, Any]
+
+
+def _loads(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    return value
+
+
+def _parts_text(parts: Any) -> tuple[str | None, list[dict[str, Any]], str | None]:
+    """Text, tool calls and tool-call id of a "parts" list (GenAI conventions)."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    call_id = None
+    if isinstance(parts, str):
+        return parts, calls, None
+    if not isinstance(parts, list):
+        return None, calls, None
+    for part in parts:
+        if not isinstance(part, Mapping):
+            continue
+        ptype = part.get("type")
+        if ptype == "tool_call":
+            calls.append(
+                {"id": part.get("id"), "name": part.get("name"), "arguments": part.get("arguments")}
+            )
+        elif ptype == "tool_call_response":
+            call_id = part.get("id")
+            texts.append(_as_text(part.get("response", part.get("result"))))
+        else:
+            content = part.get("content", part.get("text"))
+            if content is not None:
+                texts.append(_as_text(content))
+    return ("\n".join(texts) if texts else None), calls, call_id
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+def _from_json_messages(value: Any) -> list[Message] | None:
+    """``gen_ai.input.messages`` / ``gen_ai.output.messages`` and OpenAI-shaped lists."""
+    data = _loads(value)
+    if isinstance(data, Mapping):
+        data = [data]
+    if not isinstance(data, list):
+        return None
+    out: list[Message] = []
+    for item in data:
+        if not isinstance(item, Mapping):
+            continue
+        msg: Message = {"role": str(item.get("role") or "unknown")}
+        if "parts" in item:
+            text, calls, call_id = _parts_text(item.get("parts"))
+        else:  # OpenAI-style {"role", "content", "tool_calls"}
+            text, calls, call_id = _parts_text(item.get("content"))
+            for call in item.get("tool_calls") or ():
+                if isinstance(call, Mapping):
+                    fn = call.get("function") or {}
+                    calls.append(
+                        {
+                            "id": call.get("id"),
+                            "name": fn.get("name", call.get("name")),
+                            "arguments": fn.get("arguments", call.get("arguments")),
+                        }
+                    )
+            call_id = item.get("tool_call_id", call_id)
+        msg["content"] = text
+        if calls:
+            msg["tool_calls"] = calls
+        if call_id:
+            msg["tool_call_id"] = call_id
+        if item.get("name"):
+            msg["name"] = str(item["name"])
+        if item.get("finish_reason"):
+            msg["finish_reason"] = str(item["finish_reason"])
+        out.append(msg)
+    return out
+
+
+_INDEXED = re.compile(r"^(\d+)\.(.+)$")
+
+
+def _indexed(attrs: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
+    """``prefix.N.rest`` keys grouped by N."""
+    groups: dict[int, dict[str, Any]] = {}
+    plen = len(prefix)
+    for key, value in attrs.items():
+        if key.startswith(prefix):
+            m = _INDEXED.match(key[plen:])
+            if m:
+                groups.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    return groups
+
+
+def _calls_from_flat(flat: Mapping[str, Any], prefix: str, name_key: str, args_key: str,
+                     id_key: str) -> list[dict[str, Any]]:
+    calls = []
+    for _, call in sorted(_indexed(flat, prefix).items()):
+        calls.append(
+            {"id": call.get(id_key), "name": call.get(name_key), "arguments": call.get(args_key)}
+        )
+    return calls
+
+
+def _from_openllmetry(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
+    """OpenLLMetry <= 0.54: ``gen_ai.prompt.N.role`` / ``.content`` / ``.tool_calls.M.*``."""
+    groups = _indexed(attrs, prefix)
+    if not groups:
+        return None
+    out: list[Message] = []
+    for _, flat in sorted(groups.items()):
+        text, _, _ = _parts_text(_loads_if_list(flat.get("content")))
+        msg: Message = {"role": str(flat.get("role") or "unknown"), "content": text}
+        calls = _calls_from_flat(flat, "tool_calls.", "name", "arguments", "id")
+        if calls:
+            msg["tool_calls"] = calls
+        if flat.get("tool_call_id"):
+            msg["tool_call_id"] = flat["tool_call_id"]
+        if flat.get("finish_reason"):
+            msg["finish_reason"] = str(flat["finish_reason"])
+        out.append(msg)
+    return out
+
+
+def _loads_if_list(value: Any) -> Any:
+    # OpenLLMetry stores multi-part content as a JSON list in a string.
+    if isinstance(value, str) and value.startswith("[{"):
+        parsed = _loads(value)
+        return parsed if isinstance(parsed, list) else value
+    return value
+
+
+def _from_openinference(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
+    """OpenInference: ``llm.input_messages.N.message.role`` / ``.content`` / tool calls."""
+    groups = _indexed(attrs, prefix)
+    if not groups:
+        return None
+    out: list[Message] = []
+    for _, flat in sorted(groups.items()):
+        content = flat.get("message.content")
+        if content is None:
+            texts = [
+                v for k, v in sorted(flat.items())
+                if k.startswith("message.contents.") and k.endswith("message_content.text")
+            ]
+            content = "\n".join(str(t) for t in texts) if texts else None
+        msg: Message = {"role": str(flat.get("message.role") or "unknown"),
+                        "content": to_text(content)}
+        calls = _calls_from_flat(
+            flat, "message.tool_calls.", "tool_call.function.name",
+            "tool_call.function.arguments", "tool_call.id",
+        )
+        if calls:
+            msg["tool_calls"] = calls
+        if flat.get("message.tool_call_id"):
+            msg["tool_call_id"] = flat["message.tool_call_id"]
+        if flat.get("message.name"):
+            msg["name"] = str(flat["message.name"])
+        out.append(msg)
+    return out
+
+
+#: deprecated GenAI message events → role
+EVENT_ROLES = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+
+
+def _from_events(events: Iterable[Any]) -> tuple[list[Message] | None, list[Message] | None]:
+    """Deprecated GenAI message events and the contrib ``inference.operation.details``."""
+    inputs: list[Message] = []
+    outputs: list[Message] = []
+    for event in events:
+        name = event.name
+        attrs = event.attributes or {}
+        if name in EVENT_ROLES:
+            msg = _event_message(attrs, EVENT_ROLES[name])
+            inputs.append(msg)
+        elif name == "gen_ai.choice":
+            body = _loads(attrs.get("message")) or {}
+            msg = _event_message(body if isinstance(body, Mapping) else {}, "assistant")
+            if attrs.get("finish_reason"):
+                msg["finish_reason"] = str(attrs["finish_reason"])
+            outputs.append(msg)
+        elif name == "gen_ai.client.inference.operation.details":
+            inputs.extend(_from_json_messages(attrs.get("gen_ai.input.messages")) or [])
+            outputs.extend(_from_json_messages(attrs.get("gen_ai.output.messages")) or [])
+    return inputs or None, outputs or None
+
+
+def _event_message(attrs: Mapping[str, Any], default_role: str) -> Message:
+    content = attrs.get("content")
+    parsed = _loads_if_list(content)
+    text, _, _ = _parts_text(parsed)
+    msg: Message = {"role": str(attrs.get("role") or default_role), "content": text}
+    calls = _loads(attrs.get("tool_calls"))
+    if isinstance(calls, list):
+        msg["tool_calls"] = [
+            {
+                "id": c.get("id"),
+                "name": (c.get("function") or {}).get("name"),
+                "arguments": (c.get("function") or {}).get("arguments"),
+            }
+            for c in calls
+            if isinstance(c, Mapping)
+        ]
+    if attrs.get("id") and msg["role"] == "tool":
+        msg["tool_call_id"] = attrs["id"]
+    return msg
+
+
+#: message readers in order of preference; the first that finds messages wins
+INPUT_READERS: tuple[Callable[[Mapping[str, Any]], list[Message] | None], ...] = (
+    lambda a: _from_json_messages(a["gen_ai.input.messages"])
+    if "gen_ai.input.messages" in a else None,
+    lambda a: _from_openinference(a, "llm.input_messages."),
+    lambda a: _from_openllmetry(a, "gen_ai.prompt."),
+    lambda a: _from_value(a, "input.value", "user"),
+)
+OUTPUT_READERS: tuple[Callable[[Mapping[str, Any]], list[Message] | None], ...] = (
+    lambda a: _from_json_messages(a["gen_ai.output.messages"])
+    if "gen_ai.output.messages" in a else None,
+    lambda a: _from_openinference(a, "llm.output_messages."),
+    lambda a: _from_openllmetry(a, "gen_ai.completion."),
+    lambda a: _from_value(a, "output.value", "assistant"),
+)
+
+#: attribute keys (or key prefixes) that carry prompt / completion text
+CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+                "input.value", "output.value", "gen_ai.tool.call.arguments",
+                "gen_ai.tool.call.result")
+CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.",
+                    "llm.output_messages.", "llm.prompts.")
+
+
+def is_content_key(key: str) -> bool:
+    return key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES)
+
+
+def _from_value(attrs: Mapping[str, Any], key: str, role: str) -> list[Message] | None:
+    """OpenInference ``input.value`` / ``output.value`` on spans without message lists."""
+    value = attrs.get(key)
+    if value is None:
+        return None
+    parsed = _loads(value) if attrs.get(key.replace(".value", ".mime_type")) == (
+        "application/json") else None
+    if isinstance(parsed, Mapping) and isinstance(parsed.get("messages"), list):
+        return _from_json_messages(parsed["messages"])
+    return [{"role": role, "content": to_text(value)}]
+
+
+def messages(attrs: Mapping[str, Any], events: Iterable[Any] = ()) -> tuple[
+        list[Message] | None, list[Message] | None]:
+    """The input and output messages of a span, from whichever dialect carries them."""
+    inputs = _first(INPUT_READERS, attrs)
+    outputs = _first(OUTPUT_READERS, attrs)
+    if inputs is None or outputs is None:
+        ev_in, ev_out = _from_events(events)
+        inputs = inputs if inputs is not None else ev_in
+        outputs = outputs if outputs is not None else ev_out
+    return inputs, outputs
+
+
+def _first(readers: Sequence[Callable[[Mapping[str, Any]], list[Message] | None]],
+           attrs: Mapping[str, Any]) -> list[Message] | None:
+    for reader in readers:
+        found = reader(attrs)
+        if found:
+            return found
+    return None
+
+
+# -- time to first token --------------------------------------------------------------------
+
+
+def ttft_ms(fields: Mapping[str, Any], events: Sequence[Any], start_ns: int | None) -> float | None:
+    """From ``time_to_first_chunk`` when given, else from the first chunk event."""
+    ttft_s = fields.get("ttft_s")
+    if ttft_s is not None:
+        return ttft_s * 1000.0
+    if start_ns is None:
+        return None
+    for event in events:
+        if event.name in FIRST_CHUNK_EVENTS:
+            return (event.timestamp - start_ns) / 1e6
+    return None

@@ -1,0 +1,240 @@
+"""Session wiring: the tracer provider, the collector, instrumentations and options.
+
+State lives in this module (not in ``__init__``) so that ``%reload_ext llmtrace_nb``,
+which re-executes only the package's ``__init__``, keeps the collected spans and never
+adds a second collector to the provider.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from .collector import DEFAULT_MAX_SPANS, SpanCollector
+from .frames import FrameBuilder
+from .pricing import PriceBook
+
+DEFAULT_SERVICE_NAME = "llmtrace-notebook"
+
+CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+TRACELOOP_CONTENT_ENV = "TRACELOOP_TRACE_CONTENT"
+_FALSE = ("false", "0", "no", "off")
+
+
+def _content_from_env() -> bool:
+    """Content is captured unless one of the standard switches turns it off."""
+    for name in (CONTENT_ENV, TRACELOOP_CONTENT_ENV):
+        value = os.environ.get(name)
+        if value is not None and value.strip().lower() in _FALSE:
+            return False
+    return True
+
+
+@dataclass
+class Instrumentation:
+    """An instrumentation we turned on (and so must turn off on unload)."""
+
+    name: str
+    uninstrument: Callable[[], None]
+
+
+# Instrumentors of OpenAI other than ours: if one of them is active, adding ours would
+# make every call two spans.
+_OTHER_OPENAI_INSTRUMENTORS = (
+    ("openinference.instrumentation.openai", "OpenAIInstrumentor", "openinference-openai"),
+    ("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor", "opentelemetry-openai-v2"),
+)
+
+
+@dataclass
+class Session:
+    provider: TracerProvider
+    owns_provider: bool
+    collector: SpanCollector
+    prices: PriceBook
+    frames: FrameBuilder
+    capture_content: bool = True
+    auto: bool = False
+    active: bool = False
+    instrumented: list[Instrumentation] = field(default_factory=list)
+    #: instrumentations found active that someone else turned on
+    found: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        from . import __version__
+
+        return self.provider.get_tracer("llmtrace_nb", __version__)
+
+    def instrumentation_names(self) -> list[str]:
+        return [i.name for i in self.instrumented] + self.found
+
+    def set_capture_content(self, on: bool) -> None:
+        """Switch content capture for the instrumentations and our own outputs."""
+        self.capture_content = on
+        # The OpenAI instrumentation reads TRACELOOP_TRACE_CONTENT on every call; the
+        # contrib instrumentations read the OTel switch.
+        os.environ[TRACELOOP_CONTENT_ENV] = "true" if on else "false"
+        os.environ[CONTENT_ENV] = "true" if on else "false"
+
+
+_lock = threading.RLock()
+_session: Session | None = None
+
+
+def current() -> Session | None:
+    return _session
+
+
+def require() -> Session:
+    if _session is None or not _session.active:
+        raise RuntimeError(
+            "llmtrace_nb is not enabled: run `%load_ext llmtrace_nb` or "
+            "`llmtrace_nb.enable()` first"
+        )
+    return _session
+
+
+def _make_resource() -> Resource:
+    # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; attributes
+    # passed to it would win over them, so the default is passed only when neither sets
+    # a service name.
+    env_attrs = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in env_attrs:
+        return Resource.create()
+    return Resource.create({SERVICE_NAME: DEFAULT_SERVICE_NAME})
+
+
+def _provider() -> tuple[TracerProvider, bool, str | None]:
+    """The user's SDK provider if they set one, else one of ours set as the global."""
+    current_provider = trace.get_tracer_provider()
+    if isinstance(current_provider, TracerProvider):
+        return current_provider, False, None
+    provider = TracerProvider(resource=_make_resource())
+    if isinstance(current_provider, trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+        return provider, True, None
+    # A non-SDK provider is set globally; we cannot add processors to it.
+    return provider, True, (
+        f"the global tracer provider is a {type(current_provider).__name__}, not an SDK "
+        "TracerProvider: llmtrace_nb uses a private provider for the instrumentations it "
+        "turns on"
+    )
+
+
+def _openai_wrapped() -> bool:
+    """True when OpenAI's chat create is already wrapped by some instrumentation.
+
+    Every instrumentation of the OpenAI client patches it with wrapt, whose function
+    wrappers carry ``_self_wrapper``; ``__wrapped__`` would not do, the client's own
+    ``functools.wraps`` decorators set it too.
+    """
+    try:
+        from openai.resources.chat.completions import Completions
+    except ImportError:
+        return False
+    return hasattr(vars(Completions).get("create"), "_self_wrapper")
+
+
+def _other_openai_instrumentor() -> str | None:
+    for module_name, class_name, label in _OTHER_OPENAI_INSTRUMENTORS:
+        if importlib.util.find_spec(module_name.split(".")[0]) is None:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # noqa: BLE001 - a broken optional package is not our concern
+            continue
+        instrumentor = getattr(module, class_name, None)
+        if instrumentor is not None and instrumentor().is_instrumented_by_opentelemetry:
+            return label
+    return None
+
+
+def _instrument(session: Session) -> None:
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    provider_kw: dict[str, Any] = {"tracer_provider": session.provider}
+    other = _other_openai_instrumentor()
+    openai_inst = OpenAIInstrumentor()
+    if other is not None:
+        session.found.append(other)
+    elif openai_inst.is_instrumented_by_opentelemetry or _openai_wrapped():
+        session.found.append("openai")
+    elif importlib.util.find_spec("openai") is not None:
+        openai_inst.instrument(**provider_kw)
+        session.instrumented.append(Instrumentation("openai", openai_inst.uninstrument))
+
+    threading_inst = ThreadingInstrumentor()
+    if threading_inst.is_instrumented_by_opentelemetry:
+        session.found.append("threading")
+    else:
+        threading_inst.instrument(**provider_kw)
+        session.instrumented.append(Instrumentation("threading", threading_inst.uninstrument))
+
+
+def enable(max_spans: int | None = None, capture_content: bool | None = None,
+           auto: bool | None = None, forward: str | None = None) -> Session:
+    """Start collecting (idempotent). Returns the session."""
+    global _session
+    if forward is not None:
+        raise NotImplementedError(
+            "forwarding over OTLP is not available in this version of llmtrace_nb yet"
+        )
+    if max_spans is not None and (isinstance(max_spans, bool) or not isinstance(max_spans, int)
+                                  or max_spans < 1):
+        raise ValueError(f"max_spans must be a positive integer, got {max_spans!r}")
+    with _lock:
+        session = _session
+        if session is None:
+            provider, owns, note = _provider()
+            collector = SpanCollector(max_spans or DEFAULT_MAX_SPANS)
+            provider.add_span_processor(collector)
+            prices = PriceBook()
+            session = Session(
+                provider=provider, owns_provider=owns, collector=collector, prices=prices,
+                frames=FrameBuilder(collector, prices),
+                capture_content=_content_from_env(),
+            )
+            if note:
+                session.notes.append(note)
+            _session = session
+        elif max_spans is not None:
+            session.collector.resize(max_spans)
+        if not session.active:
+            session.collector.enabled = True
+            session.found.clear()
+            _instrument(session)
+            session.active = True
+        if capture_content is not None:
+            session.set_capture_content(capture_content)
+        if auto is not None:
+            session.auto = auto
+        return session
+
+
+def disable() -> None:
+    """Stop collecting and turn off the instrumentations we turned on. Spans are kept."""
+    with _lock:
+        session = _session
+        if session is None or not session.active:
+            return
+        for inst in reversed(session.instrumented):
+            inst.uninstrument()
+        session.instrumented.clear()
+        session.found.clear()
+        # The SDK cannot remove a processor from a provider; the collector goes quiet.
+        session.collector.enabled = False
+        session.collector.active_cell = None
+        session.auto = False
+        session.active = False
