@@ -5,7 +5,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Re-install when the dependency list changes.
 STAMP  := $(VENV)/.installed
-KERNEL := llmtrace-nb
 
 .PHONY: demo test lab bench lint install clean
 
@@ -14,17 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip check
-	# A kernel named after the project, so notebooks run in this venv whatever other
-	# "python3" kernels the machine has.
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) \
-		--display-name "Python (llmtrace_nb)" >/dev/null
 	touch $@
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/run_notebook.py notebooks/quickstart.ipynb --kernel $(KERNEL) \
-		--out build --summary
+	$(BIN)/python scripts/run_notebook.py notebooks/quickstart.ipynb --out build --summary
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

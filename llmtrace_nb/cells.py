@@ -5,6 +5,7 @@ IPython-free, so the same lifecycle serves ``%%trace``, auto mode and tests.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -180,8 +181,15 @@ def format_duration(ms: float) -> str:
 
 
 def format_cost(usd: float) -> str:
+    """Four significant digits, never in scientific notation; NaN is "no price"."""
     if usd != usd:
         return "no price"
     if usd == 0:
         return "$0"
-    return f"${usd:.4g}" if usd < 1 else f"${usd:,.2f}"
+    if usd >= 1000:
+        return f"${usd:,.0f}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(usd))))
+    text = f"{usd:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"${text}"

@@ -158,7 +158,8 @@ class SpanCollector(SpanProcessor):
     def clear(self) -> None:
         with self._lock:
             self._buffer.clear()
-            self._cells.clear()
+            # A cell still running (`%llmtrace clear` inside a traced cell) stays known.
+            self._cells = [c for c in self._cells if c.end_ns is None]
             self._appended = 0
             self._dropped = 0
             self._generation += 1

@@ -7,7 +7,10 @@ user sees from `make demo` is exactly what CI checks.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -15,14 +18,39 @@ from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
 SUMMARY_TAG = "summary"
+KERNEL_NAME = "llmtrace-nb-run"
 
 
-def execute(path: Path, kernel: str | None = None, timeout: int = 300) -> nbformat.NotebookNode:
+def ensure_kernel() -> str:
+    """A kernel spec for *this* interpreter, first on JUPYTER_PATH.
+
+    Notebooks name the kernel "python3", which on a given machine may be any Python
+    (a user-wide or system-wide spec wins over the venv's own). Running them on a spec
+    written for sys.executable makes them use the environment that runs this script.
+    """
+    root = Path(tempfile.gettempdir()) / f"llmtrace-nb-jupyter-{os.getuid()}"
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python (llmtrace_nb)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    paths = os.environ.get("JUPYTER_PATH", "")
+    if str(root) not in paths.split(os.pathsep):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(root), paths) if p)
+    return KERNEL_NAME
+
+
+def execute(path: Path, kernel: str | None = None, timeout: int = 300,
+            allow_errors: bool = False) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
         timeout=timeout,
-        kernel_name=kernel or nb.metadata.get("kernelspec", {}).get("name", "python3"),
+        kernel_name=kernel or ensure_kernel(),
+        allow_errors=allow_errors,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()

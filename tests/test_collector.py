@@ -1,0 +1,102 @@
+"""The capture stage: bounded buffer, drops, cell stamps, thread safety."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from llmtrace_nb.collector import CellRef, SpanCollector
+
+
+def make(max_spans: int = 100) -> tuple[SpanCollector, TracerProvider]:
+    collector = SpanCollector(max_spans)
+    provider = TracerProvider()
+    provider.add_span_processor(collector)
+    return collector, provider
+
+
+def test_keeps_finished_spans_with_their_cell() -> None:
+    collector, provider = make()
+    tracer = provider.get_tracer("t")
+    cell = CellRef(number=3, name="cell [3]")
+    collector.active_cell = cell
+    with tracer.start_as_current_span("in-cell"):
+        pass
+    collector.active_cell = None
+    with tracer.start_as_current_span("outside"):
+        pass
+    entries = collector.snapshot().entries
+    assert [(s.name, c) for s, c in entries] == [("in-cell", cell), ("outside", None)]
+
+
+def test_span_started_in_cell_but_ended_after_keeps_the_cell() -> None:
+    collector, provider = make()
+    cell = CellRef(number=1, name="cell [1]")
+    collector.active_cell = cell
+    span = provider.get_tracer("t").start_span("late")
+    collector.active_cell = None
+    span.end()
+    assert collector.snapshot().entries[0][1] is cell
+
+
+def test_bounded_buffer_evicts_oldest_and_counts_drops() -> None:
+    collector, provider = make(max_spans=10)
+    tracer = provider.get_tracer("t")
+    for i in range(25):
+        with tracer.start_as_current_span(f"s{i}"):
+            pass
+    snap = collector.snapshot()
+    assert len(snap.entries) == 10
+    assert snap.dropped == 15
+    assert [s.name for s, _ in snap.entries] == [f"s{i}" for i in range(15, 25)]
+    assert snap.first_seq == 15 and snap.end_seq == 25
+
+
+def test_resize_and_clear() -> None:
+    collector, provider = make(max_spans=10)
+    tracer = provider.get_tracer("t")
+    for i in range(10):
+        with tracer.start_as_current_span(f"s{i}"):
+            pass
+    collector.resize(4)
+    assert len(collector) == 4 and collector.dropped == 6
+    generation = collector.snapshot().generation
+    collector.clear()
+    snap = collector.snapshot()
+    assert len(snap.entries) == 0 and snap.dropped == 0 and snap.generation == generation + 1
+    with pytest.raises(ValueError):
+        collector.resize(0)
+    with pytest.raises(ValueError):
+        SpanCollector(0)
+
+
+def test_disabled_collector_collects_nothing() -> None:
+    collector, provider = make()
+    collector.enabled = False
+    with provider.get_tracer("t").start_as_current_span("x"):
+        pass
+    assert len(collector) == 0
+
+
+def test_threads_each_span_collected_exactly_once() -> None:
+    collector, provider = make(max_spans=100_000)
+    tracer = provider.get_tracer("t")
+    cell = CellRef(number=7, name="cell [7]")
+    collector.active_cell = cell
+
+    def work(n: int) -> None:
+        for i in range(500):
+            with tracer.start_as_current_span(f"t{n}-{i}"):
+                pass
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    entries = collector.snapshot().entries
+    names = [s.name for s, _ in entries]
+    assert len(names) == 4000 == len(set(names))
+    assert all(c is cell for _, c in entries)
