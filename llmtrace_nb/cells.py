@@ -24,7 +24,7 @@ ATTR_CELL_NAME = "llmtrace.cell.name"
 ATTR_TAG_PREFIX = "llmtrace.tag."
 
 
-class BudgetExceeded(Exception):  # noqa: N818 - the contract names it
+class BudgetExceeded(Exception):
     """A ``%%trace --max-cost`` / ``--max-latency`` budget was exceeded by the cell."""
 
     def __init__(self, message: str, *, cost_usd: float | None = None,
@@ -60,7 +60,7 @@ class ActiveCell:
 
     ref: CellRef
     span: trace.Span | None
-    token: object | None
+    token: otel_context.Token[otel_context.Context] | None
     previous: CellRef | None
     budget: Budget
     quiet: bool
@@ -110,6 +110,21 @@ def end_cell(session: Session, cell: ActiveCell, error: BaseException | None = N
         # ipykernel ran the cell in; that context is gone with the task.
     cell.ref.end_ns = time.time_ns()
     session.collector.active_cell = cell.previous
+
+
+def renumber(cell: ActiveCell, number: int) -> None:
+    """Give a running cell its final execution count (and its default name with it)."""
+    ref = cell.ref
+    if ref.number == number:
+        return
+    if ref.name == default_name(ref.number):
+        ref.name = default_name(number)
+        if cell.span is not None:
+            cell.span.update_name(ref.name)
+            cell.span.set_attribute(ATTR_CELL_NAME, ref.name)
+    ref.number = number
+    if cell.span is not None:
+        cell.span.set_attribute(ATTR_CELL_NUMBER, number)
 
 
 def default_name(number: int | None) -> str:

@@ -124,8 +124,8 @@ def _finish_from_messages(outputs: list[dict[str, Any]] | None) -> str | None:
 def rows_to_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
     """Columnar build with the contract's dtypes."""
     cols: dict[str, Any] = dict.fromkeys(_ROW_FIELDS)
-    transposed = list(zip(*rows)) if rows else [() for _ in _ROW_FIELDS]
-    for name, values in zip(_ROW_FIELDS, transposed):
+    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in _ROW_FIELDS]
+    for name, values in zip(_ROW_FIELDS, transposed, strict=True):
         cols[name] = values
     n = len(rows)
     data: dict[str, Any] = {}

@@ -54,7 +54,7 @@ class _ArgumentError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise _ArgumentError(message)
 
 
@@ -141,13 +141,30 @@ class CellHooks:
         self.shell = shell
         # pre/post events nest (run_cell inside a cell); None marks an untraced run.
         self._stack: list[cells.ActiveCell | None] = []
+        # IPython >= 9.9 counts a cell (In [N]) up *before* pre_run_cell, earlier releases
+        # after it. The difference is learnt from the first post_run_cell, which carries
+        # the true number; the cell being run while we are installed (`%load_ext`) is
+        # that first one.
+        self._observed: int | None = shell.execution_count
+        self._count_offset = 0
+
+    def _cell_number(self, info: Any) -> int:
+        self._observed = self.shell.execution_count
+        return self._observed - (self._count_offset if info.store_history else 0)
+
+    def _learn_number(self, result: ExecutionResult | None) -> None:
+        if result is None or self._observed is None or result.execution_count is None:
+            return
+        if result.info is None or result.info.store_history:
+            self._count_offset = self._observed - result.execution_count
+        self._observed = None
 
     def pre_run_cell(self, info: Any) -> None:
         sess = session.current()
         cell = None
         if sess is not None and sess.active:
             header = _trace_header(info.raw_cell or "")
-            number = self.shell.execution_count
+            number = self._cell_number(info)
             opts = _valid_options(header) if header is not None else None
             if opts is not None:
                 cell = self.start(sess, number, opts)
@@ -164,9 +181,12 @@ class CellHooks:
 
     def post_run_cell(self, result: ExecutionResult | None) -> None:
         cell = self._stack.pop() if self._stack else None
+        self._learn_number(result)
         sess = session.current()
         if cell is None or sess is None:
             return
+        if result is not None and result.execution_count is not None:
+            cells.renumber(cell, result.execution_count)
         error = None
         if result is not None:
             error = result.error_in_exec or result.error_before_exec
@@ -225,9 +245,10 @@ class TraceMagics(Magics):
         [--tag KEY=VALUE ...]"""
         opts = parse_trace_line(line)  # bad arguments: UsageError, nothing runs
         sess = session.require()
+        shell = self.hooks.shell
         # Reached only through a direct run_cell_magic() call: run the body nested.
-        active = self.hooks.start(sess, self.shell.execution_count, opts)
-        result = self.shell.run_cell(cell, store_history=False)
+        active = self.hooks.start(sess, shell.execution_count, opts)
+        result = shell.run_cell(cell, store_history=False)
         error = result.error_in_exec or result.error_before_exec
         budget_error = self.hooks.finish(sess, active, error)
         if budget_error is not None and error is None:

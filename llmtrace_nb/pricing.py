@@ -77,7 +77,7 @@ class _Tiered:
              output_tokens: np.ndarray) -> np.ndarray:
         out = np.full(len(input_tokens), np.nan)
         memo: dict[tuple[float, float, float], float] = {}
-        for i, key in enumerate(zip(input_tokens, cache_read, output_tokens)):
+        for i, key in enumerate(zip(input_tokens, cache_read, output_tokens, strict=True)):
             if key not in memo:
                 usage = Usage(input_tokens=int(key[0]), cache_read_tokens=int(key[1]),
                               output_tokens=int(key[2]))
@@ -179,7 +179,7 @@ def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
     idx = np.flatnonzero(eligible)
     keys: dict[tuple[str | None, str], list[int]] = {}
     for i in idx:
-        keys.setdefault((providers[i], models[i]), []).append(i)
+        keys.setdefault((providers[i], models[i]), []).append(int(i))
     inp = np.nan_to_num(input_tokens, nan=0.0)
     cached = np.nan_to_num(cache_read, nan=0.0)
     out = np.nan_to_num(output_tokens, nan=0.0)

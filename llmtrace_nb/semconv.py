@@ -129,9 +129,10 @@ def span_kind(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
             if kind is not None:
                 return kind
     # A span that names a model and counts tokens is an LLM call whatever its dialect.
-    if fields.get("request_model") or fields.get("response_model"):
-        if fields.get("input_tokens") is not None or fields.get("output_tokens") is not None:
-            return "llm"
+    has_model = fields.get("request_model") or fields.get("response_model")
+    has_usage = fields.get("input_tokens") is not None or fields.get("output_tokens") is not None
+    if has_model and has_usage:
+        return "llm"
     return "other"
 
 

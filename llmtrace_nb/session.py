@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from ._compat import unwrap_openai
 from .collector import DEFAULT_MAX_SPANS, SpanCollector
 from .frames import FrameBuilder
 from .pricing import PriceBook
@@ -152,7 +153,7 @@ def _other_openai_instrumentor() -> str | None:
             continue
         try:
             module = importlib.import_module(module_name)
-        except Exception:  # noqa: BLE001 - a broken optional package is not our concern
+        except Exception:
             continue
         instrumentor = getattr(module, class_name, None)
         if instrumentor is not None and instrumentor().is_instrumented_by_opentelemetry:
@@ -173,7 +174,12 @@ def _instrument(session: Session) -> None:
         session.found.append("openai")
     elif importlib.util.find_spec("openai") is not None:
         openai_inst.instrument(**provider_kw)
-        session.instrumented.append(Instrumentation("openai", openai_inst.uninstrument))
+
+        def uninstrument_openai() -> None:
+            openai_inst.uninstrument()
+            unwrap_openai()
+
+        session.instrumented.append(Instrumentation("openai", uninstrument_openai))
 
     threading_inst = ThreadingInstrumentor()
     if threading_inst.is_instrumented_by_opentelemetry:

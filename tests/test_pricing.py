@@ -107,6 +107,7 @@ def test_one_lookup_per_distinct_model(monkeypatch: pytest.MonkeyPatch) -> None:
     book = PriceBook()
     cost, unpriced = cost_column(book, providers, models, tokens, tokens * 0, tokens,
                                  np.ones(n, dtype=bool))
+    assert np.isnan(cost[2::3]).all() and (cost[3::3] > 0).all()
     first = len(calls)
     # A bounded number of probes per model, independent of the number of rows.
     assert first <= 3 * 3

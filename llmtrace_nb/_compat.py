@@ -1,0 +1,33 @@
+"""Workarounds for other packages' quirks, each in one place with the reason."""
+
+from __future__ import annotations
+
+import sys
+
+_OPENAI_INSTRUMENTATION = "opentelemetry.instrumentation.openai"
+
+
+def unwrap_openai() -> int:
+    """Remove opentelemetry-instrumentation-openai's wrappers from the OpenAI client.
+
+    Its ``uninstrument()`` (0.62) calls ``unwrap("openai.resources.chat.completions",
+    "Completions.create")``, which splits the first argument into module and class at the
+    last dot and so looks for an attribute ``"Completions.create"`` on a module: nothing is
+    unwrapped and every call keeps making spans after ``%unload_ext``. This walks the
+    loaded ``openai.resources`` classes and restores each method wrapped by that package.
+    Returns how many methods were restored.
+    """
+    restored = 0
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("openai.resources") or module is None:
+            continue
+        for cls in list(vars(module).values()):
+            if not isinstance(cls, type) or cls.__module__ != name:
+                continue
+            for attr, value in list(vars(cls).items()):
+                wrapper = getattr(value, "_self_wrapper", None)
+                if wrapper is not None and getattr(wrapper, "__module__", "").startswith(
+                        _OPENAI_INSTRUMENTATION):
+                    setattr(cls, attr, value.__wrapped__)
+                    restored += 1
+    return restored

@@ -1,0 +1,100 @@
+"""Notebooks executed for real: nbclient, a real ipykernel, the demo server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ROOT
+from nbclient.exceptions import CellExecutionError
+from run_notebook import execute, tagged_text, write_outputs
+
+
+def outputs_text(cell: nbformat.NotebookNode) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        parts.append(out.get("text", "") or out.get("data", {}).get("text/plain", ""))
+        if out.get("output_type") == "error":
+            parts.append(f"{out['ename']}: {out['evalue']}")
+    return "".join(parts)
+
+
+def test_quickstart_executes_with_traces_and_costs(tmp_path: Path) -> None:
+    source = ROOT / "notebooks" / "quickstart.ipynb"
+    nb = execute(source)
+    traced = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%trace")]
+    assert len(traced) == 2
+    for cell in traced:
+        text = outputs_text(cell)
+        assert "LLM call" in text and "$" in text and "no price" not in text
+    assert "quickstart · " in outputs_text(traced[0]) and "5 LLM calls" in outputs_text(traced[0])
+    summary = tagged_text(nb, "summary")
+    assert "gpt-4o-mini" in summary and "latency_p95_ms" in summary
+    ipynb, html = write_outputs(nb, source, tmp_path)
+    assert ipynb.exists() and "quickstart" in html.read_text(encoding="utf-8")
+
+
+def _notebook(path: Path, sources: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+SETUP = ("%load_ext llmtrace_nb\n"
+         "import openai, llmtrace_nb\n"
+         "from llmtrace_nb import demo\n"
+         "server = demo.start()\n"
+         "aclient = openai.AsyncOpenAI(base_url=server.base_url, api_key='x')\n"
+         "client = openai.OpenAI(base_url=server.base_url, api_key='x')")
+
+
+def test_kernel_await_display_and_errors(tmp_path: Path) -> None:
+    """The ipykernel path: the cell runs in an asyncio task, post_run_cell outside it."""
+    path = _notebook(tmp_path / "k.ipynb", [
+        SETUP,
+        "%%trace awaited\nimport asyncio\n"
+        "rs = await asyncio.gather(*(aclient.chat.completions.create(model='gpt-4o-mini',\n"
+        "    messages=[{'role': 'user', 'content': 'q'}]) for _ in range(4)))\n"
+        "len(rs)",
+        "%%trace sync\nclient.chat.completions.create(model='gpt-4o-mini',\n"
+        "    messages=[{'role': 'user', 'content': 'q'}]).usage.total_tokens",
+        "%%trace broken\nx = 1\nraise ValueError('boom')",
+        "df = llmtrace_nb.spans_df()\n"
+        "sorted(zip(df['cell_name'], df['kind'], df['status']))",
+        "from opentelemetry import trace\n"
+        "trace.get_current_span().get_span_context().is_valid",
+    ])
+    nb = execute(path, allow_errors=True)
+    awaited, sync, broken, frame, leaked = nb.cells[1:]
+    assert awaited.outputs[0]["data"]["text/plain"] == "4"  # last expression displayed
+    assert "awaited · " in outputs_text(awaited) and "4 LLM calls" in outputs_text(awaited)
+    assert "sync · " in outputs_text(sync)
+    assert broken.outputs[0]["output_type"] == "error"
+    assert broken.outputs[0]["ename"] == "ValueError"
+    assert "line 3" in "".join(broken.outputs[0]["traceback"])
+    assert "broken · " in outputs_text(broken)
+    rows = outputs_text(frame)
+    assert rows.count("('awaited', 'llm', 'unset')") == 4
+    assert "('broken', 'cell', 'error')" in rows and "('sync', 'llm', 'unset')" in rows
+    assert outputs_text(leaked) == "False"  # no cell's context outlives its cell
+
+
+def test_budget_exceeded_stops_a_notebook_run(tmp_path: Path) -> None:
+    path = _notebook(tmp_path / "b.ipynb", [
+        SETUP,
+        "%%trace --max-cost 0.0000001\nclient.chat.completions.create(model='gpt-4o',\n"
+        "    messages=[{'role': 'user', 'content': 'an expensive question'}])\n'done'",
+        "after_budget = True",
+    ])
+    with pytest.raises(CellExecutionError) as info:
+        execute(path)
+    assert "BudgetExceeded" in str(info.value)
+    nb = execute(path, allow_errors=True)
+    outputs = nb.cells[1].outputs
+    kinds = [o["output_type"] for o in outputs]
+    assert kinds.index("stream") < kinds.index("error")  # summary first, then the failure
+    assert outputs[kinds.index("error")]["ename"] == "BudgetExceeded"

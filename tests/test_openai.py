@@ -1,0 +1,176 @@
+"""The real `openai` client, over HTTP to the demo server, inside traced cells."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+from conftest import run
+from genai_prices import Usage, calc_price
+from IPython.core.interactiveshell import InteractiveShell
+
+import llmtrace_nb
+from llmtrace_nb import session
+from llmtrace_nb.demo import DemoServer
+
+
+@pytest.fixture
+def clients(shell: InteractiveShell, demo_server: DemoServer) -> InteractiveShell:
+    shell.user_ns["client"] = openai.OpenAI(base_url=demo_server.base_url, api_key="sk-demo",
+                                            max_retries=0)
+    shell.user_ns["aclient"] = openai.AsyncOpenAI(base_url=demo_server.base_url,
+                                                  api_key="sk-demo", max_retries=0)
+    demo_server.set_latency(0.0)
+    return shell
+
+
+def expected_cost(model: str, usage: dict[str, int]) -> float:
+    return float(calc_price(
+        Usage(input_tokens=usage["input"], cache_read_tokens=usage["cached"],
+              output_tokens=usage["output"]),
+        model_ref=model, provider_id="openai").total_price)
+
+
+CELL = """\
+%%trace several calls
+from concurrent.futures import ThreadPoolExecutor
+usages = []
+
+def record(resp, streamed=False):
+    u = resp.usage
+    usages.append({"model": resp.model, "input": u.prompt_tokens, "output": u.completion_tokens,
+                   "cached": u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details
+                   else 0, "streamed": streamed})
+
+def ask(q, model="gpt-4o-mini"):
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": q}])
+    record(r)
+    return r.choices[0].message.content
+
+ask("Plain question with a [cached] prefix, please")
+stream = client.chat.completions.create(
+    model="gpt-4o", messages=[{"role": "user", "content": "Stream a few words to me"}],
+    stream=True, stream_options={"include_usage": True})
+chunks = list(stream)
+last = chunks[-1]
+usages.append({"model": last.model, "input": last.usage.prompt_tokens,
+               "output": last.usage.completion_tokens, "cached": 0, "streamed": True})
+with ThreadPoolExecutor(3) as pool:
+    list(pool.map(ask, ["one", "two words", "three more words"]))
+len(usages)
+"""
+
+
+def test_traced_cell_with_several_calls(clients: InteractiveShell,
+                                        demo_server: DemoServer) -> None:
+    demo_server.set_latency(0.05)
+    result, out = run(clients, CELL)
+    assert result.success and result.result == 5
+    usages = clients.user_ns["usages"]
+    calls = llmtrace_nb.llm_calls_df()
+    assert len(calls) == 5  # one llm row per call
+    assert (calls["cell"] == result.execution_count).all()
+    assert (calls["cell_name"] == "several calls").all()
+    root = llmtrace_nb.spans_df().query("kind == 'cell'").iloc[0]
+    assert (calls["trace_id"] == root["trace_id"]).all()  # thread-pool calls included
+    # match each call to its recorded usage by (model, input, output)
+    rows = {(r.model, r.input_tokens, r.output_tokens): r for r in calls.itertuples()}
+    assert len(rows) == 5
+    for u in usages:
+        row = rows[(u["model"], u["input"], u["output"])]
+        assert row.cache_read_tokens == u["cached"]
+        assert row.cost_usd == pytest.approx(expected_cost(u["model"], u), rel=1e-12)
+        assert row.is_streaming == u["streamed"]
+        if u["streamed"]:
+            assert 50 <= row.ttft_ms <= row.duration_ms
+        else:
+            assert row.ttft_ms != row.ttft_ms  # NaN
+    assert any(u["cached"] > 0 for u in usages)
+    total_cost = sum(expected_cost(u["model"], u) for u in usages)
+    assert llmtrace_nb.cells_df()["cost_usd"].iloc[0] == pytest.approx(total_cost, rel=1e-9)
+    assert "5 LLM calls" in out.stdout
+
+
+def test_async_client_calls_belong_to_the_cell(clients: InteractiveShell) -> None:
+    result, _ = run(clients, "%%trace\nimport asyncio\n"
+                             "rs = await asyncio.gather(*(aclient.chat.completions.create(\n"
+                             "    model='gpt-4o-mini',\n"
+                             "    messages=[{'role': 'user', 'content': str(i)}])\n"
+                             "    for i in range(10)))\n"
+                             "s = await aclient.chat.completions.create(model='gpt-4o-mini',\n"
+                             "    messages=[{'role': 'user', 'content': 'stream'}], stream=True,\n"
+                             "    stream_options={'include_usage': True})\n"
+                             "async for _ in s: pass\n"
+                             "sum(r.usage.total_tokens for r in rs)")
+    assert result.success
+    calls = llmtrace_nb.llm_calls_df()
+    assert len(calls) == 11 and (calls["cell"] == result.execution_count).all()
+    assert calls["total_tokens"].iloc[:10].sum() == result.result
+    streamed = calls[calls["is_streaming"]]
+    assert len(streamed) == 1 and streamed["ttft_ms"].iloc[0] > 0
+    assert (calls["cost_usd"] > 0).all()
+
+
+def test_embeddings_responses_and_tools(clients: InteractiveShell) -> None:
+    result, _ = run(clients, "%%trace --quiet\n"
+                             "client.embeddings.create(model='text-embedding-3-small',\n"
+                             "                         input=['alpha beta', 'gamma'])\n"
+                             "client.responses.create(model='gpt-4o-mini', input='Hello there')\n"
+                             "tools = [{'type': 'function', 'function': {'name': 'get_weather',\n"
+                             "  'parameters': {'type': 'object', 'properties': {'city':\n"
+                             "  {'type': 'string'}}, 'required': ['city']}}}]\n"
+                             "client.chat.completions.create(model='gpt-4o', tools=tools,\n"
+                             "  messages=[{'role': 'user', 'content': 'Weather in Paris'}])\n")
+    assert result.success
+    calls = llmtrace_nb.llm_calls_df().set_index("name")
+    emb = calls.loc["openai.embeddings"]
+    assert emb["kind"] == "embedding" and emb["input_tokens"] == 3 and emb["cost_usd"] > 0
+    resp = calls.loc["openai.response"]
+    assert resp["kind"] == "llm" and resp["output_tokens"] > 0 and resp["cost_usd"] > 0
+    assert resp["output_messages"][0]["content"] == "Demo reply to: Hello there"
+    chat = calls.loc["openai.chat"]
+    assert chat["output_messages"][0]["tool_calls"] == [
+        {"id": chat["output_messages"][0]["tool_calls"][0]["id"], "name": "get_weather",
+         "arguments": {"city": "Paris"}}]
+
+
+def test_failed_call_is_an_error_span(clients: InteractiveShell) -> None:
+    result, out = run(clients, "%%trace\n"
+                               "client.chat.completions.create(model='demo-error-500',\n"
+                               "    messages=[{'role': 'user', 'content': 'x'}])")
+    assert isinstance(result.error_in_exec, openai.InternalServerError)
+    df = llmtrace_nb.spans_df().set_index("kind")
+    assert df.loc["llm", "status"] == "error"
+    assert df.loc["llm", "error_type"] == "InternalServerError"
+    assert df.loc["cell", "status"] == "error"
+    assert "2 errors" in out.stdout
+
+
+def test_authorization_header_never_reaches_a_frame(clients: InteractiveShell) -> None:
+    secret = "sk-proj-THISISASECRETKEY1234567890"
+    run(clients, "%%trace --quiet\n"
+                 "client.chat.completions.create(model='gpt-4o-mini',\n"
+                 f"    extra_headers={{'Authorization': 'Bearer {secret}', 'api-key': 'k123'}},\n"
+                 f"    messages=[{{'role': 'user', 'content': 'my key: {secret}'}}])")
+    df = llmtrace_nb.spans_df()
+    raw = session.require().collector.snapshot().entries
+    assert any(secret in str(s.attributes.get("gen_ai.headers")) for s, _ in raw)
+    text = json.dumps(df.drop(columns=["start_time", "end_time"]).to_dict("records"),
+                      default=str)
+    assert secret not in text and "k123" not in text
+    llm = df[df["kind"] == "llm"].iloc[0]
+    assert "[REDACTED]" in llm["attributes"]["gen_ai.headers"]
+    assert llm["input_messages"][0]["content"] == "my key: [REDACTED]"
+
+
+def test_content_off_records_no_text(clients: InteractiveShell) -> None:
+    run(clients, "%llmtrace content off")
+    run(clients, "%%trace --quiet\n"
+                 "client.chat.completions.create(model='gpt-4o-mini',\n"
+                 "    messages=[{'role': 'user', 'content': 'top secret prompt'}])")
+    raw = session.require().collector.snapshot().entries
+    llm = next(s for s, _ in raw if s.name == "openai.chat")
+    assert "top secret" not in json.dumps(dict(llm.attributes), default=str)
+    row = llmtrace_nb.llm_calls_df().iloc[0]
+    assert row["input_messages"] is None and row["input_tokens"] > 0

@@ -1,0 +1,119 @@
+"""Provider wiring, each case in a fresh interpreter (the global provider is set once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PRELUDE = """
+import json
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+import openai
+from llmtrace_nb.demo import DemoServer
+server = DemoServer().start()
+client = openai.OpenAI(base_url=server.base_url, api_key="sk-demo", max_retries=0)
+ip = InteractiveShell.instance()
+ip.user_ns["client"] = client
+def cell(src):
+    with capture_output() as out:
+        r = ip.run_cell(src, store_history=True)
+    assert r.success, (r.error_in_exec, out.stdout)
+    return out.stdout
+CALL = ("client.chat.completions.create(model='gpt-4o-mini', "
+        "messages=[{'role': 'user', 'content': 'hi'}])")
+"""
+
+
+def run_py(body: str, env: dict[str, str] | None = None) -> dict:
+    code = PRELUDE + textwrap.dedent(body)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=full_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_user_provider_and_exporter_keep_working() -> None:
+    out = run_py("""
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        mine = TracerProvider(resource=Resource.create({"service.name": "mine"}))
+        mine.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(mine)
+        with capture_output():
+            ip.run_line_magic("load_ext", "llmtrace_nb")
+        cell("%%trace\\n" + CALL)
+        import llmtrace_nb
+        same = trace.get_tracer_provider() is mine
+        exported = sorted(s.name for s in exporter.get_finished_spans())
+        collected = sorted(llmtrace_nb.spans_df()["name"])
+        with capture_output():
+            ip.run_line_magic("unload_ext", "llmtrace_nb")
+        with trace.get_tracer("user").start_as_current_span("after-unload"):
+            pass
+        print(json.dumps({"same": same, "exported": exported, "collected": collected,
+                          "after": [s.name for s in exporter.get_finished_spans()][-1],
+                          "n_after": len(llmtrace_nb.spans_df())}))
+    """)
+    assert out["same"] is True
+    assert out["exported"] == out["collected"] == sorted(["cell [1]", "openai.chat"])
+    assert out["after"] == "after-unload" and out["n_after"] == 2
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "llmtrace-notebook"),
+    ({"OTEL_SERVICE_NAME": "my-notebook"}, "my-notebook"),
+    ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs,team=ml"}, "from-attrs"),
+])
+def test_own_provider_service_name(env: dict[str, str], expected: str) -> None:
+    out = run_py("""
+        from opentelemetry import trace
+        import llmtrace_nb
+        llmtrace_nb.enable()
+        provider = trace.get_tracer_provider()
+        print(json.dumps({"service": provider.resource.attributes.get("service.name"),
+                          "type": type(provider).__name__}))
+    """, env)
+    assert out == {"service": expected, "type": "TracerProvider"}
+
+
+def test_openai_already_instrumented_is_not_instrumented_twice() -> None:
+    out = run_py("""
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+        OpenAIInstrumentor().instrument()
+        import llmtrace_nb
+        from llmtrace_nb import session
+        with capture_output():
+            ip.run_line_magic("load_ext", "llmtrace_nb")
+        cell("%%trace --quiet\\n" + CALL)
+        print(json.dumps({"llm": int((llmtrace_nb.spans_df()["kind"] == "llm").sum()),
+                          "ours": [i.name for i in session.require().instrumented],
+                          "found": session.require().found}))
+    """)
+    assert out["llm"] == 1
+    assert "openai" not in out["ours"] and "openai" in out["found"]
+
+
+def test_content_switch_from_environment() -> None:
+    out = run_py("""
+        import llmtrace_nb
+        with capture_output() as cap:
+            ip.run_line_magic("load_ext", "llmtrace_nb")
+        cell("%%trace --quiet\\n" + CALL)
+        row = llmtrace_nb.llm_calls_df().iloc[0]
+        print(json.dumps({"line": cap.stdout, "messages": row["input_messages"],
+                          "tokens": int(row["input_tokens"])}))
+    """, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"})
+    assert "content not captured" in out["line"]
+    assert out["messages"] is None and out["tokens"] > 0
