@@ -60,15 +60,14 @@ def _hex(value: int | None, width: int) -> str | None:
     return None if value is None else format(value, f"0{width}x")
 
 
-def _error_type(attrs: dict[str, Any], span: ReadableSpan, status: str) -> str | None:
-    value = attrs.get("error.type")
-    if value:
-        return str(value)
+def _error_type(fields: dict[str, Any], span: ReadableSpan, status: str) -> str | None:
+    if fields["error_type"]:
+        return str(fields["error_type"])
     for event in span.events:
         if event.name == "exception":
             exc_type = (event.attributes or {}).get("exception.type")
             if exc_type:
-                return str(exc_type)
+                return semconv.error_name(str(exc_type))
     if status == "error":
         return "error"
     return None
@@ -83,7 +82,7 @@ def span_row(span: ReadableSpan, cell: CellRef | None) -> tuple[Any, ...]:
     kind = semconv.span_kind(raw, fields)
     status = STATUS.get(span.status.status_code, "unset")
     start, end = span.start_time, span.end_time
-    inputs, outputs = semconv.messages(raw, span.events)
+    inputs, outputs = semconv.messages(raw, span.events, kind, span.name)
     request_model, response_model = fields["request_model"], fields["response_model"]
     return (
         _hex(ctx.trace_id, 32) if ctx else None,
@@ -92,7 +91,7 @@ def span_row(span: ReadableSpan, cell: CellRef | None) -> tuple[Any, ...]:
         span.name,
         kind,
         status,
-        _error_type(raw, span, status),
+        _error_type(fields, span, status),
         start,
         end,
         (end - start) / 1e6 if start is not None and end is not None else None,

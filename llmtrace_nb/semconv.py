@@ -27,9 +27,9 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
         "gen_ai.request.model",
         "llm.request.model",
         "embedding.model_name",  # OpenInference embeddings
-        "llm.model_name",  # OpenInference (the model it was called with)
     ),
-    "response_model": ("gen_ai.response.model", "llm.response.model"),
+    # OpenInference's llm.model_name is the model that answered (a dated snapshot name)
+    "response_model": ("gen_ai.response.model", "llm.response.model", "llm.model_name"),
     "input_tokens": (
         "gen_ai.usage.input_tokens",
         "gen_ai.usage.prompt_tokens",  # deprecated
@@ -62,11 +62,13 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "finish_reasons": (
         "gen_ai.response.finish_reasons",
         "llm.response.finish_reason",
-        "gen_ai.completion.0.finish_reason",
+        "llm.finish_reason",  # OpenInference
+        "gen_ai.completion.0.finish_reason",  # OpenLLMetry <= 0.54
     ),
     "operation": ("gen_ai.operation.name", "llm.request.type"),
     # seconds, per the GenAI conventions
     "ttft_s": ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token"),
+    # a cost the instrumentation already computed (OpenInference) wins over ours
     "cost_usd": ("llm.cost.total", "gen_ai.usage.cost"),
     "error_type": ("error.type", "exception.type"),
 }
@@ -228,7 +230,43 @@ def scalar_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
                 if value is not None:
                     break
         out[field_name] = value
+    _from_invocation_parameters(attrs, out)
+    if out["cost_usd"] is None:
+        parts = [to_float(attrs.get(k)) for k in ("llm.cost.prompt", "llm.cost.completion")]
+        if any(p is not None for p in parts):
+            out["cost_usd"] = sum(p for p in parts if p is not None)
+    if out["error_type"] is not None:
+        out["error_type"] = error_name(out["error_type"])
     return out
+
+
+def _from_invocation_parameters(attrs: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """OpenInference keeps the requested model and ``stream`` in a JSON attribute."""
+    if out["request_model"] is not None and out["is_streaming"] is not None:
+        return
+    params = _loads(attrs.get("llm.invocation_parameters"))
+    if not isinstance(params, Mapping):
+        return
+    if out["request_model"] is None and isinstance(params.get("model"), str):
+        out["request_model"] = params["model"]
+    if out["is_streaming"] is None and "model" in params:
+        out["is_streaming"] = bool(params.get("stream", False))
+
+
+_CLASS_REPR = re.compile(r"^<class '([^']+)'>$")
+
+
+def error_name(value: str) -> str:
+    """The exception's class name, however the dialect spelled it.
+
+    OpenLLMetry writes ``InternalServerError``, OpenInference ``openai.InternalServerError``
+    and the contrib instrumentation ``<class 'openai.InternalServerError'>``.
+    """
+    text = value.strip().strip("'\"")
+    m = _CLASS_REPR.match(text)
+    if m:
+        text = m.group(1)
+    return text.rsplit(".", 1)[-1] if re.fullmatch(r"[\w.]+", text) else text
 
 
 # -- messages -----------------------------------------------------------------------------
@@ -465,7 +503,9 @@ INPUT_READERS: tuple[Callable[[Mapping[str, Any]], list[Message] | None], ...] =
     if "gen_ai.input.messages" in a else None,
     lambda a: _from_openinference(a, "llm.input_messages."),
     lambda a: _from_openllmetry(a, "gen_ai.prompt."),
+    lambda a: _from_embedding_texts(a),
     lambda a: _from_value(a, "input.value", "user"),
+    lambda a: _from_value(a, "traceloop.entity.input", "user"),
 )
 OUTPUT_READERS: tuple[Callable[[Mapping[str, Any]], list[Message] | None], ...] = (
     lambda a: _from_json_messages(a["gen_ai.output.messages"])
@@ -473,6 +513,7 @@ OUTPUT_READERS: tuple[Callable[[Mapping[str, Any]], list[Message] | None], ...] 
     lambda a: _from_openinference(a, "llm.output_messages."),
     lambda a: _from_openllmetry(a, "gen_ai.completion."),
     lambda a: _from_value(a, "output.value", "assistant"),
+    lambda a: _from_value(a, "traceloop.entity.output", "assistant"),
 )
 
 #: attribute keys (or key prefixes) that carry prompt / completion text
@@ -480,7 +521,53 @@ CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.syste
                 "input.value", "output.value", "gen_ai.tool.call.arguments",
                 "gen_ai.tool.call.result")
 CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.",
-                    "llm.output_messages.", "llm.prompts.")
+                    "llm.output_messages.", "llm.prompts.", "embedding.embeddings.",
+                    "traceloop.entity.input", "traceloop.entity.output",
+                    "tool_call.function.arguments")
+
+
+def _from_embedding_texts(attrs: Mapping[str, Any]) -> list[Message] | None:
+    """OpenInference embeddings: ``embedding.embeddings.N.embedding.text``."""
+    groups = _indexed(attrs, "embedding.embeddings.")
+    texts = [flat.get("embedding.text") for _, flat in sorted(groups.items())]
+    return [{"role": "user", "content": to_text(t)} for t in texts if t is not None] or None
+
+
+#: where each dialect puts a tool span's name, arguments, call id and result
+TOOL_NAME_KEYS = ("gen_ai.tool.name", "tool.name", "tool_call.function.name",
+                  "traceloop.entity.name")
+TOOL_ARGS_KEYS = ("gen_ai.tool.call.arguments", "tool_call.function.arguments",
+                  "tool.parameters", "input.value", "traceloop.entity.input")
+TOOL_ID_KEYS = ("gen_ai.tool.call.id", "tool_call.id")
+TOOL_RESULT_KEYS = ("gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
+
+
+def _first_key(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    for key in keys:
+        if attrs.get(key) is not None:
+            return attrs[key]
+    return None
+
+
+def tool_messages(attrs: Mapping[str, Any], span_name: str) -> tuple[
+        list[Message] | None, list[Message] | None]:
+    """A tool span as a call (input) and its result (output), in the message normal form."""
+    name = to_text(_first_key(attrs, TOOL_NAME_KEYS)) or span_name
+    call_id = to_text(_first_key(attrs, TOOL_ID_KEYS))
+    raw_args = _first_key(attrs, TOOL_ARGS_KEYS)
+    args = _loads(raw_args) if isinstance(raw_args, str) else raw_args
+    if args is None and raw_args is not None:
+        args = raw_args  # not JSON: keep the text as given
+    call: dict[str, Any] = {"id": call_id, "name": name, "arguments": args}
+    inputs: list[Message] = [{"role": "assistant", "content": None, "tool_calls": [call]}]
+    result = _first_key(attrs, TOOL_RESULT_KEYS)
+    outputs: list[Message] | None = None
+    if result is not None:
+        out: Message = {"role": "tool", "content": _as_text(result), "name": name}
+        if call_id:
+            out["tool_call_id"] = call_id
+        outputs = [out]
+    return inputs, outputs
 
 
 def is_content_key(key: str) -> bool:
@@ -499,9 +586,11 @@ def _from_value(attrs: Mapping[str, Any], key: str, role: str) -> list[Message] 
     return [{"role": role, "content": to_text(value)}]
 
 
-def messages(attrs: Mapping[str, Any], events: Iterable[Any] = ()) -> tuple[
-        list[Message] | None, list[Message] | None]:
+def messages(attrs: Mapping[str, Any], events: Iterable[Any] = (), kind: str = "other",
+             span_name: str = "") -> tuple[list[Message] | None, list[Message] | None]:
     """The input and output messages of a span, from whichever dialect carries them."""
+    if kind == "tool":
+        return tool_messages(attrs, span_name)
     inputs = _first(INPUT_READERS, attrs)
     outputs = _first(OUTPUT_READERS, attrs)
     if inputs is None or outputs is None:
