@@ -15,6 +15,7 @@ import pandas as pd
 from . import frames as _frames
 from . import session as _session
 from .cells import BudgetExceeded
+from .manual import span
 
 try:
     __version__ = version("llmtrace_nb")
@@ -28,6 +29,7 @@ __all__ = [
     "enable",
     "llm_calls_df",
     "set_price",
+    "span",
     "spans_df",
     "status",
     "summary",

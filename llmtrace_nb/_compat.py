@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 _OPENAI_INSTRUMENTATION = "opentelemetry.instrumentation.openai"
@@ -31,3 +32,15 @@ def unwrap_openai() -> int:
                     setattr(cls, attr, value.__wrapped__)
                     restored += 1
     return restored
+
+
+def otel_content_value(on: bool) -> str:
+    """The value of OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT that means ``on``.
+
+    The contrib GenAI instrumentations take ``true``/``false`` in their default mode, but
+    with ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`` only ``NO_CONTENT``,
+    ``SPAN_ONLY``, ``EVENT_ONLY`` or ``SPAN_AND_EVENT`` (anything else means no content).
+    """
+    if "gen_ai_latest_experimental" in os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", ""):
+        return "SPAN_AND_EVENT" if on else "NO_CONTENT"
+    return "true" if on else "false"

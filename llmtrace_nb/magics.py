@@ -299,7 +299,7 @@ def status_text(sess: session.Session) -> str:
         f"  spans: {len(collector):,} kept (buffer {collector.max_spans:,}), "
         f"{collector.dropped:,} dropped",
         f"  cells traced: {df['cell'].nunique():,}",
-        f"  instrumentations: {', '.join(sess.instrumentation_names()) or 'none'}",
+        f"  instrumentations: {sess.describe_instrumentations()}",
         f"  content: {'captured' if sess.capture_content else 'not captured'}",
         f"  auto: {'on' if sess.auto else 'off'}",
         "  forward: off",
@@ -313,7 +313,7 @@ def status_text(sess: session.Session) -> str:
 def status_line(sess: session.Session) -> str:
     """The one line printed by %load_ext."""
     return (f"llmtrace_nb: spans kept in-process (up to {sess.collector.max_spans:,}) · "
-            f"instrumented: {', '.join(sess.instrumentation_names()) or 'nothing'} · "
+            f"instrumented: {sess.describe_instrumentations()} · "
             f"content {'captured' if sess.capture_content else 'not captured'}")
 
 

@@ -18,8 +18,6 @@ from typing import Any, TypeVar
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
-from . import semconv
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: kind → (gen_ai.operation.name, openinference.span.kind)
@@ -63,7 +61,7 @@ def _capture_content() -> bool:
     return sess.capture_content if sess is not None else True
 
 
-class span:  # noqa: N801 - reads as a function at the call site, like contextlib's helpers
+class span:  # lower-case: it reads as a function at the call site
     """A span of the given kind, as ``with span(...):`` or ``@span(...)``.
 
     ``kind`` is one of ``tool``, ``retrieval``, ``agent``, ``chain``, ``llm``, ``embedding``,

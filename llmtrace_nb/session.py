@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from ._compat import unwrap_openai
+from ._compat import otel_content_value, unwrap_openai
 from .collector import DEFAULT_MAX_SPANS, SpanCollector
 from .frames import FrameBuilder
 from .pricing import PriceBook
@@ -28,7 +28,7 @@ DEFAULT_SERVICE_NAME = "llmtrace-notebook"
 
 CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 TRACELOOP_CONTENT_ENV = "TRACELOOP_TRACE_CONTENT"
-_FALSE = ("false", "0", "no", "off")
+_FALSE = ("false", "0", "no", "off", "no_content")
 
 
 def _content_from_env() -> bool:
@@ -51,8 +51,8 @@ class Instrumentation:
 # Instrumentors of OpenAI other than ours: if one of them is active, adding ours would
 # make every call two spans.
 _OTHER_OPENAI_INSTRUMENTORS = (
-    ("openinference.instrumentation.openai", "OpenAIInstrumentor", "openinference-openai"),
-    ("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor", "opentelemetry-openai-v2"),
+    ("openinference.instrumentation.openai", "OpenAIInstrumentor"),
+    ("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor"),
 )
 
 
@@ -78,7 +78,15 @@ class Session:
         return self.provider.get_tracer("llmtrace_nb", __version__)
 
     def instrumentation_names(self) -> list[str]:
-        return [i.name for i in self.instrumented] + self.found
+        """Ours, then any other instrumentation found active in this process."""
+        names = [i.name for i in self.instrumented] + self.found
+        return names + [n for n in active_instrumentations() if n not in names]
+
+    def describe_instrumentations(self) -> str:
+        ours = [i.name for i in self.instrumented]
+        others = [n for n in self.instrumentation_names() if n not in ours]
+        text = ", ".join(ours) or "nothing"
+        return text + (f" (already on: {', '.join(others)})" if others else "")
 
     def set_capture_content(self, on: bool) -> None:
         """Switch content capture for the instrumentations and our own outputs."""
@@ -86,7 +94,7 @@ class Session:
         # The OpenAI instrumentation reads TRACELOOP_TRACE_CONTENT on every call; the
         # contrib instrumentations read the OTel switch.
         os.environ[TRACELOOP_CONTENT_ENV] = "true" if on else "false"
-        os.environ[CONTENT_ENV] = "true" if on else "false"
+        os.environ[CONTENT_ENV] = otel_content_value(on)
 
 
 _lock = threading.RLock()
@@ -114,6 +122,40 @@ def _make_resource() -> Resource:
     if os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in env_attrs:
         return Resource.create()
     return Resource.create({SERVICE_NAME: DEFAULT_SERVICE_NAME})
+
+
+def _label(cls: type) -> str:
+    """``opentelemetry.instrumentation.requests`` → ``requests``; OpenInference prefixed."""
+    module = cls.__module__
+    for prefix, tag in (("opentelemetry.instrumentation.", ""),
+                        ("openinference.instrumentation.", "openinference-")):
+        if module.startswith(prefix):
+            return tag + module[len(prefix):].split(".")[0]
+    return f"{module}.{cls.__name__}"
+
+
+def active_instrumentations() -> list[str]:
+    """Every OpenTelemetry instrumentor that is on in this process, whoever turned it on.
+
+    Instrumentors are singletons subclassing ``BaseInstrumentor``; one that is on has been
+    imported, so walking the subclasses already loaded finds them all without importing
+    anything.
+    """
+    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+        BaseInstrumentor,
+    )
+
+    found: list[str] = []
+    pending = list(BaseInstrumentor.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        instance = cls.__dict__.get("_instance")
+        if instance is not None and getattr(instance, "_is_instrumented_by_opentelemetry", False):
+            label = _label(cls)
+            if label not in found:
+                found.append(label)
+    return sorted(found)
 
 
 def _provider() -> tuple[TracerProvider, bool, str | None]:
@@ -148,7 +190,7 @@ def _openai_wrapped() -> bool:
 
 
 def _other_openai_instrumentor() -> str | None:
-    for module_name, class_name, label in _OTHER_OPENAI_INSTRUMENTORS:
+    for module_name, class_name in _OTHER_OPENAI_INSTRUMENTORS:
         if importlib.util.find_spec(module_name.split(".")[0]) is None:
             continue
         try:
@@ -157,7 +199,7 @@ def _other_openai_instrumentor() -> str | None:
             continue
         instrumentor = getattr(module, class_name, None)
         if instrumentor is not None and instrumentor().is_instrumented_by_opentelemetry:
-            return label
+            return _label(instrumentor)
     return None
 
 

@@ -14,6 +14,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from llmtrace_nb import frames, semconv
+
 from spans import Recorder, openai_chat
 
 

@@ -8,10 +8,11 @@ import math
 import pandas as pd
 import pytest
 from genai_prices import Usage, calc_price
-from spans import Recorder, openai_chat
 
 from llmtrace_nb import frames
 from llmtrace_nb.collector import CellRef
+
+from spans import Recorder, openai_chat
 
 CONTRACT_DTYPES = {
     "trace_id": "string", "span_id": "string", "parent_span_id": "string", "name": "string",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import run
 from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
 from llmtrace_nb import session
+
+from conftest import run
 
 
 def test_trace_runs_cell_and_records_root_span(shell: InteractiveShell) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
 from nbclient.exceptions import CellExecutionError
+
+from conftest import ROOT
 from run_notebook import execute, tagged_text, write_outputs
 
 

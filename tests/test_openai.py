@@ -6,7 +6,6 @@ import json
 
 import openai
 import pytest
-from conftest import run
 from genai_prices import Usage, calc_price
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -14,11 +13,14 @@ import llmtrace_nb
 from llmtrace_nb import session
 from llmtrace_nb.demo import DemoServer
 
+from conftest import run
+
 
 @pytest.fixture
 def clients(shell: InteractiveShell, demo_server: DemoServer) -> InteractiveShell:
     shell.user_ns["client"] = openai.OpenAI(base_url=demo_server.base_url, api_key="sk-demo",
                                             max_retries=0)
+    shell.user_ns["openai"] = openai
     shell.user_ns["aclient"] = openai.AsyncOpenAI(base_url=demo_server.base_url,
                                                   api_key="sk-demo", max_retries=0)
     demo_server.set_latency(0.0)
@@ -174,3 +176,59 @@ def test_content_off_records_no_text(clients: InteractiveShell) -> None:
     assert "top secret" not in json.dumps(dict(llm.attributes), default=str)
     row = llmtrace_nb.llm_calls_df().iloc[0]
     assert row["input_messages"] is None and row["input_tokens"] > 0
+
+
+def test_rate_limit_retried_then_ok_is_one_span(clients: InteractiveShell,
+                                                demo_server: DemoServer) -> None:
+    clients.user_ns["retrying"] = openai.OpenAI(base_url=demo_server.base_url,
+                                                api_key="sk-demo", max_retries=2)
+    before = demo_server.requests
+    demo_server.fail_next(429, count=2, retry_after=0.01)
+    result, _ = run(clients, "%%trace --quiet\n"
+                             "retrying.chat.completions.create(model='gpt-4o-mini',\n"
+                             "    messages=[{'role': 'user', 'content': 'x'}]).usage.total_tokens")
+    assert result.success and demo_server.requests - before == 3  # two 429s, then 200
+    calls = llmtrace_nb.llm_calls_df()
+    assert len(calls) == 1 and calls["status"].iloc[0] != "error"
+    assert calls["total_tokens"].iloc[0] == result.result
+
+
+@pytest.mark.parametrize(("setup", "model", "kw", "error"), [
+    ("demo_server.fail_next(429, count=3, retry_after=0.01)", "gpt-4o-mini",
+     "max_retries=2", "RateLimitError"),
+    ("", "demo-error-500", "max_retries=0", "InternalServerError"),
+    ("", "demo-slow", "max_retries=0, timeout=0.2", "APITimeoutError"),
+])
+def test_failures_are_error_spans(clients: InteractiveShell, demo_server: DemoServer,
+                                  setup: str, model: str, kw: str, error: str) -> None:
+    clients.user_ns["demo_server"] = demo_server
+    result, _ = run(clients, f"%%trace --quiet\n{setup}\n"
+                             "c = openai.OpenAI(base_url=demo_server.base_url, api_key='k',\n"
+                             f"                  {kw})\n"
+                             f"c.chat.completions.create(model='{model}',\n"
+                             "    messages=[{'role': 'user', 'content': 'x'}])")
+    assert type(result.error_in_exec).__name__ == error
+    llm = llmtrace_nb.llm_calls_df()
+    assert len(llm) == 1
+    assert llm["status"].iloc[0] == "error" and llm["error_type"].iloc[0] == error
+
+
+def test_responses_streamed_and_tool_stream(clients: InteractiveShell) -> None:
+    result, _ = run(clients, "%%trace --quiet\n"
+                             "events = list(client.responses.create(model='gpt-4o-mini',\n"
+                             "    input='Stream this please', stream=True))\n"
+                             "tools = [{'type': 'function', 'function': {'name': 'lookup',\n"
+                             "  'parameters': {'type': 'object', 'properties': {'q':\n"
+                             "  {'type': 'string'}}}}}]\n"
+                             "chunks = list(client.chat.completions.create(model='gpt-4o',\n"
+                             "  tools=tools, stream=True, stream_options={'include_usage': True},\n"
+                             "  messages=[{'role': 'user', 'content': 'find cats'}]))\n"
+                             "events[-1].response.usage.total_tokens")
+    assert result.success
+    calls = llmtrace_nb.llm_calls_df().set_index("name")
+    resp = calls.loc["openai.response"]
+    assert resp["is_streaming"] and resp["total_tokens"] == result.result
+    assert resp["cost_usd"] > 0
+    chat = calls.loc["openai.chat"]
+    assert chat["is_streaming"] and chat["ttft_ms"] > 0
+    assert chat["output_messages"][0]["tool_calls"][0]["name"] == "lookup"

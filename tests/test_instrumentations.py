@@ -1,0 +1,66 @@
+"""Other OpenAI instrumentations, live against the demo server, each in a fresh process.
+
+When OpenAI is already instrumented (OpenInference, the contrib openai-v2), loading
+llmtrace_nb must not add a second instrumentation: one call stays one span, and that
+span is normalized like ours.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from test_provider import run_py
+
+CALLS = """
+import llmtrace_nb
+from llmtrace_nb import session
+with capture_output() as loaded:
+    ip.run_line_magic("load_ext", "llmtrace_nb")
+cell("%%trace --quiet\\n"
+     "client.chat.completions.create(model='gpt-4o-mini', messages=[\\n"
+     "    {'role': 'user', 'content': 'Hello [cached] there'}])\\n"
+     "s = client.chat.completions.create(model='gpt-4o', stream=True,\\n"
+     "    stream_options={'include_usage': True},\\n"
+     "    messages=[{'role': 'user', 'content': 'Stream it'}])\\n"
+     "for _ in s: pass\\n"
+     "client.embeddings.create(model='text-embedding-3-small', input='hello world')\\n"
+     "import llmtrace_nb\\n"
+     "with llmtrace_nb.span('lookup', kind='tool'): pass")
+df = llmtrace_nb.spans_df()
+rows = df[df["kind"] != "cell"].drop(columns=["start_time", "end_time", "attributes"])
+print(json.dumps({"loaded": loaded.stdout, "status": llmtrace_nb.status(),
+                  "rows": rows.astype(object).where(rows.notna(), None).to_dict("records")},
+                 default=str))
+"""
+
+INSTRUMENT = {
+    "openinference": "from openinference.instrumentation.openai import OpenAIInstrumentor\n"
+                     "OpenAIInstrumentor().instrument()\n",
+    "contrib": "from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor\n"
+               "OpenAIInstrumentor().instrument()\n",
+}
+
+
+@pytest.mark.parametrize("which", ["openinference", "contrib"])
+def test_existing_openai_instrumentation_is_reused(which: str) -> None:
+    env = {"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
+           "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}
+    out = run_py(INSTRUMENT[which] + CALLS, env if which == "contrib" else None)
+    rows = out["rows"]
+    kinds = sorted(r["kind"] for r in rows)
+    assert kinds == ["embedding", "llm", "llm", "tool"]  # one span per call, not two
+    label = "openinference-openai" if which == "openinference" else "openai_v2"
+    assert f"instrumented: threading (already on: {label})" in out["loaded"]
+    assert label in out["status"]
+    llm = [r for r in rows if r["kind"] == "llm"]
+    assert {r["model"] for r in llm} == {"gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"}
+    for r in llm + [r for r in rows if r["kind"] == "embedding"]:
+        assert r["input_tokens"] > 0 and r["cost_usd"] > 0 and r["provider"] == "openai"
+    plain = next(r for r in llm if r["model"].startswith("gpt-4o-mini"))
+    assert plain["cache_read_tokens"] == (plain["input_tokens"] // 2 if which == "openinference"
+                                          else None)
+    assert plain["input_messages"] == [{"role": "user", "content": "Hello [cached] there"}]
+    assert plain["output_messages"][0]["content"] == "Demo reply to: Hello [cached] there"
+    streamed = next(r for r in llm if r["model"].startswith("gpt-4o-2"))
+    if which == "openinference":  # it marks the first token with an event
+        assert streamed["is_streaming"] and streamed["ttft_ms"] > 0
