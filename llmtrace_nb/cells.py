@@ -5,15 +5,17 @@ IPython-free, so the same lifecycle serves ``%%trace``, auto mode and tests.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from . import document
 from .collector import CellRef
 from .session import Session
 
@@ -38,20 +40,6 @@ class BudgetExceeded(Exception):
 class Budget:
     max_cost: float | None = None
     max_latency: float | None = None
-
-
-@dataclass
-class Totals:
-    """The numbers at the top of a cell's trace view."""
-
-    spans: int = 0
-    llm_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = float("nan")
-    duration_ms: float = 0.0
-    errors: int = 0
-    unpriced_models: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -137,74 +125,24 @@ def cell_spans(session: Session, ref: CellRef) -> pd.DataFrame:
     return df[df["_cell_seq"] == ref.seq]
 
 
-def totals(spans: pd.DataFrame, ref: CellRef) -> Totals:
-    calls = spans[spans["kind"].isin(("llm", "embedding"))]
-    costs = calls["cost_usd"]
-    roots = spans[spans["kind"] == "cell"]
-    if len(roots):
-        duration = float(roots["duration_ms"].iloc[0])
-    elif ref.start_ns is not None and ref.end_ns is not None:
-        duration = (ref.end_ns - ref.start_ns) / 1e6
-    else:
-        duration = float(spans["duration_ms"].max()) if len(spans) else 0.0
-    unpriced = sorted(set(calls.loc[costs.isna() & calls["model"].notna(), "model"]))
-    return Totals(
-        spans=len(spans),
-        llm_calls=len(calls),
-        input_tokens=int(calls["input_tokens"].sum()),
-        output_tokens=int(calls["output_tokens"].sum()),
-        # No calls cost nothing; calls none of which has a price cost "no price".
-        cost_usd=float(costs.sum(min_count=1)) if len(calls) else 0.0,
-        duration_ms=duration,
-        errors=int((spans["status"] == "error").sum()),
-        unpriced_models=unpriced,
+def cell_document(session: Session, ref: CellRef) -> dict[str, Any]:
+    """The trace document of one cell run, as every view shows it."""
+    return document.build(
+        cell_spans(session, ref), name=ref.name, cell=ref.number, start_ns=ref.start_ns,
+        end_ns=ref.end_ns, open_spans=session.collector.running_in(ref),
     )
 
 
-def check_budget(budget: Budget, t: Totals) -> BudgetExceeded | None:
+def check_budget(budget: Budget, totals: Mapping[str, Any]) -> BudgetExceeded | None:
+    """A breach of the cell's budget, judged on its trace document's totals."""
     over = []
-    if budget.max_cost is not None and t.cost_usd == t.cost_usd and t.cost_usd > budget.max_cost:
-        over.append(f"cost ${t.cost_usd:.6g} > --max-cost ${budget.max_cost:g}")
-    latency_s = t.duration_ms / 1000.0
+    cost = totals.get("cost_usd")
+    if budget.max_cost is not None and cost is not None and cost > budget.max_cost:
+        over.append(f"cost ${cost:.6g} > --max-cost ${budget.max_cost:g}")
+    latency_s = (totals.get("duration_ms") or 0.0) / 1000.0
     if budget.max_latency is not None and latency_s > budget.max_latency:
         over.append(f"latency {latency_s:.3g} s > --max-latency {budget.max_latency:g} s")
     if not over:
         return None
     return BudgetExceeded("budget exceeded: " + "; ".join(over),
-                          cost_usd=t.cost_usd, latency_s=latency_s)
-
-
-def format_totals(name: str, t: Totals) -> str:
-    """One paragraph: what the cell did, in the units people read."""
-    parts = [name, format_duration(t.duration_ms),
-             f"{t.llm_calls:,} LLM call{'s' if t.llm_calls != 1 else ''}"]
-    tokens = t.input_tokens + t.output_tokens
-    parts.append(f"{tokens:,} tokens ({t.input_tokens:,} in · {t.output_tokens:,} out)")
-    parts.append(format_cost(t.cost_usd))
-    if t.errors:
-        parts.append(f"{t.errors} error{'s' if t.errors != 1 else ''}")
-    line = " · ".join(parts)
-    if t.unpriced_models:
-        line += f"\n  no price for: {', '.join(t.unpriced_models)} (set one with %llmtrace price)"
-    return line
-
-
-def format_duration(ms: float) -> str:
-    if ms != ms:
-        return "–"
-    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.2f} s"
-
-
-def format_cost(usd: float) -> str:
-    """Four significant digits, never in scientific notation; NaN is "no price"."""
-    if usd != usd:
-        return "no price"
-    if usd == 0:
-        return "$0"
-    if usd >= 1000:
-        return f"${usd:,.0f}"
-    decimals = max(0, 3 - math.floor(math.log10(abs(usd))))
-    text = f"{usd:.{decimals}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"${text}"
+                          cost_usd=cost, latency_s=latency_s)

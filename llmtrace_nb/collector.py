@@ -115,6 +115,10 @@ class SpanCollector(SpanProcessor):
         with self._lock:
             self._cells.append(cell)
 
+    def running_in(self, cell: CellRef) -> int:
+        """How many spans stamped with ``cell`` have started and not ended yet."""
+        return sum(1 for c in list(self._cell_of.values()) if c is cell)
+
     def cells(self) -> list[CellRef]:
         with self._lock:
             return list(self._cells)

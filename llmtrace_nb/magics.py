@@ -23,8 +23,9 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import display
 
-from . import cells, session
+from . import cells, session, views
 
 TRACE_USAGE = ("%%trace [NAME] [--quiet] [--max-cost USD] [--max-latency SECONDS] "
                "[--tag KEY=VALUE ...]")
@@ -202,13 +203,12 @@ class CellHooks:
                error: BaseException | None) -> cells.BudgetExceeded | None:
         """End the cell, show its summary, and return a budget breach if there was one."""
         cells.end_cell(sess, cell, error)
-        spans = cells.cell_spans(sess, cell.ref)
-        totals = cells.totals(spans, cell.ref)
-        if cell.auto and totals.llm_calls == 0:
+        doc = cells.cell_document(sess, cell.ref)
+        if cell.auto and doc["totals"]["llm_calls"] == 0:
             return None
         if not cell.quiet:
-            print(cells.format_totals(cell.ref.name, totals))
-        return cells.check_budget(cell.budget, totals)
+            display(views.bundle(doc), raw=True)
+        return cells.check_budget(cell.budget, doc["totals"])
 
 
 # -- magics ---------------------------------------------------------------------------------

@@ -48,8 +48,21 @@ def shell(ip: InteractiveShell) -> Iterator[InteractiveShell]:
     sess.set_capture_content(True)
 
 
-def run(shell: InteractiveShell, source: str) -> tuple[ExecutionResult, CapturedIO]:
+class Output:
+    """What a cell printed and displayed."""
+
+    def __init__(self, captured: CapturedIO) -> None:
+        self.stdout = captured.stdout
+        self.stderr = captured.stderr
+        #: the data dicts of everything displayed, in order
+        self.bundles = [o.data for o in captured.outputs]
+        #: stdout, then the text/plain of every displayed bundle
+        self.text = self.stdout + "".join(
+            b.get("text/plain", "") + "\n" for b in self.bundles)
+
+
+def run(shell: InteractiveShell, source: str) -> tuple[ExecutionResult, Output]:
     """Run a cell as a notebook would (history on, so execution counts advance)."""
     with capture_output() as captured:
         result = shell.run_cell(source, store_history=True)
-    return result, captured
+    return result, Output(captured)

@@ -8,6 +8,8 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
+from llmtrace_nb.document import MIME_TYPE as MIME
+
 from conftest import ROOT
 from run_notebook import execute, tagged_text, write_outputs
 
@@ -27,6 +29,7 @@ def test_quickstart_executes_with_traces_and_costs(tmp_path: Path) -> None:
     traced = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%trace")]
     assert len(traced) == 2
     for cell in traced:
+        assert any(MIME in o.get("data", {}) for o in cell.outputs)  # a trace bundle
         text = outputs_text(cell)
         assert "LLM call" in text and "$" in text and "no price" not in text
     assert "quickstart · " in outputs_text(traced[0]) and "5 LLM calls" in outputs_text(traced[0])
@@ -97,5 +100,7 @@ def test_budget_exceeded_stops_a_notebook_run(tmp_path: Path) -> None:
     nb = execute(path, allow_errors=True)
     outputs = nb.cells[1].outputs
     kinds = [o["output_type"] for o in outputs]
-    assert kinds.index("stream") < kinds.index("error")  # summary first, then the failure
+    view = kinds.index("display_data")
+    assert view < kinds.index("error")  # the trace view first, then the failure
+    assert MIME in outputs[view]["data"]
     assert outputs[kinds.index("error")]["ename"] == "BudgetExceeded"

@@ -91,7 +91,7 @@ def test_traced_cell_with_several_calls(clients: InteractiveShell,
     assert any(u["cached"] > 0 for u in usages)
     total_cost = sum(expected_cost(u["model"], u) for u in usages)
     assert llmtrace_nb.cells_df()["cost_usd"].iloc[0] == pytest.approx(total_cost, rel=1e-9)
-    assert "5 LLM calls" in out.stdout
+    assert "5 LLM calls" in out.text
 
 
 def test_async_client_calls_belong_to_the_cell(clients: InteractiveShell) -> None:
@@ -146,7 +146,7 @@ def test_failed_call_is_an_error_span(clients: InteractiveShell) -> None:
     assert df.loc["llm", "status"] == "error"
     assert df.loc["llm", "error_type"] == "InternalServerError"
     assert df.loc["cell", "status"] == "error"
-    assert "2 errors" in out.stdout
+    assert "2 errors" in out.text
 
 
 def test_authorization_header_never_reaches_a_frame(clients: InteractiveShell) -> None:

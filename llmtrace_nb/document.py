@@ -1,0 +1,331 @@
+"""Shape: the trace document — one cell's spans as versioned, bounded, JSON-safe data.
+
+Every view renders from this document and none reads spans directly: the JupyterLab
+renderer (``application/vnd.llmtrace.trace+json``), the static HTML twin, the per-cell
+widget. It is saved in the notebook, so it must be small, self-describing and safe to
+show: texts are truncated with a visible marker, strings are valid UTF-8, secrets were
+scrubbed before (frames.py), and past a span limit the rest is summarized, not dropped.
+
+Schema (version 1)::
+
+    {"version": 1, "generator": "llmtrace_nb X.Y",
+     "cell": 12 | null, "name": "rag-eval", "start_time": ISO-8601 | null,
+     "open": false,            # spans of the cell were still running when it was shown
+     "totals": {"spans", "llm_calls", "input_tokens", "output_tokens", "total_tokens",
+                "cache_read_tokens", "cost_usd" (null = no price), "duration_ms",
+                "errors", "unpriced_models": [...]},
+     "omitted": null | {"spans", "llm_calls", "input_tokens", "output_tokens",
+                        "cost_usd", "errors"},   # spans past the limit, summarized
+     "limits": {"max_spans", "max_text"},
+     "spans": [ {"span_id", "parent_span_id", "trace_id", "name", "kind", "status",
+                 "error_type", "depth", "start_ms", "duration_ms", "ttft_ms",
+                 "provider", "model", "request_model", "response_model",
+                 "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
+                 "reasoning_tokens", "cost_usd", "is_streaming", "finish_reasons",
+                 "input_messages", "output_messages", "attributes",
+                 "truncated": bool, "detail": "full" | "omitted"} ... ]}
+
+Keys of a span whose value is unknown are omitted (``span_id``, ``parent_span_id``,
+``name``, ``kind``, ``status``, ``depth``, ``start_ms`` and ``duration_ms`` are always
+there). Spans are in tree order (a parent before its children, siblings by start time);
+``depth`` is 0 for a span whose parent is not in the cell. Numbers that are unknown are
+``null`` (never NaN: NaN is not JSON). ``start_ms`` is the offset from the cell start.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+VERSION = 1
+MIME_TYPE = "application/vnd.llmtrace.trace+json"
+DEFAULT_MAX_SPANS = 10_000
+DEFAULT_MAX_TEXT = 2_000
+#: attribute values are cut shorter than messages: they are read less and there are more
+MAX_ATTRIBUTE_TEXT = 500
+#: the detail (messages, attributes) of all spans together stays under this many characters;
+#: past it, later spans keep their row but not their detail
+DETAIL_BUDGET = 2_000_000
+MAX_NESTING = 20
+TRUNCATION_MARKER = "… [truncated {n:,} more characters]"
+
+SPAN_FIELDS = ("span_id", "parent_span_id", "trace_id", "name", "kind", "status",
+               "error_type", "provider", "model", "request_model", "response_model",
+               "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
+               "reasoning_tokens", "cost_usd", "ttft_ms", "is_streaming", "finish_reasons")
+PRICED_KINDS = ("llm", "embedding")
+_ALWAYS = frozenset(("span_id", "parent_span_id", "name", "kind", "status", "depth",
+                     "start_ms", "duration_ms"))
+
+
+# -- JSON-safe values ---------------------------------------------------------------------
+
+
+def clean_text(text: str) -> str:
+    """Valid UTF-8: lone surrogates (and so undecodable bytes) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def truncate(text: str, limit: int) -> tuple[str, bool]:
+    text = clean_text(text)
+    if len(text) <= limit:
+        return text, False
+    return text[:limit] + TRUNCATION_MARKER.format(n=len(text) - limit), True
+
+
+def _number(value: Any) -> float | int | None:
+    """A JSON number, or None for missing, NaN and anything that is not a number."""
+    if value is None or value is pd.NA or isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return clean_text(str(value))
+
+
+def _as_text(value: Any) -> str:
+    """Any value as text; JSON for structures, bounded in nesting."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(_bounded(value, 0), ensure_ascii=False, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+
+
+def _bounded(value: Any, depth: int) -> Any:
+    if depth >= MAX_NESTING:
+        return "…"
+    if isinstance(value, Mapping):
+        return {str(k): _bounded(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_bounded(v, depth + 1) for v in value]
+    return value
+
+
+class _Budget:
+    """Characters of detail left for the whole document."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+
+def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None, bool, int]:
+    """Messages with texts truncated; returns (messages, truncated, characters used)."""
+    if not isinstance(messages, list):
+        return None, False, 0
+    out: list[dict[str, Any]] = []
+    truncated = False
+    used = 0
+    for msg in messages:
+        if not isinstance(msg, Mapping):
+            continue
+        item: dict[str, Any] = {"role": _text(msg.get("role")) or "unknown"}
+        content = msg.get("content")
+        if content is not None:
+            text, cut = truncate(_as_text(content), max_text)
+            item["content"] = text
+            truncated |= cut
+            used += len(text)
+        else:
+            item["content"] = None
+        calls = []
+        for call in msg.get("tool_calls") or ():
+            if not isinstance(call, Mapping):
+                continue
+            args = call.get("arguments")
+            args_text, cut = truncate(_as_text(args), max_text) if args is not None else (
+                None, False)
+            truncated |= cut
+            used += len(args_text or "")
+            calls.append({"id": _text(call.get("id")), "name": _text(call.get("name")),
+                          "arguments": args_text})
+        if calls:
+            item["tool_calls"] = calls
+        for key in ("tool_call_id", "name", "finish_reason"):
+            if msg.get(key) is not None:
+                item[key] = _text(msg[key])
+        out.append(item)
+    return out, truncated, used
+
+
+def _attributes(attrs: Any) -> tuple[dict[str, Any], bool, int]:
+    if not isinstance(attrs, Mapping):
+        return {}, False, 0
+    out: dict[str, Any] = {}
+    truncated = False
+    used = 0
+    for key, value in attrs.items():
+        if isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
+            out[clean_text(str(key))] = value
+            used += 8
+            continue
+        text, cut = truncate(_as_text(list(value) if isinstance(value, tuple) else value),
+                             MAX_ATTRIBUTE_TEXT)
+        out[clean_text(str(key))] = text
+        truncated |= cut
+        used += len(key) + len(text)
+    return out, truncated, used
+
+
+# -- building -----------------------------------------------------------------------------
+
+
+def _tree_order(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """Rows as (row, depth) in depth-first order; siblings by start time."""
+    ids = {r["span_id"] for r in rows}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for r in rows:
+        parent = r["parent_span_id"] if r["parent_span_id"] in ids else None
+        children.setdefault(parent, []).append(r)
+    for kids in children.values():
+        kids.sort(key=lambda r: (r["_start_ns"], r["span_id"] or ""))
+    ordered: list[tuple[dict[str, Any], int]] = []
+    stack = [(r, 0) for r in reversed(children.get(None, []))]
+    seen: set[str | None] = set()
+    while stack:
+        row, depth = stack.pop()
+        if row["span_id"] in seen:  # a malformed parent cycle must not loop forever
+            continue
+        seen.add(row["span_id"])
+        ordered.append((row, depth))
+        stack.extend((c, depth + 1) for c in reversed(children.get(row["span_id"], [])))
+    # spans caught in a parent cycle are unreachable from the roots: show them at depth 0
+    ordered.extend((r, 0) for r in rows if r["span_id"] not in seen)
+    return ordered
+
+
+def _totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    calls = [r for r in rows if r["kind"] in PRICED_KINDS]
+    costs = [r["cost_usd"] for r in calls if _number(r["cost_usd"]) is not None]
+
+    def total(key: str) -> int:
+        return int(sum(_number(r[key]) or 0 for r in calls))
+
+    # a model is unpriced when a call reported usage and still got no cost; a call with
+    # no usage (a stream without include_usage) has nothing to price
+    unpriced = sorted({str(r["model"]) for r in calls
+                       if _number(r["cost_usd"]) is None and _text(r["model"])
+                       and (_number(r["input_tokens"]) or _number(r["output_tokens"]))})
+    return {
+        "spans": len(rows),
+        "llm_calls": len(calls),
+        "input_tokens": total("input_tokens"),
+        "output_tokens": total("output_tokens"),
+        "total_tokens": total("input_tokens") + total("output_tokens"),
+        "cache_read_tokens": total("cache_read_tokens"),
+        # no calls cost nothing; calls none of which has a price have no known cost
+        "cost_usd": float(sum(costs)) if costs else (0.0 if not calls else None),
+        "errors": sum(1 for r in rows if r["status"] == "error"),
+        "unpriced_models": unpriced,
+    }
+
+
+def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
+          start_ns: int | None = None, end_ns: int | None = None, open_spans: int = 0,
+          max_spans: int = DEFAULT_MAX_SPANS, max_text: int = DEFAULT_MAX_TEXT
+          ) -> dict[str, Any]:
+    """The trace document of one cell, from its rows of ``spans_df()``."""
+    frame = spans.copy()
+    frame["_start_ns"] = frame["start_time"].astype("int64") if len(frame) else []
+    frame["_end_ns"] = frame["end_time"].astype("int64") if len(frame) else []
+    rows = frame.to_dict("records")
+    if start_ns is None:
+        start_ns = min((r["_start_ns"] for r in rows), default=None)
+    ordered = _tree_order(rows)
+    shown, hidden = ordered[:max_spans], [r for r, _ in ordered[max_spans:]]
+    totals = _totals(rows)
+    roots = [r for r in rows if r["kind"] == "cell"]
+    if roots:
+        totals["duration_ms"] = _number(roots[0]["duration_ms"])
+    elif start_ns is not None:
+        last = end_ns or max((r["_end_ns"] for r in rows), default=start_ns)
+        totals["duration_ms"] = (last - start_ns) / 1e6
+    else:
+        totals["duration_ms"] = 0.0
+    budget = _Budget(DETAIL_BUDGET)
+    doc_spans = [_span(r, depth, start_ns or 0, max_text, budget) for r, depth in shown]
+    omitted = None
+    if hidden:
+        t = _totals(hidden)
+        omitted = {k: t[k] for k in ("spans", "llm_calls", "input_tokens", "output_tokens",
+                                     "cost_usd", "errors")}
+    return {
+        "version": VERSION,
+        "generator": f"llmtrace_nb {_package_version()}",
+        "cell": cell,
+        "name": clean_text(name),
+        "start_time": (pd.Timestamp(start_ns, unit="ns", tz="UTC").isoformat()
+                       if start_ns is not None else None),
+        "open": open_spans > 0,
+        "open_spans": open_spans,
+        "totals": totals,
+        "omitted": omitted,
+        "limits": {"max_spans": max_spans, "max_text": max_text},
+        "spans": doc_spans,
+    }
+
+
+def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
+          budget: _Budget) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in SPAN_FIELDS:
+        value = row.get(key)
+        if key in ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
+                   "reasoning_tokens", "cost_usd", "ttft_ms"):
+            out[key] = _number(value)
+        elif key == "is_streaming":
+            out[key] = None if value is None or value is pd.NA else bool(value)
+        else:
+            text = _text(value)
+            out[key] = truncate(text, max_text)[0] if text is not None else None
+    out["depth"] = depth
+    out["start_ms"] = (row["_start_ns"] - origin_ns) / 1e6
+    out["duration_ms"] = _number(row.get("duration_ms"))
+    truncated = False
+    if budget.left > 0:
+        inputs, cut_in, used_in = _messages(row.get("input_messages"), max_text)
+        outputs, cut_out, used_out = _messages(row.get("output_messages"), max_text)
+        attrs, cut_attrs, used_attrs = _attributes(row.get("attributes"))
+        budget.left -= used_in + used_out + used_attrs
+        out["input_messages"], out["output_messages"], out["attributes"] = (
+            inputs, outputs, attrs)
+        truncated = cut_in or cut_out or cut_attrs
+        out["detail"] = "full"
+    else:
+        out["input_messages"] = out["output_messages"] = None
+        out["attributes"] = {}
+        out["detail"] = "omitted"
+    out["truncated"] = truncated
+    # Unknown values are left out rather than written as null: a 10k-span document is
+    # mostly spans, and views treat a missing field as unknown anyway.
+    return {k: v for k, v in out.items() if v is not None or k in _ALWAYS}
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def to_json(doc: Mapping[str, Any]) -> str:
+    """Compact JSON; raises if the document is not JSON-safe (a bug, never user data)."""
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

@@ -1,0 +1,70 @@
+"""The plain-text view, and the number formats every Python view shares.
+
+Formats follow DESIGN.md: thousands separators; cost to 4 significant digits, never in
+scientific notation; durations in ms below 1 s and in s above; never "NaN" — an
+unpriced model says "no price".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+
+def format_duration(ms: float | None) -> str:
+    if ms is None or ms != ms:
+        return "–"
+    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.2f} s"
+
+
+def format_cost(usd: float | None) -> str:
+    """Four significant digits, never in scientific notation; unknown is "no price"."""
+    if usd is None or usd != usd:
+        return "no price"
+    if usd == 0:
+        return "$0"
+    if usd >= 1000:
+        return f"${usd:,.0f}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(usd))))
+    text = f"{usd:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"${text}"
+
+
+def format_count(n: int | None) -> str:
+    return "–" if n is None else f"{n:,}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def headline(doc: Mapping[str, Any]) -> str:
+    """``name · 4.82 s · 7 LLM calls · 12,431 tokens (9,870 in · 2,561 out) · $0.0183``"""
+    t = doc["totals"]
+    parts = [str(doc.get("name") or "trace"), format_duration(t.get("duration_ms")),
+             plural(t.get("llm_calls", 0), "LLM call"),
+             f"{t.get('total_tokens', 0):,} tokens ({t.get('input_tokens', 0):,} in · "
+             f"{t.get('output_tokens', 0):,} out)",
+             format_cost(t.get("cost_usd"))]
+    if t.get("errors"):
+        parts.append(plural(t["errors"], "error"))
+    return " · ".join(parts)
+
+
+def summary(doc: Mapping[str, Any]) -> str:
+    """One paragraph: the headline, then what the numbers leave out."""
+    lines = [headline(doc)]
+    t = doc["totals"]
+    if t.get("unpriced_models"):
+        lines.append(f"  no price for: {', '.join(t['unpriced_models'])} "
+                     "(set one with %llmtrace price)")
+    omitted = doc.get("omitted")
+    if omitted:
+        lines.append(f"  {omitted['spans']:,} more spans not shown "
+                     "(their totals are included above)")
+    if doc.get("open"):
+        lines.append(f"  {plural(doc.get('open_spans', 0), 'span')} still running when shown")
+    return "\n".join(lines)
