@@ -10,6 +10,7 @@ Schema (version 1)::
 
     {"version": 1, "generator": "llmtrace_nb X.Y",
      "cell": 12 | null, "name": "rag-eval", "start_time": ISO-8601 | null,
+     "trace_id": the cell's main trace (hex) | null,
      "open": false,            # spans of the cell were still running when it was shown
      "totals": {"spans", "llm_calls", "input_tokens", "output_tokens", "total_tokens",
                 "cache_read_tokens", "cost_usd" (null = no price), "duration_ms",
@@ -23,13 +24,19 @@ Schema (version 1)::
                  "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
                  "reasoning_tokens", "cost_usd", "is_streaming", "finish_reasons",
                  "input_messages", "output_messages", "attributes",
-                 "truncated": bool, "detail": "full" | "omitted"} ... ]}
+                 "truncated": true, "detail": "omitted"} ... ]}
 
 Keys of a span whose value is unknown are omitted (``span_id``, ``parent_span_id``,
-``name``, ``kind``, ``status``, ``depth``, ``start_ms`` and ``duration_ms`` are always
-there). Spans are in tree order (a parent before its children, siblings by start time);
-``depth`` is 0 for a span whose parent is not in the cell. Numbers that are unknown are
-``null`` (never NaN: NaN is not JSON). ``start_ms`` is the offset from the cell start.
+``name``, ``kind``, ``depth``, ``start_ms`` and ``duration_ms`` are always there), and so
+is what a view can derive: ``status`` when ``unset``, ``trace_id`` when it is the
+document's, ``request_model`` / ``response_model`` when equal to ``model``,
+``total_tokens`` when it is input + output, zero cache-read or reasoning tokens,
+``is_streaming`` when false, ``truncated`` when false, ``attributes`` when empty.
+``detail: "omitted"`` marks a span whose messages and attributes did not fit the size
+bound. Spans are in tree order (a parent before its children, siblings by start time);
+``depth`` is 0 for a span whose parent is not in the cell. Numbers are never NaN (NaN is
+not JSON); ``cost_usd: null`` in the totals means no price. ``start_ms`` is the offset
+from the cell start.
 """
 
 from __future__ import annotations
@@ -48,9 +55,11 @@ DEFAULT_MAX_SPANS = 10_000
 DEFAULT_MAX_TEXT = 2_000
 #: attribute values are cut shorter than messages: they are read less and there are more
 MAX_ATTRIBUTE_TEXT = 500
-#: the detail (messages, attributes) of all spans together stays under this many characters;
-#: past it, later spans keep their row but not their detail
-DETAIL_BUDGET = 2_000_000
+#: a document aims to stay under this many characters; rows come first, and the detail
+#: (messages, attributes) of spans fills what is left, errors and LLM and tool calls first
+SIZE_TARGET = 2_800_000
+ROW_ESTIMATE = 280
+MIN_DETAIL_BUDGET = 50_000
 MAX_NESTING = 20
 TRUNCATION_MARKER = "… [truncated {n:,} more characters]"
 
@@ -59,8 +68,8 @@ SPAN_FIELDS = ("span_id", "parent_span_id", "trace_id", "name", "kind", "status"
                "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
                "reasoning_tokens", "cost_usd", "ttft_ms", "is_streaming", "finish_reasons")
 PRICED_KINDS = ("llm", "embedding")
-_ALWAYS = frozenset(("span_id", "parent_span_id", "name", "kind", "status", "depth",
-                     "start_ms", "duration_ms"))
+_ALWAYS = frozenset(("span_id", "parent_span_id", "name", "kind", "depth", "start_ms",
+                     "duration_ms"))
 
 
 # -- JSON-safe values ---------------------------------------------------------------------
@@ -128,13 +137,12 @@ class _Budget:
         self.left = total
 
 
-def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None, bool, int]:
-    """Messages with texts truncated; returns (messages, truncated, characters used)."""
+def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None, bool]:
+    """Messages with texts truncated; returns (messages, whether any text was cut)."""
     if not isinstance(messages, list):
-        return None, False, 0
+        return None, False
     out: list[dict[str, Any]] = []
     truncated = False
-    used = 0
     for msg in messages:
         if not isinstance(msg, Mapping):
             continue
@@ -144,7 +152,6 @@ def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None
             text, cut = truncate(_as_text(content), max_text)
             item["content"] = text
             truncated |= cut
-            used += len(text)
         else:
             item["content"] = None
         calls = []
@@ -155,7 +162,6 @@ def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None
             args_text, cut = truncate(_as_text(args), max_text) if args is not None else (
                 None, False)
             truncated |= cut
-            used += len(args_text or "")
             calls.append({"id": _text(call.get("id")), "name": _text(call.get("name")),
                           "arguments": args_text})
         if calls:
@@ -164,26 +170,23 @@ def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None
             if msg.get(key) is not None:
                 item[key] = _text(msg[key])
         out.append(item)
-    return out, truncated, used
+    return out, truncated
 
 
-def _attributes(attrs: Any) -> tuple[dict[str, Any], bool, int]:
+def _attributes(attrs: Any) -> tuple[dict[str, Any], bool]:
     if not isinstance(attrs, Mapping):
-        return {}, False, 0
+        return {}, False
     out: dict[str, Any] = {}
     truncated = False
-    used = 0
     for key, value in attrs.items():
         if isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
             out[clean_text(str(key))] = value
-            used += 8
             continue
         text, cut = truncate(_as_text(list(value) if isinstance(value, tuple) else value),
                              MAX_ATTRIBUTE_TEXT)
         out[clean_text(str(key))] = text
         truncated |= cut
-        used += len(key) + len(text)
-    return out, truncated, used
+    return out, truncated
 
 
 # -- building -----------------------------------------------------------------------------
@@ -261,8 +264,12 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
         totals["duration_ms"] = (last - start_ns) / 1e6
     else:
         totals["duration_ms"] = 0.0
-    budget = _Budget(DETAIL_BUDGET)
-    doc_spans = [_span(r, depth, start_ns or 0, max_text, budget) for r, depth in shown]
+    trace_id = _main_trace(rows)
+    budget = _Budget(max(MIN_DETAIL_BUDGET, SIZE_TARGET - ROW_ESTIMATE * len(shown)))
+    doc_spans: list[dict[str, Any]] = [{} for _ in shown]
+    for i in _detail_priority([r for r, _ in shown]):
+        row, depth = shown[i]
+        doc_spans[i] = _span(row, depth, start_ns or 0, max_text, budget, trace_id)
     omitted = None
     if hidden:
         t = _totals(hidden)
@@ -275,6 +282,7 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
         "name": clean_text(name),
         "start_time": (pd.Timestamp(start_ns, unit="ns", tz="UTC").isoformat()
                        if start_ns is not None else None),
+        "trace_id": trace_id,
         "open": open_spans > 0,
         "open_spans": open_spans,
         "totals": totals,
@@ -284,8 +292,26 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
     }
 
 
+def _main_trace(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The trace most spans belong to (the cell root's); spans elsewhere name their own."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r["trace_id"] is not None and r["trace_id"] is not pd.NA:
+            counts[r["trace_id"]] = counts.get(r["trace_id"], 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None
+
+
+def _detail_priority(rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Which spans get their messages and attributes first when space is short."""
+    def rank(i: int) -> tuple[int, int, int]:
+        r = rows[i]
+        return (r["status"] != "error", r["kind"] not in ("llm", "embedding", "tool"), i)
+
+    return sorted(range(len(rows)), key=rank)
+
+
 def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
-          budget: _Budget) -> dict[str, Any]:
+          budget: _Budget, trace_id: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in SPAN_FIELDS:
         value = row.get(key)
@@ -298,26 +324,45 @@ def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
             text = _text(value)
             out[key] = truncate(text, max_text)[0] if text is not None else None
     out["depth"] = depth
-    out["start_ms"] = (row["_start_ns"] - origin_ns) / 1e6
-    out["duration_ms"] = _number(row.get("duration_ms"))
+    out["start_ms"] = round((row["_start_ns"] - origin_ns) / 1e6, 3)
+    duration = _number(row.get("duration_ms"))
+    out["duration_ms"] = round(duration, 3) if duration is not None else None
+    _drop_redundant(out, trace_id)
     truncated = False
     if budget.left > 0:
-        inputs, cut_in, used_in = _messages(row.get("input_messages"), max_text)
-        outputs, cut_out, used_out = _messages(row.get("output_messages"), max_text)
-        attrs, cut_attrs, used_attrs = _attributes(row.get("attributes"))
-        budget.left -= used_in + used_out + used_attrs
-        out["input_messages"], out["output_messages"], out["attributes"] = (
-            inputs, outputs, attrs)
+        inputs, cut_in = _messages(row.get("input_messages"), max_text)
+        outputs, cut_out = _messages(row.get("output_messages"), max_text)
+        attrs, cut_attrs = _attributes(row.get("attributes"))
+        budget.left -= len(json.dumps([inputs, outputs, attrs], ensure_ascii=False))
+        out["input_messages"], out["output_messages"] = inputs, outputs
+        out["attributes"] = attrs or None
         truncated = cut_in or cut_out or cut_attrs
-        out["detail"] = "full"
     else:
-        out["input_messages"] = out["output_messages"] = None
-        out["attributes"] = {}
         out["detail"] = "omitted"
-    out["truncated"] = truncated
+    if truncated:
+        out["truncated"] = True
     # Unknown values are left out rather than written as null: a 10k-span document is
     # mostly spans, and views treat a missing field as unknown anyway.
     return {k: v for k, v in out.items() if v is not None or k in _ALWAYS}
+
+
+def _drop_redundant(out: dict[str, Any], trace_id: str | None) -> None:
+    """Leave out what a view can derive, to keep 10k-span documents small."""
+    if out.get("trace_id") == trace_id:
+        out["trace_id"] = None
+    for key in ("request_model", "response_model"):
+        if out.get(key) == out.get("model"):
+            out[key] = None
+    if out.get("total_tokens") == (out.get("input_tokens") or 0) + (
+            out.get("output_tokens") or 0):
+        out["total_tokens"] = None
+    for key in ("cache_read_tokens", "reasoning_tokens"):
+        if out.get(key) == 0:
+            out[key] = None
+    if out.get("is_streaming") is False:
+        out["is_streaming"] = None
+    if out.get("status") == "unset":
+        out["status"] = None
 
 
 def _package_version() -> str:
