@@ -16,6 +16,7 @@ from . import frames as _frames
 from . import session as _session
 from .cells import BudgetExceeded
 from .manual import span
+from .views import TraceView
 
 try:
     __version__ = version("llmtrace_nb")
@@ -33,6 +34,7 @@ __all__ = [
     "spans_df",
     "status",
     "summary",
+    "view",
 ]
 
 
@@ -77,6 +79,23 @@ def cells_df() -> pd.DataFrame:
 def summary(by: str | Sequence[str] = "model") -> pd.DataFrame:
     """Calls, errors, tokens, cost, latency p50/p95, TTFT p50 and tokens/s per group."""
     return _frames.summary(llm_calls_df(), by=by)
+
+
+def view(cell: int | str | None = None) -> TraceView:
+    """The trace view of a traced cell: the last one, or the one with this number or name.
+
+    Display it, or call ``.widget()``, ``.figure()`` or ``.html()`` on it.
+    """
+    from .cells import cell_document
+
+    sess = _source()
+    cells = [c for c in sess.collector.cells() if c.end_ns is not None]
+    if cell is not None:
+        cells = [c for c in cells if c.number == cell or c.name == cell]
+    if not cells:
+        raise LookupError(f"no traced cell {cell!r}" if cell is not None else
+                          "no traced cell yet: run a cell with %%trace first")
+    return TraceView(cell_document(sess, cells[-1]))
 
 
 def set_price(model: str, input_per_mtok: float, output_per_mtok: float,
