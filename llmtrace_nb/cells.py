@@ -54,6 +54,8 @@ class ActiveCell:
     quiet: bool
     auto: bool
     started: float
+    #: the live line shown while the cell runs (a kernel only), replaced by the view
+    live: Any = None
 
 
 def start_cell(session: Session, number: int | None, name: str | None = None,

@@ -135,6 +135,20 @@ class SpanCollector(SpanProcessor):
                 generation=self._generation,
             )
 
+    @property
+    def appended(self) -> int:
+        """Spans ever appended since the last clear (a cheap "anything new?" check)."""
+        return self._appended
+
+    def entries_since(self, seq: int) -> list[tuple[ReadableSpan, CellRef | None]]:
+        """The entries appended after the first ``seq`` (those still in the buffer)."""
+        with self._lock:
+            first = self._appended - len(self._buffer)
+            skip = max(seq - first, 0)
+            if skip >= len(self._buffer):
+                return []
+            return list(itertools.islice(self._buffer, skip, None))
+
     def __len__(self) -> int:
         return len(self._buffer)
 

@@ -26,6 +26,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
 from . import cells, session, views
+from .live import LiveLine
 
 TRACE_USAGE = ("%%trace [NAME] [--quiet] [--max-cost USD] [--max-latency SECONDS] "
                "[--tag KEY=VALUE ...]")
@@ -175,10 +176,15 @@ class CellHooks:
 
     def start(self, sess: session.Session, number: int | None,
               opts: TraceOptions) -> cells.ActiveCell:
-        return cells.start_cell(
+        cell = cells.start_cell(
             sess, number, opts.name, opts.tags,
             budget=cells.Budget(opts.max_cost, opts.max_latency), quiet=opts.quiet,
         )
+        # Only a kernel's frontend updates a display in place; a terminal would print
+        # every refresh of the live line anew.
+        if not opts.quiet and getattr(self.shell, "kernel", None) is not None:
+            cell.live = LiveLine(sess.collector, cell.ref, sess.prices)
+        return cell
 
     def post_run_cell(self, result: ExecutionResult | None) -> None:
         cell = self._stack.pop() if self._stack else None
@@ -202,11 +208,15 @@ class CellHooks:
     def finish(self, sess: session.Session, cell: cells.ActiveCell,
                error: BaseException | None) -> cells.BudgetExceeded | None:
         """End the cell, show its summary, and return a budget breach if there was one."""
+        if cell.live is not None:
+            cell.live.stop()
         cells.end_cell(sess, cell, error)
         doc = cells.cell_document(sess, cell.ref)
         if cell.auto and doc["totals"]["llm_calls"] == 0:
             return None
-        if not cell.quiet:
+        if cell.live is not None:
+            cell.live.replace(views.bundle(doc))
+        elif not cell.quiet:
             display(views.bundle(doc), raw=True)
         return cells.check_budget(cell.budget, doc["totals"])
 

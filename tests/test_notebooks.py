@@ -74,12 +74,14 @@ def test_kernel_await_display_and_errors(tmp_path: Path) -> None:
     ])
     nb = execute(path, allow_errors=True)
     awaited, sync, broken, frame, leaked = nb.cells[1:]
-    assert awaited.outputs[0]["data"]["text/plain"] == "4"  # last expression displayed
+    result = next(o for o in awaited.outputs if o["output_type"] == "execute_result")
+    assert result["data"]["text/plain"] == "4"  # the last expression is displayed
+    assert MIME in awaited.outputs[0]["data"]  # the view took the live line's place
     assert "awaited · " in outputs_text(awaited) and "4 LLM calls" in outputs_text(awaited)
     assert "sync · " in outputs_text(sync)
-    assert broken.outputs[0]["output_type"] == "error"
-    assert broken.outputs[0]["ename"] == "ValueError"
-    assert "line 3" in "".join(broken.outputs[0]["traceback"])
+    error = next(o for o in broken.outputs if o["output_type"] == "error")
+    assert error["ename"] == "ValueError"
+    assert "line 3" in "".join(error["traceback"])
     assert "broken · " in outputs_text(broken)
     rows = outputs_text(frame)
     assert rows.count("('awaited', 'llm', 'unset')") == 4
@@ -104,3 +106,39 @@ def test_budget_exceeded_stops_a_notebook_run(tmp_path: Path) -> None:
     assert view < kinds.index("error")  # the trace view first, then the failure
     assert MIME in outputs[view]["data"]
     assert outputs[kinds.index("error")]["ename"] == "BudgetExceeded"
+
+
+def test_live_line_updates_then_becomes_the_view() -> None:
+    """The iopub messages of a traced cell in a real kernel: the live line is displayed,
+    refreshed as calls end, and replaced in place by the trace view."""
+    from jupyter_client.manager import start_new_kernel
+
+    from run_notebook import ensure_kernel
+
+    km, kc = start_new_kernel(kernel_name=ensure_kernel())
+    try:
+        for code in [SETUP, "server.set_latency(0.3)"]:
+            reply = kc.execute_interactive(code, timeout=60)
+            assert reply["content"]["status"] == "ok"
+        messages: list[dict] = []
+        reply = kc.execute_interactive(
+            "%%trace live\nfor _ in range(4):\n"
+            "    client.chat.completions.create(model='gpt-4o-mini',\n"
+            "        messages=[{'role': 'user', 'content': 'hi'}])",
+            timeout=60, output_hook=messages.append)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    shown = [m for m in messages if m["msg_type"] in ("display_data", "update_display_data")]
+    first, updates = shown[0], shown[1:]
+    assert first["msg_type"] == "display_data"
+    assert first["content"]["data"]["text/plain"].startswith("⏳ live")
+    display_id = first["content"]["transient"]["display_id"]
+    assert all(m["content"]["transient"]["display_id"] == display_id for m in updates)
+    texts = [m["content"]["data"].get("text/plain", "") for m in updates[:-1]]
+    assert any("LLM call" in t and not t.startswith("⏳ live · 0 LLM") for t in texts)
+    assert len(updates) <= 4 * 2 + 4  # a few per second at most (about 1.2 s of calls)
+    final = updates[-1]["content"]["data"]
+    assert MIME in final and "text/html" in final
+    assert final[MIME]["totals"]["llm_calls"] == 4
