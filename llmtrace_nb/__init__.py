@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = [
     "disable",
     "enable",
     "llm_calls_df",
+    "load",
+    "save",
     "set_price",
     "span",
     "spans_df",
@@ -96,6 +99,28 @@ def view(cell: int | str | None = None) -> TraceView:
         raise LookupError(f"no traced cell {cell!r}" if cell is not None else
                           "no traced cell yet: run a cell with %%trace first")
     return TraceView(cell_document(sess, cells[-1]))
+
+
+def save(path: str | os.PathLike[str]) -> int:
+    """Write the session's spans to ``path`` as OTLP JSON lines; returns how many."""
+    from .ship import files
+
+    return files.save(path, _source().collector.snapshot().entries)
+
+
+def load(path: str | os.PathLike[str]) -> int:
+    """Read spans saved with :func:`save` (or by a Collector's file exporter) into the
+    session, so the DataFrames and views include them; returns how many were read.
+
+    Works in a fresh kernel (it enables llmtrace_nb if needed). A bad file raises
+    ``TraceFileError`` naming the line, and then nothing is loaded.
+    """
+    from .ship import files
+
+    loaded = files.load(path)
+    sess = _session.current() or _session.enable()
+    sess.collector.add_entries(loaded.entries, loaded.cells)
+    return len(loaded.entries)
 
 
 def set_price(model: str, input_per_mtok: float, output_per_mtok: float,

@@ -103,6 +103,18 @@ class SpanCollector(SpanProcessor):
             self._buffer.append((span, cell))
             self._appended += 1
 
+    def add_entries(self, entries: list[tuple[ReadableSpan, CellRef | None]],
+                    cells: list[CellRef]) -> None:
+        """Add spans read from a file, as if they had been collected (bound included)."""
+        with self._lock:
+            self._cells.extend(cells)
+            for entry in entries:
+                if len(self._buffer) >= self._max_spans:
+                    self._buffer.popleft()
+                    self._dropped += 1
+                self._buffer.append(entry)
+                self._appended += 1
+
     def shutdown(self) -> None:
         self.enabled = False
 

@@ -36,7 +36,8 @@ LLMTRACE_USAGE = """\
 %llmtrace content on|off               capture prompt and completion text or not
 %llmtrace price MODEL IN_USD_PER_MTOK OUT_USD_PER_MTOK [CACHE_READ_USD_PER_MTOK]
 %llmtrace clear                        drop collected spans
-%llmtrace forward | save | load        not available in this version yet"""
+%llmtrace save PATH / load PATH        write / read the spans as OTLP JSON lines
+%llmtrace forward                      not available in this version yet"""
 
 
 # -- %%trace arguments ----------------------------------------------------------------------
@@ -293,12 +294,28 @@ class TraceMagics(Magics):
             print(f"llmtrace_nb: price for {model}: ${rates[0]:g} in / ${rates[1]:g} out"
                   + (f" / ${cache:g} cache read" if cache is not None else "")
                   + " per million tokens")
-        elif command in ("forward", "save", "load"):
-            print(f"llmtrace_nb: `%llmtrace {command}` is not available in this version yet; "
+        elif command in ("save", "load") and len(args) == 1:
+            self._file(command, args[0])
+        elif command == "forward":
+            print("llmtrace_nb: `%llmtrace forward` is not available in this version yet; "
                   "spans are kept in-process only.", file=sys.stderr)
         else:
             raise UsageError(f"%llmtrace: unknown or incomplete command {line.strip()!r}\n"
                              f"usage:\n{LLMTRACE_USAGE}")
+
+
+    def _file(self, command: str, path: str) -> None:
+        import llmtrace_nb
+
+        from .ship.files import TraceFileError
+
+        try:
+            n = llmtrace_nb.save(path) if command == "save" else llmtrace_nb.load(path)
+        except (OSError, TraceFileError) as exc:
+            # one clear line, the session unchanged (load parses the whole file first)
+            raise UsageError(f"%llmtrace {command}: {exc}") from None
+        done = "wrote" if command == "save" else "read"
+        print(f"llmtrace_nb: {done} {n:,} spans {'to' if command == 'save' else 'from'} {path}")
 
 
 def status_text(sess: session.Session) -> str:
