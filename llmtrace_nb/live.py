@@ -14,11 +14,9 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
-
 from . import semconv
 from .collector import CellRef
-from .pricing import PriceBook
+from .pricing import PriceBook, call_cost
 from .views.text import format_cost, format_duration, plural
 
 TICK_SECONDS = 0.25
@@ -47,18 +45,11 @@ class RunningTotals:
         if semconv.span_kind(attrs, fields) not in ("llm", "embedding"):
             return
         self.calls += 1
-        inp, out = fields["input_tokens"] or 0, fields["output_tokens"] or 0
-        self.tokens += inp + out
-        cost = fields["cost_usd"]
-        model = fields["response_model"] or fields["request_model"]
-        if cost is None and model and (inp or out):
-            price = self.prices.lookup(fields["provider"], model)
-            if price is not None:
-                cached = fields["cache_read_tokens"] or 0
-                cost = float(price.cost(np.array([inp], float), np.array([cached], float),
-                                        np.array([out], float))[0])
+        tokens = (fields["input_tokens"] or 0) + (fields["output_tokens"] or 0)
+        self.tokens += tokens
+        cost = call_cost(attrs, self.prices)
         if cost is None:
-            self.unpriced += 1 if (inp or out) else 0
+            self.unpriced += 1 if tokens else 0
         else:
             self.cost += cost
 

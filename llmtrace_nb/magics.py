@@ -27,6 +27,7 @@ from IPython.display import display
 
 from . import cells, session, views
 from .live import LiveLine
+from .ship.forward import ForwardConfigError, make_config
 
 TRACE_USAGE = ("%%trace [NAME] [--quiet] [--max-cost USD] [--max-latency SECONDS] "
                "[--tag KEY=VALUE ...]")
@@ -37,7 +38,8 @@ LLMTRACE_USAGE = """\
 %llmtrace price MODEL IN_USD_PER_MTOK OUT_USD_PER_MTOK [CACHE_READ_USD_PER_MTOK]
 %llmtrace clear                        drop collected spans
 %llmtrace save PATH / load PATH        write / read the spans as OTLP JSON lines
-%llmtrace forward                      not available in this version yet"""
+%llmtrace forward URL [--protocol P] [--header K=V ...] [--only RULES] [--redact MODE]
+%llmtrace forward off                  stop forwarding"""
 
 
 # -- %%trace arguments ----------------------------------------------------------------------
@@ -212,6 +214,11 @@ class CellHooks:
         if cell.live is not None:
             cell.live.stop()
         cells.end_cell(sess, cell, error)
+        if sess.forwarder is not None:
+            sess.forwarder.nudge()
+            warning = sess.forwarder.new_failure_warning()
+            if warning:
+                print(warning, file=sys.stderr)
         doc = cells.cell_document(sess, cell.ref)
         if cell.auto and doc["totals"]["llm_calls"] == 0:
             return None
@@ -296,13 +303,27 @@ class TraceMagics(Magics):
                   + " per million tokens")
         elif command in ("save", "load") and len(args) == 1:
             self._file(command, args[0])
-        elif command == "forward":
-            print("llmtrace_nb: `%llmtrace forward` is not available in this version yet; "
-                  "spans are kept in-process only.", file=sys.stderr)
+        elif command == "forward" and args:
+            self._forward(sess, args)
         else:
             raise UsageError(f"%llmtrace: unknown or incomplete command {line.strip()!r}\n"
                              f"usage:\n{LLMTRACE_USAGE}")
 
+
+    def _forward(self, sess: session.Session, args: list[str]) -> None:
+        assert sess.forwarder is not None
+        if args == ["off"]:
+            sess.forwarder.stop()
+            print("llmtrace_nb: forwarding off")
+            return
+        try:
+            opts = _forward_parser.parse_args(args)
+            config = make_config(opts.url, protocol=opts.protocol, headers=opts.header,
+                                 only=opts.only, redact=opts.redact)
+        except (_ArgumentError, ForwardConfigError) as exc:
+            raise UsageError(f"%llmtrace forward: {exc}\nusage: {FORWARD_USAGE}") from None
+        sess.forwarder.start(config)
+        print(f"llmtrace_nb: forwarding to {config.describe()}")
 
     def _file(self, command: str, path: str) -> None:
         import llmtrace_nb
@@ -318,6 +339,29 @@ class TraceMagics(Magics):
         print(f"llmtrace_nb: {done} {n:,} spans {'to' if command == 'save' else 'from'} {path}")
 
 
+FORWARD_USAGE = ("%llmtrace forward URL [--protocol http/protobuf|grpc] [--header K=V ...] "
+                 "[--only errors,slow:SECONDS,cost:USD] [--redact none|hash|drop] | "
+                 "%llmtrace forward off")
+_forward_parser = _Parser(prog="%llmtrace forward", add_help=False)
+_forward_parser.add_argument("url")
+_forward_parser.add_argument("--protocol", default="http/protobuf")
+_forward_parser.add_argument("--header", action="extend", nargs="+", default=[])
+_forward_parser.add_argument("--only", default=None)
+_forward_parser.add_argument("--redact", default="none")
+
+
+def forward_text(sess: session.Session) -> str:
+    forwarder = sess.forwarder
+    config = forwarder.config if forwarder else None
+    counts = forwarder.counts() if forwarder else None
+    if config is None or counts is None:
+        return "off"
+    parts = [f"{counts[k]:,} {k}" for k in ("sent", "failed", "queued", "dropped")]
+    if counts["filtered"]:
+        parts.append(f"{counts['filtered']:,} left out by --only")
+    return f"{config.describe()} · {', '.join(parts)}"
+
+
 def status_text(sess: session.Session) -> str:
     collector = sess.collector
     df = sess.frames.spans(capture_content=sess.capture_content)
@@ -329,7 +373,7 @@ def status_text(sess: session.Session) -> str:
         f"  instrumentations: {sess.describe_instrumentations()}",
         f"  content: {'captured' if sess.capture_content else 'not captured'}",
         f"  auto: {'on' if sess.auto else 'off'}",
-        "  forward: off",
+        f"  forward: {forward_text(sess)}",
     ]
     if df.attrs.get("unpriced_models"):
         lines.append(f"  no price for: {', '.join(df.attrs['unpriced_models'])}")
@@ -339,7 +383,9 @@ def status_text(sess: session.Session) -> str:
 
 def status_line(sess: session.Session) -> str:
     """The one line printed by %load_ext."""
-    return (f"llmtrace_nb: spans kept in-process (up to {sess.collector.max_spans:,}) · "
+    forward = sess.forwarder.config if sess.forwarder else None
+    where = f" and forwarded to {forward.describe()}" if forward else ""
+    return (f"llmtrace_nb: spans kept in-process (up to {sess.collector.max_spans:,}){where} · "
             f"instrumented: {sess.describe_instrumentations()} · "
             f"content {'captured' if sess.capture_content else 'not captured'}")
 

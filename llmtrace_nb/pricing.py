@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 from genai_prices import Usage, calc_price
@@ -191,3 +193,28 @@ def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
         rows = np.asarray(rows_list)
         cost[rows] = price.cost(inp[rows], cached[rows], out[rows])
     return cost, unpriced
+
+
+def call_cost(attributes: Mapping[str, Any], book: PriceBook) -> float | None:
+    """The cost of one LLM or embedding call from its raw attributes, or None.
+
+    For paths that see one span at a time (the live line, the forwarding policy); the
+    DataFrames price whole columns with :func:`cost_column` instead.
+    """
+    from . import semconv
+
+    fields = semconv.scalar_fields(attributes)
+    if semconv.span_kind(attributes, fields) not in ("llm", "embedding"):
+        return None
+    if fields["cost_usd"] is not None:
+        return float(fields["cost_usd"])
+    model = fields["response_model"] or fields["request_model"]
+    inp, out = fields["input_tokens"] or 0, fields["output_tokens"] or 0
+    if not model or not (inp or out):
+        return None
+    price = book.lookup(fields["provider"], model)
+    if price is None:
+        return None
+    cached = fields["cache_read_tokens"] or 0
+    return float(price.cost(np.array([inp], float), np.array([cached], float),
+                            np.array([out], float))[0])

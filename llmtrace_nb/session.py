@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from ._compat import otel_content_value, unwrap_openai
 from .collector import DEFAULT_MAX_SPANS, SpanCollector
 from .frames import FrameBuilder
 from .pricing import PriceBook
+from .ship.forward import ForwardConfig, Forwarder, config_from_env, make_config
 
 DEFAULT_SERVICE_NAME = "llmtrace-notebook"
 
@@ -63,6 +64,7 @@ class Session:
     collector: SpanCollector
     prices: PriceBook
     frames: FrameBuilder
+    forwarder: Forwarder | None = None
     capture_content: bool = True
     auto: bool = False
     active: bool = False
@@ -231,14 +233,33 @@ def _instrument(session: Session) -> None:
         session.instrumented.append(Instrumentation("threading", threading_inst.uninstrument))
 
 
+def _forward_config(forward: str | Mapping[str, Any] | ForwardConfig) -> ForwardConfig:
+    if isinstance(forward, ForwardConfig):
+        return forward
+    if isinstance(forward, str):
+        return make_config(forward)
+    if isinstance(forward, Mapping):
+        options = dict(forward)
+        url = options.pop("url", None) or options.pop("endpoint", None)
+        if not isinstance(url, str):
+            raise ValueError("forward={...} needs a 'url'")
+        return make_config(url, **options)
+    raise TypeError(f"forward must be a URL, a dict of options or False, got {forward!r}")
+
+
 def enable(max_spans: int | None = None, capture_content: bool | None = None,
-           auto: bool | None = None, forward: str | None = None) -> Session:
-    """Start collecting (idempotent). Returns the session."""
+           auto: bool | None = None,
+           forward: str | Mapping[str, Any] | ForwardConfig | bool | None = None) -> Session:
+    """Start collecting (idempotent). Returns the session.
+
+    ``forward``: a collector URL, or a dict of ``url`` and the ``%llmtrace forward``
+    options (``protocol``, ``headers``, ``only``, ``redact``, TLS files), or False to
+    stop forwarding. Without it, the OTEL_EXPORTER_OTLP_* variables decide.
+    """
     global _session
-    if forward is not None:
-        raise NotImplementedError(
-            "forwarding over OTLP is not available in this version of llmtrace_nb yet"
-        )
+    # Validate before changing anything: a bad URL is an error now, not at first export.
+    config = _forward_config(forward) if forward not in (None, False, True) else None
+    env_config = config_from_env() if forward is None and _session is None else None
     if max_spans is not None and (isinstance(max_spans, bool) or not isinstance(max_spans, int)
                                   or max_spans < 1):
         raise ValueError(f"max_spans must be a positive integer, got {max_spans!r}")
@@ -249,9 +270,14 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             collector = SpanCollector(max_spans or DEFAULT_MAX_SPANS)
             provider.add_span_processor(collector)
             prices = PriceBook()
+            forwarder = Forwarder(
+                lambda: {c.trace_id: c.root_span_id for c in collector.cells()
+                         if c.trace_id is not None and c.root_span_id is not None},
+                prices)
+            provider.add_span_processor(forwarder)
             session = Session(
                 provider=provider, owns_provider=owns, collector=collector, prices=prices,
-                frames=FrameBuilder(collector, prices),
+                frames=FrameBuilder(collector, prices), forwarder=forwarder,
                 capture_content=_content_from_env(),
             )
             if note:
@@ -266,6 +292,11 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             session.active = True
         if capture_content is not None:
             session.set_capture_content(capture_content)
+        if session.forwarder is not None:
+            if config is not None or env_config is not None:
+                session.forwarder.start(config or env_config)  # type: ignore[arg-type]
+            elif forward is False:
+                session.forwarder.stop()
         if auto is not None:
             session.auto = auto
         return session
@@ -284,5 +315,7 @@ def disable() -> None:
         # The SDK cannot remove a processor from a provider; the collector goes quiet.
         session.collector.enabled = False
         session.collector.active_cell = None
+        if session.forwarder is not None:
+            session.forwarder.stop()
         session.auto = False
         session.active = False

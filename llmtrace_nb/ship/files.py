@@ -37,6 +37,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.trace.span import TraceState
 
 from ..collector import CellRef
+from .spans import replace_span
 
 SPANS_PER_LINE = 1_000
 CELL_NUMBER = "llmtrace.cell.number"
@@ -68,15 +69,8 @@ def _with_cell(span: ReadableSpan, cell: CellRef | None,
     if cell is None or cell.number is None or span.context is None \
             or span.context.trace_id in cell_traces:
         return span
-    attrs = dict(span.attributes or {})
-    attrs[CELL_NUMBER] = cell.number
-    attrs[CELL_NAME] = cell.name
-    return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=attrs, events=span.events, links=span.links, kind=span.kind,
-        instrumentation_scope=span.instrumentation_scope, status=span.status,
-        start_time=span.start_time, end_time=span.end_time,
-    )
+    return replace_span(span, attributes={**(span.attributes or {}), CELL_NUMBER: cell.number,
+                                          CELL_NAME: cell.name})
 
 
 def _hex_ids(node: Any) -> None:

@@ -1,0 +1,217 @@
+"""The policy every forwarded span passes: scrub secrets, redact content, keep or drop.
+
+It runs in the exporter's thread (wrapped around the OTLP exporter), never on the span
+hot path: a cell pays only the BatchSpanProcessor's enqueue for each span.
+
+``--only`` works like tail sampling: the spans of a traced cell's trace wait until the
+cell's root span ends, then the whole trace is kept if it had an error, was slower than
+``slow:SECONDS`` or cost more than ``cost:USD``. Spans outside any cell are judged one by
+one. Spans of a cell that end after its root follow the decision already made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
+
+from .. import semconv
+from ..pricing import PriceBook, call_cost
+from ..scrub import scrub_attributes
+from .spans import replace_span
+
+REDACT_MODES = ("none", "hash", "drop")
+#: events that carry message text (deprecated GenAI message events, contrib details)
+CONTENT_EVENTS = frozenset((*semconv.EVENT_ROLES, "gen_ai.choice",
+                            "gen_ai.client.inference.operation.details"))
+_DECIDED_TRACES = 10_000  # decisions remembered for spans that end after their root
+
+
+@dataclass(frozen=True)
+class Only:
+    """``--only errors,slow:SECONDS,cost:USD``; a trace is kept if any rule matches."""
+
+    errors: bool = False
+    slow_s: float | None = None
+    cost_usd: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Only:
+        errors, slow, cost = False, None, None
+        for raw in text.split(","):
+            part = raw.strip()
+            name, _, value = part.partition(":")
+            try:
+                if name == "errors" and not value:
+                    errors = True
+                elif name == "slow" and value:
+                    slow = _positive(value)
+                elif name == "cost" and value:
+                    cost = _positive(value)
+                else:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"--only: bad rule {part!r}; use errors, slow:SECONDS or "
+                                 "cost:USD, separated by commas") from None
+        return cls(errors, slow, cost)
+
+    def __str__(self) -> str:
+        rules = (["errors"] if self.errors else []) + (
+            [f"slow:{self.slow_s:g}"] if self.slow_s is not None else []) + (
+            [f"cost:{self.cost_usd:g}"] if self.cost_usd is not None else [])
+        return ",".join(rules)
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError(value)
+    return number
+
+
+def _redactor(mode: str) -> Callable[[Any], Any] | None:
+    if mode == "none":
+        return None
+    if mode == "drop":
+        return lambda value: None
+
+    def sha256(value: Any) -> str:
+        text = value if isinstance(value, str) else repr(value)
+        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    return sha256
+
+
+def clean_span(span: ReadableSpan, redact: str) -> ReadableSpan:
+    """The span with secrets scrubbed and, per ``redact``, its content hashed or dropped."""
+    redactor = _redactor(redact)
+    attrs = scrub_attributes(span.attributes or {})
+    if redactor is not None:
+        attrs = _redact_mapping(attrs, redactor, semconv.is_content_key)
+    events = []
+    for event in span.events:
+        event_attrs: Mapping[str, Any] = scrub_attributes(event.attributes or {})
+        if redactor is not None and event.name in CONTENT_EVENTS:
+            event_attrs = _redact_mapping(event_attrs, redactor, _event_content_key)
+        events.append(Event(event.name, event_attrs, event.timestamp))
+    return replace_span(span, attributes=attrs, events=events)
+
+
+def _event_content_key(key: str) -> bool:
+    return key in ("content", "message", "tool_calls") or semconv.is_content_key(key)
+
+
+def _redact_mapping(attrs: Mapping[str, Any], redactor: Callable[[Any], Any],
+                    is_content: Callable[[str], bool]) -> dict[str, Any]:
+    out = {}
+    for key, value in attrs.items():
+        if is_content(key):
+            value = redactor(value)
+            if value is None:
+                continue
+        out[key] = value
+    return out
+
+
+class PolicyExporter(SpanExporter):
+    """Applies the policy to each batch, then hands what is kept to the next exporter."""
+
+    def __init__(self, inner: SpanExporter, *, redact: str = "none", only: Only | None = None,
+                 cell_roots: Callable[[], Mapping[int, int]] = dict,
+                 prices: PriceBook | None = None) -> None:
+        if redact not in REDACT_MODES:
+            raise ValueError(f"--redact must be one of {', '.join(REDACT_MODES)}, got {redact!r}")
+        self.inner = inner
+        self.redact = redact
+        self.only = only
+        self.cell_roots = cell_roots  # trace id -> root span id of traced cells
+        self.prices = prices or PriceBook()
+        self.filtered = 0
+        self._lock = threading.Lock()
+        self._waiting: dict[int, list[ReadableSpan]] = {}
+        self._decided: OrderedDict[int, bool] = OrderedDict()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        kept = self._select(spans) if self.only is not None else list(spans)
+        if not kept:
+            return SpanExportResult.SUCCESS
+        return self.inner.export([clean_span(s, self.redact) for s in kept])
+
+    # -- --only ------------------------------------------------------------------------
+
+    def _select(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        roots = self.cell_roots()
+        kept: list[ReadableSpan] = []
+        with self._lock:
+            for span in spans:
+                trace_id = span.context.trace_id if span.context else 0
+                if trace_id in self._decided:
+                    self._count(kept, [span], self._decided[trace_id])
+                elif trace_id in roots:
+                    waiting = self._waiting.setdefault(trace_id, [])
+                    waiting.append(span)
+                    if span.context.span_id == roots[trace_id]:
+                        self._decide(trace_id, kept)
+                else:
+                    self._count(kept, [span], self._matches([span], span))
+        return kept
+
+    def _decide(self, trace_id: int, kept: list[ReadableSpan]) -> None:
+        spans = self._waiting.pop(trace_id)
+        root = next(s for s in spans if s.context.span_id == self.cell_roots()[trace_id])
+        keep = self._matches(spans, root)
+        self._decided[trace_id] = keep
+        while len(self._decided) > _DECIDED_TRACES:
+            self._decided.popitem(last=False)
+        self._count(kept, spans, keep)
+
+    def _count(self, kept: list[ReadableSpan], spans: list[ReadableSpan], keep: bool) -> None:
+        if keep:
+            kept.extend(spans)
+        else:
+            self.filtered += len(spans)
+
+    def _matches(self, spans: Sequence[ReadableSpan], root: ReadableSpan) -> bool:
+        only = self.only
+        assert only is not None
+        if only.errors and any(s.status.status_code is StatusCode.ERROR for s in spans):
+            return True
+        duration_s = ((root.end_time - root.start_time) / 1e9
+                      if root.end_time is not None and root.start_time is not None else 0.0)
+        if only.slow_s is not None and duration_s > only.slow_s:
+            return True
+        if only.cost_usd is not None:
+            total = sum(call_cost(s.attributes or {}, self.prices) or 0.0 for s in spans)
+            if total > only.cost_usd:
+                return True
+        return False
+
+    def waiting(self) -> int:
+        """Spans held until their cell's root span ends (``--only``)."""
+        with self._lock:
+            return sum(len(spans) for spans in self._waiting.values())
+
+    def flush_waiting(self) -> SpanExportResult:
+        """At shutdown: traces whose root never ended are judged on what arrived."""
+        kept: list[ReadableSpan] = []
+        with self._lock:
+            for trace_id in list(self._waiting):
+                spans = self._waiting.pop(trace_id)
+                self._count(kept, spans, self._matches(spans, spans[-1]))
+        if not kept:
+            return SpanExportResult.SUCCESS
+        return self.inner.export([clean_span(s, self.redact) for s in kept])
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.flush_waiting()
+        self.inner.shutdown()
