@@ -313,7 +313,7 @@ class TraceMagics(Magics):
     def _forward(self, sess: session.Session, args: list[str]) -> None:
         assert sess.forwarder is not None
         if args == ["off"]:
-            sess.forwarder.stop()
+            sess.forwarder.stop(wait=False)  # a dead endpoint must not hold the cell
             print("llmtrace_nb: forwarding off")
             return
         try:

@@ -269,10 +269,16 @@ class Forwarder(SpanProcessor):
         if old is not None:
             threading.Thread(target=old.stop, args=(SHUTDOWN_WAIT_S,), daemon=True).start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop forwarding; the spans already queued still go out (waiting at most
+        SHUTDOWN_WAIT_S, or not at all with ``wait=False``)."""
         old, self._pipeline = self._pipeline, None
-        if old is not None:
+        if old is None:
+            return
+        if wait:
             old.stop(SHUTDOWN_WAIT_S)
+        else:
+            threading.Thread(target=old.stop, args=(SHUTDOWN_WAIT_S,), daemon=True).start()
 
     # -- SpanProcessor: the hot path is one attribute read and the batch enqueue ---------
 

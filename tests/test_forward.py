@@ -1,0 +1,271 @@
+"""Forwarding over OTLP to a real receiver on loopback: content, policy, faults, no loss."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import llmtrace_nb
+from llmtrace_nb import session
+from llmtrace_nb.ship.forward import ForwardConfigError, make_config, traces_endpoint
+
+from conftest import run
+from otlp_receiver import attributes, black_hole, receiver, refused_url
+
+
+@pytest.fixture
+def fwd(shell: InteractiveShell) -> Iterator[InteractiveShell]:
+    yield shell
+    run(shell, "%llmtrace forward off")
+
+
+SECRET = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX123"
+
+
+def llm_cell(tokens: int = 100, prompt: str = "hello") -> str:
+    """Cell code that makes one LLM span, with a secret in its recorded headers."""
+    attrs = {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": tokens,
+        "gen_ai.usage.output_tokens": 10,
+        "gen_ai.headers": str({"Authorization": f"Bearer {SECRET}"}),
+        "gen_ai.input.messages": json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]),
+    }
+    return ("from opentelemetry import trace\n"
+            f"with trace.get_tracer('t').start_as_current_span('openai.chat', "
+            f"attributes={attrs!r}):\n"
+            "    pass\n")
+
+
+def by_name(spans: list) -> dict:
+    return {s.name: s for s in spans}
+
+
+def test_traced_cell_arrives_scrubbed(fwd: InteractiveShell) -> None:
+    with receiver() as rx:
+        _, out = run(fwd, f"%llmtrace forward {rx.url} --header x-team=ml")
+        assert f"forwarding to {rx.url}/v1/traces" in out.text
+        result, _ = run(fwd, "%%trace sent --quiet\n" + llm_cell())
+        spans = rx.wait_for(2)
+        assert sorted(s.name for s in spans) == ["openai.chat", "sent"]
+        llm = attributes(by_name(spans)["openai.chat"])
+        assert llm["gen_ai.usage.input_tokens"] == 100 and llm["gen_ai.request.model"] == "gpt-4o"
+        assert SECRET not in json.dumps(llm) and "[REDACTED]" in llm["gen_ai.headers"]
+        assert "hello" in llm["gen_ai.input.messages"]  # redact none: content goes as is
+        root = attributes(by_name(spans)["sent"])
+        assert root["llmtrace.cell.number"] == result.execution_count
+        assert rx.requests[0]["x-team"] == "ml"
+        _, out = run(fwd, "%llmtrace status")
+        assert "forward: " + rx.url in out.text and "2 sent, 0 failed" in out.text
+
+
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+def test_redaction(fwd: InteractiveShell, mode: str) -> None:
+    with receiver() as rx:
+        run(fwd, f"%llmtrace forward {rx.url} --redact {mode}")
+        run(fwd, "%%trace --quiet\n" + llm_cell(prompt="same prompt"))
+        run(fwd, "%%trace --quiet\n" + llm_cell(prompt="same prompt"))
+        llms = [attributes(s) for s in rx.wait_for(4) if s.name == "openai.chat"]
+        assert len(llms) == 2
+        for attrs in llms:
+            assert "same prompt" not in json.dumps(attrs)
+            assert attrs["gen_ai.usage.input_tokens"] == 100  # numbers are not content
+        if mode == "hash":
+            hashes = {a["gen_ai.input.messages"] for a in llms}
+            assert len(hashes) == 1 and next(iter(hashes)).startswith("sha256:")
+        else:
+            assert all("gen_ai.input.messages" not in a for a in llms)
+    # the notebook's own copy keeps the text
+    assert "same prompt" in json.dumps(llmtrace_nb.llm_calls_df()["input_messages"].tolist())
+
+
+def test_only_keeps_whole_traces_by_rule(fwd: InteractiveShell) -> None:
+    with receiver() as rx:
+        run(fwd, f"%llmtrace forward {rx.url} --only errors,slow:0.3,cost:0.05")
+        run(fwd, "%%trace cheap --quiet\n" + llm_cell(tokens=100))  # dropped
+        run(fwd, "%%trace failing --quiet\n" + llm_cell(tokens=100) + "1/0")  # kept: error
+        run(fwd, "%%trace slow --quiet\nimport time; time.sleep(0.35)\n" + llm_cell(100))
+        run(fwd, "%%trace costly --quiet\n" + llm_cell(tokens=100_000))  # $0.25 > 0.05
+        run(fwd, "from opentelemetry import trace\n"
+                 "with trace.get_tracer('t').start_as_current_span('outside ok'): pass\n"
+                 "try:\n"
+                 "    with trace.get_tracer('t').start_as_current_span('outside err'):\n"
+                 "        raise ValueError\n"
+                 "except ValueError: pass")
+        spans = rx.wait_for(7)
+        time.sleep(1.5)  # anything else would arrive by now
+        names = sorted(s.name for s in rx.spans)
+        assert names == sorted(["failing", "openai.chat", "slow", "openai.chat", "costly",
+                                "openai.chat", "outside err"]), names
+        _, out = run(fwd, "%llmtrace status")
+        assert "3 left out by --only" in out.text
+        assert len(spans) >= 7
+
+
+def test_ten_thousand_spans_none_lost(fwd: InteractiveShell) -> None:
+    with receiver() as rx:
+        run(fwd, f"%llmtrace forward {rx.url}")
+        run(fwd, "%%trace many --quiet\nimport llmtrace_nb\n"
+                 "for i in range(10_000):\n"
+                 "    with llmtrace_nb.span(f's{i}', kind='tool', i=i): pass")
+        spans = rx.wait_for(10_001, timeout=60)
+        assert len(spans) == 10_001
+        assert len({s.span_id for s in spans}) == 10_001
+        _, out = run(fwd, "%llmtrace status")
+        assert "10,001 sent, 0 failed, 0 queued, 0 dropped" in out.text
+
+
+def _dead(kind: str) -> Iterator[str]:
+    if kind == "refused":
+        yield refused_url()
+    elif kind == "black hole":
+        with black_hole() as url:
+            yield url
+    else:
+        with receiver() as rx:
+            rx.mode = kind
+            yield rx.url
+
+
+@pytest.mark.parametrize("kind", ["refused", "black hole", "slow", "500", "429", "garbage"])
+def test_bad_endpoints_never_hurt_the_cell(fwd: InteractiveShell, kind: str) -> None:
+    gen = _dead(kind)
+    url = next(gen)
+    try:
+        run(fwd, f"%llmtrace forward {url}")
+        outs = []
+        for _ in range(2):
+            start = time.perf_counter()
+            result, out = run(fwd, "%%trace --quiet\n" + llm_cell())
+            assert result.success  # nothing raised into user code
+            assert time.perf_counter() - start < 1.0  # (10 ms budget measured in benchmarks)
+            outs.append(out)
+            time.sleep(0.1)
+        assert all(o.stderr.count("could not be forwarded") <= 1 for o in outs)
+        assert len(llmtrace_nb.spans_df()) == 4  # still all in the notebook
+        if kind in ("refused", "500", "garbage"):  # fast failures are counted quickly
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                counts = session.require().forwarder.counts()
+                if counts["failed"] >= 4:
+                    break
+                run(fwd, "%llmtrace status")
+                time.sleep(0.2)
+            assert session.require().forwarder.counts()["failed"] >= 4
+            _, out = run(fwd, "%%trace --quiet\nx = 1")
+            assert out.stderr.count("could not be forwarded") == 1
+    finally:
+        run(fwd, "%llmtrace forward off")
+        gen.close()
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("forward localhost:4318", "not an http(s) URL"),
+    ("forward ftp://host", "not an http(s) URL"),
+    ("forward http://host:99999", "bad port"),
+    ("forward http://h:4318 --protocol carrier-pigeon", "--protocol"),
+    ("forward http://h:4318 --redact maybe", "--redact"),
+    ("forward http://h:4318 --only fast", "bad rule"),
+    ("forward http://h:4318 --only slow:-1", "bad rule"),
+    ("forward http://h:4318 --header novalue", "KEY=VALUE"),
+])
+def test_bad_forward_arguments_change_nothing(fwd: InteractiveShell, line: str,
+                                              message: str) -> None:
+    with receiver() as rx:
+        run(fwd, f"%llmtrace forward {rx.url}")
+        _, out = run(fwd, f"%llmtrace {line}")
+        assert message in out.text + out.stderr and "usage" in out.text + out.stderr
+        assert session.require().forwarder.config.endpoint == f"{rx.url}/v1/traces"
+
+
+def test_endpoint_rules() -> None:
+    assert traces_endpoint("http://c:4318", "http/protobuf") == "http://c:4318/v1/traces"
+    assert traces_endpoint("http://c:4318/", "http/protobuf") == "http://c:4318/v1/traces"
+    assert traces_endpoint("https://c/v1/traces", "http/protobuf") == "https://c/v1/traces"
+    assert traces_endpoint("http://c:4318/custom", "http/protobuf",
+                           signal_specific=True) == "http://c:4318/custom"
+    assert traces_endpoint("http://c:4317", "grpc") == "http://c:4317"
+    with pytest.raises(ForwardConfigError):
+        make_config("http://c:4318", only="errors,never")
+    with pytest.raises(ValueError):
+        llmtrace_nb.enable(forward="not a url")
+
+
+def run_py(code: str, env: dict[str, str], timeout: float = 60) -> tuple[str, float]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | env
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=full)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout, elapsed
+
+
+def test_standard_environment_variables(tmp_path: Path) -> None:
+    with receiver() as rx:
+        out, _ = run_py("""
+            from IPython.core.interactiveshell import InteractiveShell
+            ip = InteractiveShell.instance()
+            ip.run_line_magic("load_ext", "llmtrace_nb")
+            ip.run_cell("%%trace env --quiet\\nx = 1", store_history=True)
+            import llmtrace_nb
+            print(llmtrace_nb.status())
+        """, {"OTEL_EXPORTER_OTLP_ENDPOINT": rx.url,
+              "OTEL_EXPORTER_OTLP_HEADERS": "x-token=abc%20def,x-other=1"})
+        assert f"forwarded to {rx.url}/v1/traces" in out
+        spans = rx.wait_for(1)  # sent at exit at the latest
+        assert [s.name for s in spans] == ["env"]
+        assert rx.requests[0]["x-token"] == "abc def"
+
+
+def test_exit_is_not_held_by_a_black_hole() -> None:
+    with black_hole() as url:
+        _, elapsed = run_py(f"""
+            import llmtrace_nb
+            from llmtrace_nb import span
+            llmtrace_nb.enable(forward={url!r})
+            for i in range(50):
+                with span(f"s{{i}}"):
+                    pass
+        """, {})
+    assert elapsed < 10  # interpreter start + at most SHUTDOWN_WAIT_S for the last spans
+
+
+def test_replay_a_saved_file(fwd: InteractiveShell, tmp_path: Path) -> None:
+    run(fwd, "%%trace replayed --quiet\n" + llm_cell())
+    path = tmp_path / "s.jsonl"
+    llmtrace_nb.save(path)
+    ids = sorted(llmtrace_nb.spans_df()["span_id"])
+    with receiver() as rx:
+        proc = subprocess.run([sys.executable, "-m", "llmtrace_nb", "forward", str(path),
+                               "--endpoint", rx.url], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "sent 2 spans" in proc.stdout
+        spans = rx.wait_for(2)
+        assert sorted(s.span_id.hex() for s in spans) == ids
+        assert SECRET not in json.dumps([attributes(s) for s in spans])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("garbage\n")
+    proc = subprocess.run([sys.executable, "-m", "llmtrace_nb", "forward", str(bad),
+                           "--endpoint", "http://127.0.0.1:9"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "line 1" in proc.stderr
+
+
+def test_hash_is_stable_sha256() -> None:
+    from llmtrace_nb.ship.policy import _redactor
+
+    redact = _redactor("hash")
+    assert redact is not None
+    assert redact("abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
