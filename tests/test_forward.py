@@ -269,3 +269,39 @@ def test_hash_is_stable_sha256() -> None:
     redact = _redactor("hash")
     assert redact is not None
     assert redact("abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
+
+
+def test_grpc_forwarding(fwd: InteractiveShell) -> None:
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import (
+        trace_service_pb2,
+        trace_service_pb2_grpc,
+    )
+
+    received: list = []
+
+    class Service(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request, context):
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    received.extend(ss.spans)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        _, out = run(fwd, f"%llmtrace forward http://127.0.0.1:{port} --protocol grpc")
+        assert "grpc" in out.text
+        run(fwd, "%%trace over grpc --quiet\n" + llm_cell())
+        deadline = time.monotonic() + 20
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(s.name for s in received) == ["openai.chat", "over grpc"]
+        llm = attributes(next(s for s in received if s.name == "openai.chat"))
+        assert SECRET not in json.dumps(llm)
+    finally:
+        server.stop(0)
