@@ -105,7 +105,10 @@ def save(path: str | os.PathLike[str]) -> int:
     """Write the session's spans to ``path`` as OTLP JSON lines; returns how many."""
     from .ship import files
 
-    return files.save(path, _source().collector.snapshot().entries)
+    sess = _source()
+    # With content capture off, no prompt or completion text may reach a file either.
+    return files.save(path, sess.collector.snapshot().entries,
+                      redact="none" if sess.capture_content else "drop")
 
 
 def load(path: str | os.PathLike[str]) -> int:

@@ -124,3 +124,20 @@ def test_load_in_a_fresh_process_feeds_frames_and_views(shell: InteractiveShell,
                           strict=True):
         assert {k: v for k, v in back.items() if str(v) != str(orig[k])} == {}
     assert out["cells"] == [{"cell_name": "before restart", "tags": "{'run': '1'}"}]
+
+
+def test_saved_files_hold_no_secrets_and_no_content_when_capture_is_off(
+        shell: InteractiveShell, tmp_path: Path) -> None:
+    secret = "sk-proj-SAVEDSECRETKEY1234567890"
+    run(shell, "%%trace --quiet\nfrom opentelemetry import trace\n"
+               "with trace.get_tracer('t').start_as_current_span('openai.chat', attributes={\n"
+               "    'gen_ai.operation.name': 'chat', 'gen_ai.request.model': 'gpt-4o',\n"
+               f"    'gen_ai.headers': \"{{'Authorization': 'Bearer {secret}'}}\",\n"
+               "    'gen_ai.input.messages': 'the private prompt'}): pass")
+    path = tmp_path / "s.jsonl"
+    llmtrace_nb.save(path)
+    text = path.read_text()
+    assert secret not in text and "[REDACTED]" in text and "the private prompt" in text
+    run(shell, "%llmtrace content off")
+    llmtrace_nb.save(path)
+    assert "the private prompt" not in path.read_text()

@@ -1,5 +1,8 @@
 """Files: the session's spans as OTLP JSON lines, and back, losslessly.
 
+Secrets are scrubbed on the way into the file, as on the way to a backend; with content
+capture off, prompt and completion text is left out too.
+
 The format is the OpenTelemetry Collector file exporter's: one
 ``ExportTraceServiceRequest`` as OTLP/JSON per line (ids in hex, enums as integers), so
 a file written here can be replayed to any OTLP backend and a Collector's file can be
@@ -86,19 +89,26 @@ def _hex_ids(node: Any) -> None:
             _hex_ids(item)
 
 
-def encode_lines(entries: Sequence[tuple[ReadableSpan, CellRef | None]]) -> Iterator[str]:
-    """OTLP/JSON lines for the entries of a collector snapshot."""
+def encode_lines(entries: Sequence[tuple[ReadableSpan, CellRef | None]],
+                 redact: str = "none") -> Iterator[str]:
+    """OTLP/JSON lines for the entries of a collector snapshot.
+
+    Secrets are scrubbed as for forwarding; ``redact`` treats content as forwarding does.
+    """
+    from .policy import clean_span
+
     cell_traces = {s.context.trace_id for s, _ in entries
                    if s.context is not None and (s.attributes or {}).get(CELL_KIND) == "cell"}
     for i in range(0, len(entries), SPANS_PER_LINE):
-        chunk = [_with_cell(s, c, cell_traces) for s, c in entries[i:i + SPANS_PER_LINE]]
+        chunk = [clean_span(_with_cell(s, c, cell_traces), redact)
+                 for s, c in entries[i:i + SPANS_PER_LINE]]
         data = json_format.MessageToDict(encode_spans(chunk), use_integers_for_enums=True)
         _hex_ids(data)
         yield json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def save(path: str | os.PathLike[str],
-         entries: Sequence[tuple[ReadableSpan, CellRef | None]]) -> int:
+         entries: Sequence[tuple[ReadableSpan, CellRef | None]], redact: str = "none") -> int:
     """Write the entries to ``path`` (replacing it); returns the number of spans written.
 
     The file is written next to its destination and renamed into place, so a failure
@@ -110,7 +120,7 @@ def save(path: str | os.PathLike[str],
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         with tmp.open("w", encoding="utf-8", errors="surrogatepass") as out:
-            for line in encode_lines(entries):
+            for line in encode_lines(entries, redact):
                 out.write(line + "\n")
         tmp.replace(target)
     finally:
