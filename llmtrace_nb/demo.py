@@ -742,7 +742,9 @@ class _HTTPServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that knows its DemoServer and can close kept-alive connections."""
 
     daemon_threads = True
-    request_queue_size = 64
+    # Tests open a thousand connections at once (concurrent AsyncOpenAI calls); a short
+    # listen backlog would turn that burst into connection resets and client retries.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], demo: DemoServer) -> None:
         self.demo = demo

@@ -169,6 +169,8 @@ def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None
         for key in ("tool_call_id", "name", "finish_reason"):
             if msg.get(key) is not None:
                 item[key] = _text(msg[key])
+        if msg.get("unreadable"):
+            item["unreadable"] = True
         out.append(item)
     return out, truncated
 

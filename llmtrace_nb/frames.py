@@ -107,10 +107,20 @@ def span_row(span: ReadableSpan, cell: CellRef | None) -> tuple[Any, ...]:
         fields["finish_reasons"] or _finish_from_messages(outputs),
         scrub_value(inputs),
         scrub_value(outputs),
-        scrub_attributes(raw),
+        _marked(scrub_attributes(raw), fields[semconv.UNREADABLE], inputs, outputs),
         fields["cost_usd"],
         cell.seq if cell else None,
     )
+
+
+def _marked(attrs: dict[str, Any], unreadable: list[str], *messages: Any) -> dict[str, Any]:
+    """Name the attributes that could not be read, in the row's own attributes."""
+    keys = list(unreadable)
+    if any(isinstance(m, list) and any(x.get("unreadable") for x in m) for m in messages):
+        keys.append("messages")
+    if keys:
+        attrs["llmtrace.unreadable"] = ",".join(keys)
+    return attrs
 
 
 def _finish_from_messages(outputs: list[dict[str, Any]] | None) -> str | None:

@@ -217,9 +217,17 @@ COERCE: dict[str, Callable[[Any], Any]] = {
 }
 
 
+UNREADABLE = "_unreadable"
+
+
 def scalar_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The first usable value for each field in ``FIELD_KEYS``, coerced to its type."""
+    """The first usable value for each field in ``FIELD_KEYS``, coerced to its type.
+
+    Keys whose value could not be read (a token count of "-3", NaN…) are listed under
+    ``UNREADABLE``, so the row can say so instead of silently showing nothing.
+    """
     out: dict[str, Any] = {}
+    unreadable: list[str] = []
     for field_name, keys in FIELD_KEYS.items():
         coerce = COERCE.get(field_name, to_text)
         value = None
@@ -229,7 +237,9 @@ def scalar_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
                 value = coerce(raw)
                 if value is not None:
                     break
+                unreadable.append(key)
         out[field_name] = value
+    out[UNREADABLE] = unreadable
     _from_invocation_parameters(attrs, out)
     if out["cost_usd"] is None:
         parts = [to_float(attrs.get(k)) for k in ("llm.cost.prompt", "llm.cost.completion")]
@@ -328,6 +338,9 @@ def _from_json_messages(value: Any) -> list[Message] | None:
     if isinstance(data, Mapping):
         data = [data]
     if not isinstance(data, list):
+        if isinstance(value, str) and value.strip():
+            # not JSON (or cut short): show the text as it is, marked
+            return [{"role": "unknown", "content": value, "unreadable": True}]
         return None
     out: list[Message] = []
     for item in data:

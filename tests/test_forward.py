@@ -129,6 +129,8 @@ def test_ten_thousand_spans_none_lost(fwd: InteractiveShell) -> None:
 def _dead(kind: str) -> Iterator[str]:
     if kind == "refused":
         yield refused_url()
+    elif kind == "dns":
+        yield "http://no-such-collector.invalid:4318"  # .invalid never resolves
     elif kind == "black hole":
         with black_hole() as url:
             yield url
@@ -138,7 +140,8 @@ def _dead(kind: str) -> Iterator[str]:
             yield rx.url
 
 
-@pytest.mark.parametrize("kind", ["refused", "black hole", "slow", "500", "429", "garbage"])
+@pytest.mark.parametrize("kind", ["refused", "dns", "black hole", "slow", "500", "429",
+                                  "garbage"])
 def test_bad_endpoints_never_hurt_the_cell(fwd: InteractiveShell, kind: str) -> None:
     gen = _dead(kind)
     url = next(gen)
@@ -154,7 +157,7 @@ def test_bad_endpoints_never_hurt_the_cell(fwd: InteractiveShell, kind: str) -> 
             time.sleep(0.1)
         assert all(o.stderr.count("could not be forwarded") <= 1 for o in outs)
         assert len(llmtrace_nb.spans_df()) == 4  # still all in the notebook
-        if kind in ("refused", "500", "garbage"):  # fast failures are counted quickly
+        if kind in ("refused", "dns", "500", "garbage"):  # fast failures are counted quickly
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 counts = session.require().forwarder.counts()
