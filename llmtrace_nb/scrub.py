@@ -7,6 +7,7 @@ Everything that leaves the collector goes through :func:`scrub_value` first.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -50,12 +51,29 @@ _MAYBE = re.compile(
 )
 
 
+#: no pattern matches fewer characters than this ("api_key=abc" is the shortest shape)
+_SHORTEST_SECRET = 10
+_CACHE_SIZE = 8192
+_cache: dict[str, str] = {}
+
+
 def scrub_text(text: str) -> str:
-    if not _MAYBE.search(text):
+    if len(text) < _SHORTEST_SECRET:
         return text
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    # Attribute values repeat (models, operations, URLs, system prompts): remember the
+    # verdict for short strings rather than searching them again for every span.
+    cached = _cache.get(text) if len(text) <= 512 else None
+    if cached is not None:
+        return cached
+    result = text
+    if _MAYBE.search(text):
+        for pattern, replacement in _PATTERNS:
+            result = pattern.sub(replacement, result)
+    if len(text) <= 512:
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.clear()
+        _cache[text] = result
+    return result
 
 
 def scrub_value(value: Any) -> Any:
@@ -70,6 +88,7 @@ def scrub_value(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
