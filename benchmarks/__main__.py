@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import statistics
@@ -19,13 +20,17 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+import pandas as pd
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import set_span_in_context
 
+from llmtrace_nb import document
 from llmtrace_nb.collector import SpanCollector
 from llmtrace_nb.frames import FrameBuilder
 from llmtrace_nb.pricing import PriceBook
+from llmtrace_nb.views import html as html_view
 
 HERE = Path(__file__).resolve().parent
 ATTRS = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
@@ -120,6 +125,67 @@ def frames_cases(sizes: list[int], repeats: int) -> list[Result]:
     return results
 
 
+PROMPT = json.dumps([{"role": "user", "parts": [{"type": "text",
+                                                 "content": "lorem ipsum " * 400}]}])
+ANSWER = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "Paris."}],
+                      "finish_reason": "stop"}])
+
+
+def cell_spans(n: int) -> pd.DataFrame:
+    """spans_df() of one cell with n spans: a root, agents of 9 LLM calls with long prompts
+    (the shape of tests/docs.py:big_doc)."""
+    collector = SpanCollector(n + 10)
+    provider = TracerProvider()
+    provider.add_span_processor(collector)
+    tracer = provider.get_tracer("bench")
+    t = t0 = 1_700_000_000_000_000_000
+    root = tracer.start_span("cell", attributes={"llmtrace.kind": "cell"}, start_time=t0)
+    made = 1
+    while made < n:
+        agent = tracer.start_span("agent", context=set_span_in_context(root), start_time=t,
+                                  attributes={"llmtrace.kind": "agent"})
+        made += 1
+        for _ in range(min(9, n - made)):
+            tracer.start_span("openai.chat", context=set_span_in_context(agent), start_time=t,
+                              attributes=ATTRS | {"gen_ai.provider.name": "openai",
+                                                  "gen_ai.input.messages": PROMPT,
+                                                  "gen_ai.output.messages": ANSWER}
+                              ).end(end_time=t + 5_000_000)
+            t += 5_000_000
+            made += 1
+        agent.end(end_time=t)
+    root.end(end_time=t + 1_000_000)
+    return FrameBuilder(collector, PriceBook()).spans()
+
+
+def trace_view_cases(sizes: list[int], repeats: int) -> list[Result]:
+    """document.build + html.render of one cell, timed apart from making its spans."""
+    results = []
+    for n in sizes:
+        frame = cell_spans(n)
+        total, render = [], []
+        for _ in range(repeats):
+            gc.collect()
+            start = time.perf_counter()
+            doc = document.build(frame, name="bench", cell=1)
+            built = time.perf_counter()
+            page = html_view.render(doc)
+            total.append((time.perf_counter() - start) * 1000)
+            render.append((time.perf_counter() - built) * 1000)
+        limit = {1_000: 150.0, 10_000: 1_500.0}.get(n)
+        target = f"≤ {limit:,.0f} ms" if limit else "(scale)"
+        results.append(Result(f"trace view of a {n:,}-span cell (document + HTML)", target,
+                              total, "ms", statistics.median(total) <= limit if limit else None))
+        results.append(Result(f"trace view of a {n:,}-span cell: html.render alone",
+                              "(part of the above)", render, "ms", None))
+        if n == 10_000:
+            sizes_mb = {"document JSON": len(document.to_json(doc).encode()) / 1e6,
+                        "HTML": len(page.encode()) / 1e6}
+            results += [Result(f"trace view of a {n:,}-span cell: {what} size", "≤ 3 MB",
+                               [mb], "MB", mb <= 3) for what, mb in sizes_mb.items()]
+    return results
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -140,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args(argv)
     if args.quick:
-        results = per_span_overhead(2_000, 1) + frames_cases([2_000], 1)
+        results = (per_span_overhead(2_000, 1) + frames_cases([2_000], 1)
+                   + trace_view_cases([100], 1))
     else:
-        results = per_span_overhead(20_000, 7) + frames_cases([10_000, 100_000], 3)
+        results = (per_span_overhead(20_000, 7) + frames_cases([10_000, 100_000], 3)
+                   + trace_view_cases([100, 1_000, 10_000], 5))
     header = ["| case | target | median (min–max) | |", "|---|---|---|---|"]
     table = "\n".join(header + [r.row() for r in results])
     print(table)

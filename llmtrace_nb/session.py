@@ -258,7 +258,8 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
     """
     global _session
     # Validate before changing anything: a bad URL is an error now, not at first export.
-    config = _forward_config(forward) if forward not in (None, False, True) else None
+    config = (_forward_config(forward)
+              if forward is not None and not isinstance(forward, bool) else None)
     env_config = config_from_env() if forward is None and _session is None else None
     if max_spans is not None and (isinstance(max_spans, bool) or not isinstance(max_spans, int)
                                   or max_spans < 1):

@@ -166,11 +166,6 @@ def test_bad_llmtrace_commands(shell: InteractiveShell, line: str) -> None:
     assert (session.require().auto, session.require().capture_content) == before
 
 
-def test_forward_is_not_available_yet(shell: InteractiveShell) -> None:
-    _, out = run(shell, "%llmtrace forward http://127.0.0.1:4318")
-    assert "not available in this version yet" in out.stderr
-
-
 def test_auto_mode_shows_only_cells_with_llm_calls(shell: InteractiveShell) -> None:
     run(shell, "%llmtrace auto on")
     result, out = run(shell, "z = 1 + 1")

@@ -1,13 +1,704 @@
-"""The static HTML view of a trace document (placeholder until the full waterfall lands)."""
+"""The static HTML view of a trace document: the ``text/html`` twin of the trace view.
+
+It is what VS Code, Colab, nbviewer, GitHub and ``nbconvert --to html`` show, so it is a
+self-contained fragment: one scoped ``<style>``, no script, no event handler, no external
+resource; expansion through ``<details>`` only. Colors follow JupyterLab's ``--jp-*``
+variables (then VS Code's ``--vscode-*``), so the view follows the notebook's theme; where
+neither exists, text inherits the page's color and neutrals are translucent, so it reads
+on a light or a dark page alike.
+
+Everything in the document is untrusted (span names, messages, attributes, the cell
+name): every string is escaped once with ``html.escape(quote=True)`` and goes only into
+text or an escaped ``title=``. ``style=`` values are computed from numbers validated as
+finite; class names come from fixed tables, never from the document.
+
+The size of the output is bounded like the document's: rows first, then the detail of
+spans (messages, attributes), errors and LLM / tool calls first, while a character budget
+lasts; the rest say "details omitted to keep the notebook small".
+"""
 
 from __future__ import annotations
 
+import functools
 import html as _html
+import json
+import math
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from . import text
+from ..document import TRUNCATION_MARKER, VERSION, clean_text
+from .text import format_cost, format_count, format_duration, plural
+
+#: One color per span kind. The JupyterLab renderer (labextension/) and the plotly charts
+#: (views/charts.py) use the same colors: change them together. Tableau 10 tones: they read
+#: on light and dark backgrounds without a second palette.
+KIND_COLORS: dict[str, str] = {
+    "llm": "#4E79A7",
+    "embedding": "#76B7B2",
+    "tool": "#F28E2B",
+    "retrieval": "#59A14F",
+    "agent": "#B07AA1",
+    "chain": "#9C755F",
+    "cell": "#BAB0AC",
+    "other": "#FF9DA7",
+}
+ERROR_COLOR = "#D62728"
+#: the part of a streamed call's bar before the first token: its kind color mixed with this
+#: much white (as in the plotly waterfall); opaque, so it is lighter on dark pages too
+WAIT_LIGHTEN = 0.55
+
+PRICED_KINDS = ("llm", "embedding")
+#: the HTML aims to stay under this many characters (it is saved in the notebook next to
+#: the document, which has its own bound); rows always fit, detail fills what is left
+SIZE_TARGET = 2_700_000
+#: characters of detail (messages, attributes) allowed however many rows there are, and
+#: at most: the document keeps all of it for the JupyterLab renderer; this twin, saved next
+#: to it, need not double a notebook's size
+MIN_DETAIL = 50_000
+DETAIL_TARGET = 1_500_000
+#: characters outside the rows (style, header, axis, legend, footer), and a row's own tags
+OVERHEAD = 8_000
+ROW_TAGS = 56
+#: a hand-made document may hold texts of any length; the view cuts them here
+MAX_TEXT = 20_000
+#: names and kinds in a row are one line; longer ones are cut (the title= has the rest)
+MAX_NAME = 300
+#: deeper spans are drawn at this indentation, so names keep some room
+MAX_INDENT = 16
+#: past this many rows the waterfall scrolls inside the output
+SCROLL_ROWS = 40
+
+
+# -- untrusted values -----------------------------------------------------------------------
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + TRUNCATION_MARKER.format(n=len(text) - limit)
+
+
+def _str(value: Any, limit: int = MAX_TEXT) -> str | None:
+    """A document string, bounded; None for anything that is not a string."""
+    return _cut(value, limit) if isinstance(value, str) else None
+
+
+def _esc(value: str) -> str:
+    return _html.escape(value, quote=True)
+
+
+def _short(value: str) -> str:
+    """A name-like text (span name, model, key), cut and escaped; they repeat a lot."""
+    # cut before the cache, so it never holds a huge string
+    return _short_cached(value if len(value) <= MAX_NAME else _cut(value, MAX_NAME))
+
+
+@functools.lru_cache(maxsize=8192)
+def _short_cached(value: str) -> str:
+    return _esc(value)
+
+
+def _value(value: Any) -> str:
+    """An attribute value as escaped text; small numbers and flags repeat, so cached."""
+    if isinstance(value, (bool, int)) and -10**6 < value < 10**6:
+        return _short_value(value)
+    return _esc(_as_text(value))
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # True and 1 must not share an entry
+def _short_value(value: bool | int) -> str:
+    return _esc(_as_text(value))
+
+
+def _num(value: Any) -> float | None:
+    """A finite number, or None: only these may reach a style= value or a format."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:  # an int past the float range
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _count(value: Any) -> int | None:
+    f = _num(value)
+    return int(f) if f is not None else None
+
+
+def _as_text(value: Any) -> str:
+    """Any attribute value as text: strings as they are, structures as bounded JSON."""
+    if isinstance(value, str):
+        return _cut(value, MAX_TEXT)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if _num(value) is not None else "–"  # never NaN on screen
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=repr, allow_nan=False)
+        return _cut(text, MAX_TEXT)
+    except (TypeError, ValueError, RecursionError):  # cycles, absurd nesting, NaN inside
+        return "[value not shown]"
+
+
+def _kind(span: Mapping[str, Any]) -> str:
+    """The kind's class key: only kinds of the fixed table, never a document string."""
+    kind = span.get("kind")
+    return kind if isinstance(kind, str) and kind in KIND_COLORS else "other"
+
+
+# -- the time axis ------------------------------------------------------------------------
+
+
+def _nice_step(span_ms: float, ticks: int = 6) -> float:
+    """A 1-2-5 step giving about ``ticks`` intervals over ``span_ms``."""
+    raw = span_ms / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * magnitude >= raw * 0.999:
+            return m * magnitude
+    return 10 * magnitude
+
+
+def _tick_label(ms: float, step: float, seconds: bool) -> str:
+    value, unit_step = (ms / 1000, step / 1000) if seconds else (ms, step)
+    decimals = max(0, -math.floor(math.log10(unit_step) + 1e-9))
+    text = f"{value:,.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} {'s' if seconds else 'ms'}"
+
+
+class _Axis:
+    """The shared time axis: from 0 to a whole number of nice steps past the last end."""
+
+    def __init__(self, end_ms: float) -> None:
+        # an empty cell still gets an axis; absurd ends (1e308 + 1e308) must not overflow
+        end_ms = min(end_ms, 1e15) if end_ms > 0 else 1.0
+        self.step = _nice_step(end_ms)
+        self.intervals = max(1, math.ceil(end_ms / self.step - 1e-9))
+        self.end = self.step * self.intervals
+        self.scale = 100.0 / self.end
+
+    def ticks(self) -> list[tuple[float, str]]:
+        seconds = self.end >= 1000
+        return [(i * 100.0 / self.intervals, _tick_label(i * self.step, self.step, seconds))
+                for i in range(self.intervals + 1)]
+
+
+def _axis_end(spans: list[Mapping[str, Any]], totals: Mapping[str, Any]) -> float:
+    end = _num(totals.get("duration_ms")) or 0.0
+    for s in spans:
+        start, dur = _num(s.get("start_ms")) or 0.0, _num(s.get("duration_ms")) or 0.0
+        end = max(end, start + dur)
+    return end
+
+
+# -- style --------------------------------------------------------------------------------
+
+# "#R" is replaced by the root's unique id: every rule is scoped to one view, and an id
+# outranks the host's class rules (JupyterLab styles tables, VS Code styles details).
+_CSS = """
+#R{--lt-fg:var(--jp-content-font-color1,var(--vscode-editor-foreground));
+--lt-muted:var(--jp-content-font-color2,var(--vscode-descriptionForeground,
+color-mix(in srgb,currentColor 64%,transparent)));
+--lt-line:var(--jp-border-color2,rgba(128,128,128,.28));
+--lt-grid:var(--jp-border-color3,rgba(128,128,128,.16));
+--lt-soft:var(--jp-layout-color2,rgba(128,128,128,.10));
+--lt-hover:rgba(128,128,128,.10);--lt-err:var(--jp-error-color1,#cf222e);
+font-family:var(--jp-ui-font-family,system-ui,-apple-system,"Segoe UI",Roboto,sans-serif);
+font-size:12px;line-height:1.5;color:var(--lt-fg);text-align:left;
+margin:4px 0;max-width:100%;overflow:hidden}
+#R *{box-sizing:border-box}
+#R .hd{display:flex;flex-wrap:wrap;align-items:baseline;gap:2px 10px;margin:0 0 6px;
+font-size:13px}
+#R .ti{font-weight:600;overflow-wrap:anywhere}
+#R .sm{font-variant-numeric:tabular-nums}
+#R .sm b{font-weight:600}
+#R .dt{color:var(--lt-muted)}
+#R .sm .er,#R .er{color:var(--lt-err);font-weight:600}
+#R .nt{margin:4px 0;padding:3px 8px;border-left:3px solid var(--lt-line);
+color:var(--lt-muted)}
+#R .ax,#R summary{display:grid;grid-template-columns:minmax(9em,30%) 6.5em 12.5em 1fr;
+column-gap:16px;align-items:center}
+#R .ax{border-bottom:1px solid var(--lt-line);color:var(--lt-muted);font-size:11px;
+padding:0 4px 2px;scrollbar-gutter:stable}
+#R .ax .v{text-align:right}
+#R .ax .t{position:relative;height:1.5em}
+#R .tk{position:absolute;top:0;transform:translateX(-50%);white-space:nowrap;
+font-variant-numeric:tabular-nums}
+#R .tk.f{transform:none}#R .tk.l{transform:translateX(-100%)}
+#R .rw{scrollbar-gutter:stable}
+#R.sc .rw{max-height:36em;overflow-y:auto}#R.sc .ax{overflow-y:hidden}
+#R .rw>details{border-bottom:1px solid var(--lt-grid);content-visibility:auto;
+contain-intrinsic-size:auto 24px}
+#R summary{list-style:none;cursor:pointer;padding:0 4px;min-height:23px}
+#R summary::-webkit-details-marker{display:none}
+#R summary:hover{background:var(--lt-hover)}
+#R summary:focus-visible{outline:1px solid var(--c);outline-offset:-1px}
+#R @N{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+#R @N::before{content:"\\25B8";display:inline-block;width:1.2em;color:var(--lt-muted)}
+#R .rw>[open]>summary>:nth-child(1)::before{content:"\\25BE"}
+#R @K{justify-self:start;max-width:100%;overflow:hidden;text-overflow:ellipsis;
+white-space:nowrap;font-size:10.5px;line-height:16px;padding:0 6px;border-radius:8px;
+border:1px solid var(--c);color:var(--lt-fg)}
+#R @V{text-align:right;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;
+font-variant-numeric:tabular-nums}
+#R .rw>.e>summary>:nth-child(3){color:var(--lt-err);font-weight:600}
+#R .rw>.e>summary>:nth-child(1){color:var(--lt-err)}
+#R summary::after{content:"";grid-area:1/4;align-self:stretch;
+background:linear-gradient(90deg,var(--lt-grid) 1px,transparent 1px) 0 0/GRID 100% repeat-x}
+#R summary>i{grid-area:1/4;z-index:1;justify-self:start;height:11px;min-width:2px;
+margin-left:var(--l);width:var(--w);border-radius:2px;background:var(--c)}
+#R summary>i.s{background:linear-gradient(90deg,var(--cw) 0 var(--t),var(--c) var(--t))}
+#R summary>i.o{background:repeating-linear-gradient(135deg,var(--c) 0 4px,var(--cw) 4px 8px)}
+#R @B{margin:2px 4px 8px;padding:6px 10px;border-left:3px solid var(--c);
+background:var(--lt-soft);border-radius:0 4px 4px 0;overflow-wrap:anywhere;
+font-variant-numeric:tabular-nums}
+#R @B>b{font-weight:600}
+#R @B.o::after{content:"details omitted to keep the notebook small";display:block;
+color:var(--lt-muted);font-style:italic}
+#R .ms{margin-top:6px;display:grid;grid-template-columns:max-content 1fr;gap:3px 12px}
+#R .ms>div{display:contents}
+#R .ro{color:var(--lt-muted);font-weight:600;font-size:11px;padding-top:1px}
+#R .tx{white-space:pre-wrap;overflow-wrap:anywhere;min-width:0}
+#R .tx .nm{color:var(--lt-muted)}
+#R .tc{display:block;font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,
+Menlo,Consolas,monospace);font-size:11px;white-space:pre-wrap}
+#R .none{color:var(--lt-muted);font-style:italic}
+#R .at{margin-top:6px}
+#R .at>summary{display:block;color:var(--lt-muted);padding:0;min-height:0}
+#R .at>summary::after{content:none}
+#R .at>summary::before{content:"\\25B8  "}#R .at[open]>summary::before{content:"\\25BE  "}
+#R table{border-collapse:collapse;margin:4px 0 0;width:100%;table-layout:fixed;
+font-size:11px;border:none}
+#R tr,#R tr:nth-child(odd),#R tr:hover{background:transparent}
+#R th,#R td{text-align:left;vertical-align:top;padding:2px 8px 2px 0;border:none;
+border-top:1px solid var(--lt-grid);white-space:pre-wrap;overflow-wrap:anywhere;
+max-width:none}
+#R th{width:34%;font-weight:normal;color:var(--lt-muted)}
+#R td{font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,Consolas,
+monospace)}
+#R .lg{display:flex;flex-wrap:wrap;gap:2px 14px;margin-top:6px;color:var(--lt-muted);
+font-size:11px}
+#R .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;
+vertical-align:-1px;background:var(--c)}
+#R .sw.s{background:var(--cw)}
+#R .ft{margin-top:4px;color:var(--lt-muted);font-size:11px}
+@media (prefers-color-scheme:dark){#R{--lt-err:var(--jp-error-color1,#ff6b6b)}}
+body.vscode-dark #R,[data-jp-theme-light="false"] #R{--lt-err:var(--jp-error-color1,#ff6b6b)}
+"""
+
+
+#: The parts of a row, by position rather than by class: a 10k-span view has 10k of each,
+#: and the bytes of class attributes add up. Placeholders in _CSS.
+_ROW_PARTS = {
+    "@N": ".rw>details>summary>:nth-child(1)",  # name
+    "@K": ".rw>details>summary>:nth-child(2)",  # kind badge
+    "@V": ".rw>details>summary>:nth-child(3)",  # key number
+    "@B": ".rw>details>div",  # the body
+}
+
+
+def _lighten(hex_color: str, amount: float = WAIT_LIGHTEN) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in (r, g, b))
+
+
+def _kind_rules(root: str) -> str:
+    rules = [f"{root} .k-{k}{{--c:{c};--cw:{_lighten(c)}}}"
+             for k, c in KIND_COLORS.items()]
+    rules.append(f"{root} .e{{--c:{ERROR_COLOR};--cw:{_lighten(ERROR_COLOR)}}}")
+    return "\n".join(rules)
+
+
+def _depth_rules(root: str, depths: set[int]) -> str:
+    # one rule per depth present, rather than a style= on each of 10k rows
+    return "\n".join(f"{root} .d{d}>summary>:first-child{{padding-left:{d * 14}px}}"
+                     f"{root} .rw>.d{d}>div{{margin-left:{d * 14 + 4}px}}"
+                     for d in sorted(depths) if d)
+
+
+def _style(root_id: str, axis: _Axis, depths: set[int]) -> str:
+    root = f"#{root_id}"
+    grid = f"{100.0 / axis.intervals:.4f}%"
+    css = _CSS.replace("#R", root).replace("GRID", grid)
+    for short, selector in _ROW_PARTS.items():
+        css = css.replace(short, selector)
+    return f"<style>{css}{_kind_rules(root)}\n{_depth_rules(root, depths)}</style>"
+
+
+# -- header, axis, legend, footer ---------------------------------------------------------
+
+
+def _title(doc: Mapping[str, Any]) -> str:
+    name = _str(doc.get("name"), MAX_NAME) or "trace"
+    cell = _count(doc.get("cell"))
+    return f"cell [{cell}] {name}" if cell is not None else name
+
+
+def _header(doc: Mapping[str, Any], totals: Mapping[str, Any]) -> str:
+    calls = _count(totals.get("llm_calls")) or 0
+    tin = _count(totals.get("input_tokens")) or 0
+    tout = _count(totals.get("output_tokens")) or 0
+    total = _count(totals.get("total_tokens"))
+    total = tin + tout if total is None else total
+    cached = _count(totals.get("cache_read_tokens")) or 0
+    split = f"{tin:,} in · {tout:,} out" + (f" · {cached:,} cached" if cached else "")
+    parts = [f"<b>{format_duration(_num(totals.get('duration_ms')))}</b>",
+             plural(calls, "LLM call"),
+             f"<b>{total:,}</b> tokens ({split})",
+             f"<b>{_esc(_header_cost(totals))}</b>"]
+    errors = _count(totals.get("errors")) or 0
+    if errors:
+        parts.append(f'<span class="er">{plural(errors, "error")}</span>')
+    return (f'<div class="hd"><span class="ti">{_esc(_title(doc))}</span>'
+            f' <span class="sm">{_DOT.join(parts)}</span></div>')
+
+
+_DOT = ' <span class="dt">·</span> '
+
+
+def _header_cost(totals: Mapping[str, Any]) -> str:
+    cost = _num(totals.get("cost_usd"))
+    unpriced = _unpriced(totals)
+    if cost is not None and unpriced:
+        return f"{format_cost(cost)} + no price for {plural(len(unpriced), 'model')}"
+    return format_cost(cost)
+
+
+def _unpriced(totals: Mapping[str, Any]) -> list[str]:
+    models = totals.get("unpriced_models")
+    if not isinstance(models, list):
+        return []
+    return [m for m in (_str(x, MAX_NAME) for x in models) if m]
+
+
+def _axis_row(axis: _Axis) -> str:
+    ticks = axis.ticks()
+    out = []
+    for i, (pos, label) in enumerate(ticks):
+        cls = "tk f" if i == 0 else ("tk l" if i == len(ticks) - 1 else "tk")
+        out.append(f'<span class="{cls}" style="left:{pos:.3f}%">{label}</span>')
+    return ('<div class="ax"><span>span</span> <span>kind</span> '
+            '<span class="v">tokens · cost | time</span> '
+            f'<span class="t">{" ".join(out)}</span></div>')
+
+
+def _legend(kinds: set[str], errors: bool, streamed: bool) -> str:
+    items = [f'<span class="k-{k}"><span class="sw"></span>{k}</span>'
+             for k in KIND_COLORS if k in kinds]
+    if errors:
+        items.append('<span class="e"><span class="sw"></span>error</span>')
+    if streamed:
+        items.append('<span class="k-llm"><span class="sw s"></span>'
+                     "waiting for the first token</span>")
+    return f'<div class="lg">{" ".join(items)}</div>'
+
+
+def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: int) -> str:
+    lines = []
+    omitted = doc.get("omitted")
+    if isinstance(omitted, Mapping):
+        n = _count(omitted.get("spans")) or 0
+        lines.append(f"{n:,} more span{'' if n == 1 else 's'} not shown — "
+                     "their totals are in the header")
+    if doc.get("open") is True:
+        running = _count(doc.get("open_spans"))
+        verb = "was" if running == 1 else "were"
+        lines.append(f"{plural(running, 'span')} {verb} still running when this view was made"
+                     if running else "some spans were still running when this view was made")
+    unpriced = _unpriced(totals)
+    if unpriced:
+        lines.append(f"no price for: {_esc(', '.join(unpriced))} "
+                     "(set one with %llmtrace price)")
+    if omitted_detail:
+        lines.append(f"details of {plural(omitted_detail, 'span')} omitted to keep the "
+                     "notebook small")
+    return "".join(f'<div class="ft">{line}</div>' for line in lines)
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+
+class _Row:
+    """The numbers and short texts of one span, validated and escaped once."""
+
+    __slots__ = ("cost", "dur", "error", "kind", "name", "start", "tin", "total", "tout",
+                 "ttft")
+
+    def __init__(self, span: Mapping[str, Any]) -> None:
+        self.kind = _kind(span)
+        self.error = span.get("status") == "error"
+        name = span.get("name")
+        self.name = _short(name) if isinstance(name, str) and name else "(unnamed span)"
+        self.start = max(0.0, _num(span.get("start_ms")) or 0.0)
+        self.dur = _num(span.get("duration_ms"))
+        self.ttft = _num(span.get("ttft_ms"))
+        self.cost = _num(span.get("cost_usd"))
+        self.tin, self.tout = _count(span.get("input_tokens")), _count(span.get("output_tokens"))
+        total = _count(span.get("total_tokens"))
+        if total is None and (self.tin is not None or self.tout is not None):
+            total = (self.tin or 0) + (self.tout or 0)  # the document leaves it out
+        self.total = total
+
+
+def _key_number(span: Mapping[str, Any], row: _Row) -> str:
+    """The row's right-aligned number: the error, else tokens and cost, else duration."""
+    if row.error:
+        error_type = span.get("error_type")
+        return "✕ " + (_short(error_type) if isinstance(error_type, str) else "error")
+    if row.kind in PRICED_KINDS and (row.total is not None or row.cost is not None):
+        tok = f"{row.total:,} tok" if row.total is not None else ""
+        price = format_cost(row.cost) if row.total else ""  # no usage → nothing to price
+        return " · ".join(p for p in (tok, price) if p)
+    return format_duration(row.dur) if row.dur is not None else "running"
+
+
+def _pct(value: float) -> str:
+    """A percentage, short: 2 decimals without trailing zeros (10k rows carry several)."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def _bar(row: _Row, axis: _Axis) -> str:
+    """The bar: numbers only in its style= (all finite, checked by _Row)."""
+    left = min(100.0, row.start * axis.scale)
+    if row.dur is None:  # still running: from its start to the end of the axis, hatched
+        return f'<i class=o style="--l:{_pct(left)};--w:{_pct(100 - left)}"></i>'
+    width = min(100.0 - left, max(0.0, row.dur) * axis.scale)
+    style = f"--l:{_pct(left)};--w:{_pct(width)}"
+    if row.ttft is not None and row.dur > 0 and row.ttft > 0:
+        wait = min(100.0, row.ttft / row.dur * 100)
+        return f'<i class=s style="{style};--t:{_pct(wait)}"></i>'
+    return f'<i style="{style}"></i>'
+
+
+def _summary(span: Mapping[str, Any], row: _Row, axis: _Axis) -> str:
+    title = f' title="{row.name}"' if len(row.name) > 40 else ""  # the cell cuts it
+    kind = span.get("kind")
+    kind_text = _short(kind) if isinstance(kind, str) and kind else "other"
+    return (f"<summary><span{title}>{row.name}</span> <span>{kind_text}</span> "
+            f"<span>{_key_number(span, row)}</span> {_bar(row, axis)}</summary>")
+
+
+def _text_field(span: Mapping[str, Any], key: str) -> str | None:
+    value = span.get(key)
+    return _short(value) if isinstance(value, str) and value else None
+
+
+def _meta(span: Mapping[str, Any], row: _Row, doc_trace: Any) -> str:
+    """model · provider · duration · TTFT · tokens (cached, reasoning) · cost · finish."""
+    parts: list[str] = []
+    if row.error:
+        parts.append(f'<span class="er">error: {_text_field(span, "error_type") or "unknown"}'
+                     "</span>")
+    model = _text_field(span, "model")
+    if model:
+        parts.append(f"<b>{model}</b>")
+    requested = _text_field(span, "request_model")
+    if requested and requested != model:
+        parts.append(f"requested {requested}")
+    provider = _text_field(span, "provider")
+    if provider:
+        parts.append(provider)
+    parts.append(format_duration(row.dur) if row.dur is not None else "still running")
+    if row.ttft is not None:
+        parts.append(f"TTFT {format_duration(row.ttft)}")
+    if row.total is not None:
+        parts.append(_token_text(span, row))
+    if row.cost is not None or (row.kind in PRICED_KINDS and row.total):
+        parts.append(format_cost(row.cost))
+    finish = _text_field(span, "finish_reasons")
+    if finish:
+        parts.append(f"finish: {finish}")
+    trace = span.get("trace_id")
+    if isinstance(trace, str) and trace and trace != doc_trace:
+        parts.append(f"trace {_short(trace)}")
+    return " · ".join(parts)
+
+
+def _token_text(span: Mapping[str, Any], row: _Row) -> str:
+    inner = []
+    if row.tin is not None or row.tout is not None:
+        inner.append(f"{format_count(row.tin)} in / {format_count(row.tout)} out")
+    for key, word in (("cache_read_tokens", "cached"), ("reasoning_tokens", "reasoning")):
+        n = _count(span.get(key))
+        if n:
+            inner.append(f"{n:,} {word}")
+    return f"{row.total:,} tokens" + (f" ({', '.join(inner)})" if inner else "")
+
+
+def _turn(msg: Mapping[str, Any]) -> str:
+    role = _text_field(msg, "role") or "unknown"
+    body: list[str] = []
+    name = _text_field(msg, "name")
+    if name:
+        body.append(f'<span class="nm">{name}: </span>')
+    content = msg.get("content")
+    if content is not None:
+        body.append(_esc(_as_text(content)))
+    calls = msg.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        if isinstance(call, Mapping):
+            call_name = _text_field(call, "name") or "tool"
+            args = call.get("arguments")
+            args_text = _esc(_as_text(args)) if args is not None else ""
+            body.append(f'<span class="tc">{call_name}({args_text})</span>')
+    if not body:
+        body.append('<span class="none">(no content)</span>')
+    # a div per turn (display:contents when styled): without the style sheet (GitHub
+    # strips it) each turn is still a line of its own
+    return f'<div><span class="ro">{role}</span> <span class="tx">{"".join(body)}</span></div>'
+
+
+def _messages(span: Mapping[str, Any]) -> str:
+    turns = []
+    for key in ("input_messages", "output_messages"):
+        msgs = span.get(key)
+        for msg in msgs if isinstance(msgs, list) else ():
+            if isinstance(msg, Mapping):
+                turns.append(_turn(msg))
+    return f'<div class="ms">{"".join(turns)}</div>' if turns else ""
+
+
+def _attributes(span: Mapping[str, Any]) -> str:
+    attrs = span.get("attributes")
+    if not isinstance(attrs, Mapping) or not attrs:
+        return ""
+    rows = [f"<tr><th>{_short(str(k))}</th><td>{_value(v)}</td></tr>"
+            for k, v in attrs.items()]
+    return (f'<details class="at"><summary>attributes ({len(rows):,})</summary>'
+            f'<table>{"".join(rows)}</table></details>')
+
+
+_TRUNCATED = ('<div class="nt">long texts are truncated here; the marker says how many '
+              "characters were cut</div>")
+
+
+def _detail_rank(spans: list[Mapping[str, Any]]) -> list[int]:
+    """Which spans get their messages and attributes first when space is short."""
+    def rank(i: int) -> tuple[bool, bool, int]:
+        s = spans[i]
+        return (s.get("status") != "error", s.get("kind") not in ("llm", "embedding", "tool"),
+                i)
+
+    return sorted(range(len(spans)), key=rank)
+
+
+def _details(spans: list[Mapping[str, Any]], order: list[int], budget: int
+             ) -> tuple[list[str | None], int]:
+    """Messages and attributes of spans in ``order`` while the budget lasts.
+
+    Returns the texts (None: omitted, which the row shows) and the characters used.
+    """
+    out: list[str | None] = [None] * len(spans)
+    used = 0
+    for i in order:
+        span = spans[i]
+        if span.get("detail") == "omitted":  # the document had no room for it either
+            continue
+        text = _messages(span) + _attributes(span)
+        if span.get("truncated") is True:
+            text = _TRUNCATED + text
+        if used + len(text) > budget:  # the rest, lower in priority, go without
+            break
+        used += len(text)
+        out[i] = text
+    return out, used
+
+
+def _fit(metas: list[str], order: list[int], budget: int) -> None:
+    """Drop the detail lines of the last spans in ``order`` until the rest fit the budget.
+
+    Only a view of many thousand spans gets here; its rows stay, their lines go first.
+    """
+    excess = sum(map(len, metas)) - budget
+    for i in reversed(order):
+        if excess <= 0:
+            return
+        excess -= len(metas[i])
+        metas[i] = ""
+
+
+# -- the view -----------------------------------------------------------------------------
+
+
+def _version_notice(doc: Mapping[str, Any]) -> str:
+    version = doc.get("version")
+    if version == VERSION:
+        return ""
+    shown = _esc(str(version)[:20]) if isinstance(version, (int, str)) else "unknown"
+    return (f'<div class="nt">This trace document has version {shown}; this llmtrace_nb '
+            f"reads version {VERSION}. Showing what it can.</div>")
+
+
+def _rows(doc: Mapping[str, Any], spans: list[Mapping[str, Any]], axis: _Axis
+          ) -> tuple[list[str], int]:
+    """The rows, within the size target: summaries always, then detail by priority."""
+    doc_trace = doc.get("trace_id")
+    parsed = [_Row(s) for s in spans]
+    summaries = [_summary(s, r, axis) for s, r in zip(spans, parsed, strict=True)]
+    metas = [_meta(s, r, doc_trace) for s, r in zip(spans, parsed, strict=True)]
+    budget = SIZE_TARGET - OVERHEAD - sum(map(len, summaries)) - ROW_TAGS * len(spans)
+    order = _detail_rank(spans)
+    details, used = _details(spans, order,
+                             min(DETAIL_TARGET,
+                                 max(MIN_DETAIL, budget - sum(map(len, metas)))))
+    _fit(metas, order, budget - used)
+    rows = []
+    for span, row, summary, meta, detail in zip(
+            spans, parsed, summaries, metas, details, strict=True):
+        depth = min(MAX_INDENT, max(0, _count(span.get("depth")) or 0))
+        cls = f"k-{row.kind}" + (f" d{depth}" if depth else "") + (" e" if row.error else "")
+        body = "<div class=o>" if detail is None else "<div>"
+        rows.append(f'<details class="{cls}">{summary}{body}{meta}{detail or ""}'
+                    "</div></details>")
+    return rows, details.count(None)
+
+
+def _render(doc: Mapping[str, Any]) -> str:
+    root_id = f"lt-{uuid.uuid4().hex[:12]}"
+    raw_totals = doc.get("totals")
+    totals: Mapping[str, Any] = raw_totals if isinstance(raw_totals, Mapping) else {}
+    raw_spans = doc.get("spans")
+    spans = [s for s in raw_spans if isinstance(s, Mapping)] if isinstance(
+        raw_spans, list) else []
+    axis = _Axis(_axis_end(spans, totals))
+    depths = {min(MAX_INDENT, max(0, _count(s.get("depth")) or 0)) for s in spans}
+    rows, omitted_detail = _rows(doc, spans, axis)
+    scroll = " sc" if len(spans) > SCROLL_ROWS else ""
+    parts = [f'<div class="llmtrace-view{scroll}" id="{root_id}">',
+             _style(root_id, axis, depths), _header(doc, totals), _version_notice(doc)]
+    if spans:
+        parts += [_axis_row(axis), '<div class="rw">', *rows, "</div>",
+                  _legend({_kind(s) for s in spans}, any(s.get("status") == "error"
+                                                         for s in spans),
+                          any(_num(s.get("ttft_ms")) for s in spans))]
+    else:
+        parts.append('<div class="nt">no spans recorded in this cell</div>')
+    parts += [_footer(doc, totals, omitted_detail), "</div>"]
+    return "".join(parts)
+
+
+def _failed(error: Exception) -> str:
+    return ('<div class="llmtrace-view"><div>The trace view could not be drawn '
+            f"({_esc(type(error).__name__)}); the trace document is still saved with the "
+            "notebook.</div></div>")
 
 
 def render(doc: Mapping[str, Any]) -> str:
-    return f"<pre class=\"llmtrace-summary\">{_html.escape(text.summary(doc))}</pre>"
+    """The self-contained static HTML of a trace document (the ``text/html`` twin)."""
+    if not isinstance(doc, Mapping):
+        return _failed(TypeError("not a trace document"))
+    try:
+        out = _render(doc)
+    except Exception as exc:  # a view must never break the cell that shows it
+        return _failed(exc)
+    # lone surrogates cannot be saved in a notebook; checking once is cheaper than per text
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        out = clean_text(out)
+    return out
