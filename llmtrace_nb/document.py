@@ -194,6 +194,21 @@ def _attributes(attrs: Any) -> tuple[dict[str, Any], bool]:
 # -- building -----------------------------------------------------------------------------
 
 
+_ROW_COLUMNS = (*SPAN_FIELDS, "duration_ms", "input_messages", "output_messages",
+                "attributes")
+
+
+def _records(spans: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as dicts of plain values (column by column: DataFrame.to_dict("records")
+    is several times slower), with start and end as integer nanoseconds."""
+    columns = {c: spans[c].tolist() for c in _ROW_COLUMNS}
+    columns["_start_ns"] = spans["start_time"].astype("int64").tolist()
+    columns["_end_ns"] = spans["end_time"].astype("int64").tolist()
+    names = list(columns)
+    return [dict(zip(names, values, strict=True))
+            for values in zip(*columns.values(), strict=True)]
+
+
 def _tree_order(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
     """Rows as (row, depth) in depth-first order; siblings by start time."""
     ids = {r["span_id"] for r in rows}
@@ -249,10 +264,7 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
           max_spans: int = DEFAULT_MAX_SPANS, max_text: int = DEFAULT_MAX_TEXT
           ) -> dict[str, Any]:
     """The trace document of one cell, from its rows of ``spans_df()``."""
-    frame = spans.copy()
-    frame["_start_ns"] = frame["start_time"].astype("int64") if len(frame) else []
-    frame["_end_ns"] = frame["end_time"].astype("int64") if len(frame) else []
-    rows = frame.to_dict("records")
+    rows = _records(spans)
     if start_ns is None:
         start_ns = min((r["_start_ns"] for r in rows), default=None)
     ordered = _tree_order(rows)
