@@ -142,3 +142,20 @@ def test_live_line_updates_then_becomes_the_view() -> None:
     final = updates[-1]["content"]["data"]
     assert MIME in final and "text/html" in final
     assert final[MIME]["totals"]["llm_calls"] == 4
+
+
+@pytest.mark.parametrize("name", ["cost-and-latency", "agents-and-tools"])
+def test_example_notebooks_execute_with_a_view_per_traced_cell(name: str,
+                                                                tmp_path: Path) -> None:
+    source = ROOT / "notebooks" / f"{name}.ipynb"
+    nb = execute(source)
+    traced = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%trace")]
+    assert traced
+    for cell in traced:
+        views = [o for o in cell.outputs if MIME in o.get("data", {})]
+        assert len(views) == 1
+        assert views[0]["data"][MIME]["totals"]["llm_calls"] > 0
+    _, html = write_outputs(nb, source, tmp_path)
+    page = html.read_text(encoding="utf-8")
+    # the static twin is what nbconvert exports: the waterfall's rows are in the page
+    assert page.count("<details") >= len(traced) and "LLM call" in page
