@@ -29,6 +29,7 @@ __all__ = [
     "cells_df",
     "disable",
     "enable",
+    "explore",
     "llm_calls_df",
     "load",
     "save",
@@ -126,6 +127,19 @@ def load(path: str | os.PathLike[str]) -> int:
     return len(loaded.entries)
 
 
+def explore(source: Any = None, *, auto_refresh: bool = False, max_rows: int = 200) -> Any:
+    """A dashboard over the collected spans: filters, linked charts, a table, span detail.
+
+    ``source`` defaults to the live session; a DataFrame of spans works too.
+    ``auto_refresh`` polls for new spans twice a second until the dashboard is closed.
+    Display the returned widget; it has ``.refresh()`` and ``.close()``.
+    """
+    # imported here: plotly and ipywidgets are only paid for by those who explore
+    from .views.widgets import explore as _explore
+
+    return _explore(source, auto_refresh=auto_refresh, max_rows=max_rows)
+
+
 def set_price(model: str, input_per_mtok: float, output_per_mtok: float,
               cache_read_per_mtok: float | None = None) -> None:
     """Override the price of ``model`` in USD per million tokens."""
@@ -152,3 +166,8 @@ def unload_ipython_extension(ipython: Any) -> None:
 
     uninstall(ipython)
     _session.disable()
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the prebuilt extension (used by `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "llmtrace_nb"}]
