@@ -186,6 +186,42 @@ def trace_view_cases(sizes: list[int], repeats: int) -> list[Result]:
     return results
 
 
+def forwarding_cases(repeats: int, spans: int) -> list[Result]:
+    from .forwarding import added_cell_ms, throughput
+
+    added = added_cell_ms(repeats)
+    results = [Result(f"traced cell, {kind} OTLP endpoint: added time", "≤ 10 ms", runs,
+                      "ms", statistics.median(runs) <= 10) for kind, runs in added.items()]
+    rate = [throughput(spans) for _ in range(max(1, repeats // 3))]
+    results.append(Result(f"forwarding throughput to a local OTLP receiver ({spans:,} spans)",
+                          "(reference)", rate, "spans/s", None))
+    return results
+
+
+def memory_per_span(n: int) -> list[Result]:
+    """Bytes retained per collected LLM span (the span itself included), via tracemalloc."""
+    import tracemalloc
+
+    attrs = ATTRS | {"gen_ai.provider.name": "openai", "gen_ai.response.model": "gpt-4o-mini",
+                     "gen_ai.usage.total_tokens": 120, "gen_ai.response.finish_reasons":
+                     ("stop",), "gen_ai.is_streaming": False}
+    collector = SpanCollector(n)
+    provider = TracerProvider()
+    provider.add_span_processor(collector)
+    tracer = provider.get_tracer("bench")
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(n):
+        with tracer.start_as_current_span("openai.chat", attributes=attrs):
+            pass
+    gc.collect()
+    per_span = (tracemalloc.get_traced_memory()[0] - before) / n
+    tracemalloc.stop()
+    return [Result(f"memory per retained LLM span ({n:,} kept)", "≤ 4 KB", [per_span / 1024],
+                   "KB", per_span <= 4096)]
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -207,10 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         results = (per_span_overhead(2_000, 1) + frames_cases([2_000], 1)
-                   + trace_view_cases([100], 1))
+                   + trace_view_cases([100], 1) + memory_per_span(2_000)
+                   + forwarding_cases(1, 500))
     else:
         results = (per_span_overhead(20_000, 7) + frames_cases([10_000, 100_000], 3)
-                   + trace_view_cases([100, 1_000, 10_000], 5))
+                   + trace_view_cases([100, 1_000, 10_000], 5) + memory_per_span(100_000)
+                   + forwarding_cases(9, 10_000))
     header = ["| case | target | median (min–max) | |", "|---|---|---|---|"]
     table = "\n".join(header + [r.row() for r in results])
     print(table)
