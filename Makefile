@@ -8,7 +8,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lab bench lint install clean
 
-$(STAMP): pyproject.toml
+# `pip install -e` also builds the JupyterLab extension (hatch-jupyter-builder runs npm),
+# so a change to the extension's sources re-runs it.
+LABEXT_SOURCES := package.json package-lock.json tsconfig.json install.json \
+	$(wildcard labextension/src/*.ts labextension/style/*)
+
+$(STAMP): pyproject.toml $(LABEXT_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

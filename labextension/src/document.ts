@@ -1,0 +1,524 @@
+/**
+ * Reading the trace document (schema version 1, see `llmtrace_nb/document.py`).
+ *
+ * The document comes from a saved notebook, so anything can be in it: an older or newer
+ * llmtrace_nb, a hand-edited file, a truncated download. Parsing therefore never throws:
+ * every field is checked and coerced, what cannot be read becomes "unknown" (null) and
+ * is reported once in `problems`, and the view shows whatever is left.
+ */
+
+export const MIME_TYPE = 'application/vnd.llmtrace.trace+json';
+/** The schema version this extension was written for. */
+export const SUPPORTED_VERSION = 1;
+
+export const KINDS = [
+  'llm',
+  'embedding',
+  'tool',
+  'retrieval',
+  'agent',
+  'chain',
+  'cell',
+  'other'
+] as const;
+export type Kind = (typeof KINDS)[number];
+export type Status = 'ok' | 'error' | 'unset';
+
+export interface ToolCall {
+  id: string | null;
+  name: string | null;
+  arguments: string | null;
+}
+
+export interface Message {
+  role: string;
+  content: string | null;
+  toolCalls: ToolCall[];
+  toolCallId: string | null;
+  name: string | null;
+  finishReason: string | null;
+}
+
+export interface Span {
+  spanId: string | null;
+  parentSpanId: string | null;
+  traceId: string | null;
+  name: string;
+  kind: Kind;
+  /** the kind as written, when it is not one of KINDS (shown, colored as "other") */
+  kindLabel: string;
+  status: Status;
+  errorType: string | null;
+  depth: number;
+  startMs: number;
+  durationMs: number | null;
+  ttftMs: number | null;
+  provider: string | null;
+  model: string | null;
+  requestModel: string | null;
+  responseModel: string | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  totalTokens: number | null;
+  cacheReadTokens: number | null;
+  reasoningTokens: number | null;
+  costUsd: number | null;
+  isStreaming: boolean;
+  finishReasons: string | null;
+  inputMessages: Message[] | null;
+  outputMessages: Message[] | null;
+  attributes: Record<string, unknown> | null;
+  truncated: boolean;
+  detailOmitted: boolean;
+  /** the span as it was in the document, for "copy span JSON" */
+  raw: unknown;
+}
+
+export interface Totals {
+  spans: number;
+  llmCalls: number;
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+  cacheReadTokens: number;
+  /** null: no price known */
+  costUsd: number | null;
+  durationMs: number | null;
+  errors: number;
+  unpricedModels: string[];
+}
+
+export interface Omitted {
+  spans: number;
+  llmCalls: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number | null;
+  errors: number;
+}
+
+export interface TraceDocument {
+  version: number | null;
+  generator: string | null;
+  cell: number | null;
+  name: string;
+  startTime: string | null;
+  traceId: string | null;
+  open: boolean;
+  openSpans: number;
+  totals: Totals;
+  omitted: Omitted | null;
+  maxSpans: number | null;
+  maxText: number | null;
+  spans: Span[];
+}
+
+export interface ParseResult {
+  /** null only when the data is not a trace document at all */
+  doc: TraceDocument | null;
+  /** a version newer than SUPPORTED_VERSION, or an unreadable one */
+  newerVersion: number | null;
+  versionMissing: boolean;
+  /** why nothing could be read, when doc is null */
+  fatal: string | null;
+  /** what could not be read, one line per distinct problem */
+  problems: string[];
+}
+
+type Obj = Record<string, unknown>;
+
+/** Collects problems once per distinct message, with how many spans had it. */
+class Problems {
+  private counts = new Map<string, number>();
+
+  add(message: string): void {
+    this.counts.set(message, (this.counts.get(message) ?? 0) + 1);
+  }
+
+  list(): string[] {
+    return [...this.counts].map(([message, n]) =>
+      n > 1 ? `${message} (${n.toLocaleString('en-US')} times)` : message
+    );
+  }
+}
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) {
+    return 'null';
+  }
+  if (Array.isArray(value)) {
+    return 'a list';
+  }
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** Field readers: missing (undefined or null) is unknown; a wrong type is a problem. */
+class Reader {
+  constructor(
+    private readonly obj: Obj,
+    private readonly where: string,
+    private readonly problems: Problems
+  ) {}
+
+  private bad(key: string, expected: string): null {
+    this.problems.add(
+      `${this.where}: "${key}" is ${describe(this.obj[key])}, expected ${expected}`
+    );
+    return null;
+  }
+
+  has(key: string): boolean {
+    return this.obj[key] !== undefined && this.obj[key] !== null;
+  }
+
+  number(key: string): number | null {
+    const value = this.obj[key];
+    if (value === undefined || value === null) {
+      return null;
+    }
+    return typeof value === 'number' && Number.isFinite(value)
+      ? value
+      : this.bad(key, 'a number');
+  }
+
+  /** a count: a finite number >= 0, rounded */
+  count(key: string): number | null {
+    const value = this.number(key);
+    if (value === null) {
+      return null;
+    }
+    return value >= 0 ? Math.round(value) : this.bad(key, 'a count >= 0');
+  }
+
+  text(key: string): string | null {
+    const value = this.obj[key];
+    if (value === undefined || value === null) {
+      return null;
+    }
+    if (typeof value === 'string') {
+      return value;
+    }
+    // a number or boolean where text was expected is still readable as text
+    if (typeof value === 'number' || typeof value === 'boolean') {
+      return String(value);
+    }
+    return this.bad(key, 'text');
+  }
+
+  bool(key: string): boolean | null {
+    const value = this.obj[key];
+    if (value === undefined || value === null) {
+      return null;
+    }
+    return typeof value === 'boolean' ? value : this.bad(key, 'true or false');
+  }
+
+  object(key: string): Obj | null {
+    const value = this.obj[key];
+    if (value === undefined || value === null) {
+      return null;
+    }
+    return isObject(value) ? value : this.bad(key, 'an object');
+  }
+
+  list(key: string): unknown[] | null {
+    const value = this.obj[key];
+    if (value === undefined || value === null) {
+      return null;
+    }
+    return Array.isArray(value) ? value : this.bad(key, 'a list');
+  }
+}
+
+/** Any JSON value as display text: strings as they are, the rest as JSON. */
+export function asText(value: unknown): string {
+  if (typeof value === 'string') {
+    return value;
+  }
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function readToolCall(value: unknown): ToolCall | null {
+  if (!isObject(value)) {
+    return null;
+  }
+  const str = (v: unknown): string | null =>
+    v === undefined || v === null ? null : asText(v);
+  return { id: str(value.id), name: str(value.name), arguments: str(value.arguments) };
+}
+
+function readMessages(
+  value: unknown[] | null,
+  problems: Problems
+): Message[] | null {
+  if (value === null) {
+    return null;
+  }
+  const out: Message[] = [];
+  for (const item of value) {
+    if (!isObject(item)) {
+      problems.add(`a message is ${describe(item)}, expected an object`);
+      continue;
+    }
+    const str = (v: unknown): string | null =>
+      v === undefined || v === null ? null : asText(v);
+    const calls = Array.isArray(item.tool_calls) ? item.tool_calls : [];
+    out.push({
+      role: str(item.role) ?? 'unknown',
+      content: str(item.content),
+      toolCalls: calls.map(readToolCall).filter((c): c is ToolCall => c !== null),
+      toolCallId: str(item.tool_call_id),
+      name: str(item.name),
+      finishReason: str(item.finish_reason)
+    });
+  }
+  return out;
+}
+
+function readKind(text: string | null): { kind: Kind; label: string } {
+  const label = text ?? 'other';
+  const kind = (KINDS as readonly string[]).includes(label) ? (label as Kind) : 'other';
+  return { kind, label };
+}
+
+function readStatus(text: string | null, problems: Problems): Status {
+  if (text === null) {
+    return 'unset'; // left out of the document when unset
+  }
+  if (text === 'ok' || text === 'error' || text === 'unset') {
+    return text;
+  }
+  problems.add(`span: unknown status "${text}", read as unset`);
+  return 'unset';
+}
+
+function readSpan(
+  value: unknown,
+  previousDepth: number,
+  docTraceId: string | null,
+  problems: Problems
+): Span | null {
+  if (!isObject(value)) {
+    problems.add(`a span is ${describe(value)}, expected an object`);
+    return null;
+  }
+  const r = new Reader(value, 'span', problems);
+  let depth = r.count('depth') ?? 0;
+  // Spans come in tree order, so a span is at most one level below the one before it;
+  // a deeper value would make the indentation lie about the tree.
+  if (depth > previousDepth + 1) {
+    problems.add('span: "depth" skips a level, read as one below the span before it');
+    depth = previousDepth + 1;
+  }
+  const startMs = r.number('start_ms');
+  if (startMs === null) {
+    problems.add('span: "start_ms" is missing, drawn at the start of the cell');
+  }
+  let durationMs = r.number('duration_ms');
+  if (durationMs !== null && durationMs < 0) {
+    problems.add('span: "duration_ms" is negative, read as unknown');
+    durationMs = null;
+  }
+  const inputTokens = r.count('input_tokens');
+  const outputTokens = r.count('output_tokens');
+  let totalTokens = r.count('total_tokens');
+  if (totalTokens === null && (inputTokens !== null || outputTokens !== null)) {
+    totalTokens = (inputTokens ?? 0) + (outputTokens ?? 0); // left out when in + out
+  }
+  const model = r.text('model');
+  const { kind, label } = readKind(r.text('kind'));
+  const detailOmitted = r.text('detail') === 'omitted';
+  const attributes = r.object('attributes');
+  let ttftMs = r.number('ttft_ms');
+  if (ttftMs !== null && ttftMs < 0) {
+    ttftMs = null;
+  }
+  return {
+    spanId: r.text('span_id'),
+    parentSpanId: r.text('parent_span_id'),
+    traceId: r.text('trace_id') ?? docTraceId,
+    name: r.text('name') ?? '(unnamed span)',
+    kind,
+    kindLabel: label,
+    status: readStatus(r.text('status'), problems),
+    errorType: r.text('error_type'),
+    depth,
+    startMs: startMs ?? 0,
+    durationMs,
+    ttftMs,
+    provider: r.text('provider'),
+    model,
+    requestModel: r.text('request_model') ?? model,
+    responseModel: r.text('response_model') ?? model,
+    inputTokens,
+    outputTokens,
+    totalTokens,
+    cacheReadTokens: r.count('cache_read_tokens'),
+    reasoningTokens: r.count('reasoning_tokens'),
+    costUsd: r.number('cost_usd'),
+    isStreaming: r.bool('is_streaming') ?? false,
+    finishReasons: r.text('finish_reasons'),
+    inputMessages: readMessages(r.list('input_messages'), problems),
+    outputMessages: readMessages(r.list('output_messages'), problems),
+    attributes,
+    truncated: r.bool('truncated') ?? false,
+    detailOmitted,
+    raw: value
+  };
+}
+
+const PRICED_KINDS: ReadonlySet<Kind> = new Set(['llm', 'embedding']);
+
+/** Totals from the spans, for a document whose "totals" cannot be read. */
+export function totalsOf(spans: Span[]): Totals {
+  const calls = spans.filter(s => PRICED_KINDS.has(s.kind));
+  const sum = (f: (s: Span) => number | null) =>
+    calls.reduce((acc, s) => acc + (f(s) ?? 0), 0);
+  const costs = calls.filter(s => s.costUsd !== null);
+  const end = spans.reduce(
+    (acc, s) => Math.max(acc, s.startMs + (s.durationMs ?? 0)),
+    0
+  );
+  const input = sum(s => s.inputTokens);
+  const output = sum(s => s.outputTokens);
+  return {
+    spans: spans.length,
+    llmCalls: calls.length,
+    inputTokens: input,
+    outputTokens: output,
+    totalTokens: input + output,
+    cacheReadTokens: sum(s => s.cacheReadTokens),
+    costUsd: costs.length
+      ? sum(s => s.costUsd)
+      : calls.length
+        ? null
+        : 0,
+    durationMs: spans.length ? end : 0,
+    errors: spans.filter(s => s.status === 'error').length,
+    unpricedModels: []
+  };
+}
+
+function readTotals(
+  value: Obj | null,
+  spans: Span[],
+  problems: Problems
+): Totals {
+  const derived = totalsOf(spans);
+  if (value === null) {
+    problems.add('"totals" is missing; the header shows totals of the spans shown');
+    return derived;
+  }
+  const r = new Reader(value, 'totals', problems);
+  const input = r.count('input_tokens') ?? derived.inputTokens;
+  const output = r.count('output_tokens') ?? derived.outputTokens;
+  const models = r.list('unpriced_models') ?? [];
+  return {
+    spans: r.count('spans') ?? derived.spans,
+    llmCalls: r.count('llm_calls') ?? derived.llmCalls,
+    inputTokens: input,
+    outputTokens: output,
+    totalTokens: r.count('total_tokens') ?? input + output,
+    cacheReadTokens: r.count('cache_read_tokens') ?? derived.cacheReadTokens,
+    // null is meaningful here: "no price", not "unknown field"
+    costUsd: r.has('cost_usd') ? r.number('cost_usd') : r.has('llm_calls') ? null : derived.costUsd,
+    durationMs: r.number('duration_ms') ?? derived.durationMs,
+    errors: r.count('errors') ?? derived.errors,
+    unpricedModels: models.filter((m): m is string => typeof m === 'string')
+  };
+}
+
+function readOmitted(value: Obj | null, problems: Problems): Omitted | null {
+  if (value === null) {
+    return null;
+  }
+  const r = new Reader(value, 'omitted', problems);
+  const spans = r.count('spans') ?? 0;
+  if (spans === 0) {
+    return null;
+  }
+  return {
+    spans,
+    llmCalls: r.count('llm_calls') ?? 0,
+    inputTokens: r.count('input_tokens') ?? 0,
+    outputTokens: r.count('output_tokens') ?? 0,
+    costUsd: r.number('cost_usd'),
+    errors: r.count('errors') ?? 0
+  };
+}
+
+/** The document as the view needs it, from whatever JSON the output holds. */
+export function parseDocument(data: unknown): ParseResult {
+  const problems = new Problems();
+  const result: ParseResult = {
+    doc: null,
+    newerVersion: null,
+    versionMissing: false,
+    fatal: null,
+    problems: []
+  };
+  if (typeof data === 'string') {
+    // some frontends store JSON outputs as text
+    try {
+      data = JSON.parse(data);
+    } catch {
+      result.fatal = 'This output is not a trace document: its data is text, not JSON.';
+      return result;
+    }
+  }
+  if (!isObject(data)) {
+    result.fatal = `This output is not a trace document: its data is ${describe(data)}, not an object.`;
+    return result;
+  }
+  const r = new Reader(data, 'document', problems);
+  const version = data.version;
+  if (typeof version === 'number' && Number.isFinite(version)) {
+    if (version !== SUPPORTED_VERSION) {
+      result.newerVersion = version;
+    }
+  } else {
+    result.versionMissing = true;
+  }
+  const docTraceId = r.text('trace_id');
+  const rawSpans = r.list('spans') ?? [];
+  if (!r.has('spans')) {
+    problems.add('"spans" is missing');
+  }
+  const spans: Span[] = [];
+  let previousDepth = -1;
+  for (const raw of rawSpans) {
+    const span = readSpan(raw, previousDepth, docTraceId, problems);
+    if (span) {
+      spans.push(span);
+      previousDepth = span.depth;
+    }
+  }
+  const limits = r.object('limits');
+  const lr = limits ? new Reader(limits, 'limits', problems) : null;
+  const openSpans = r.count('open_spans') ?? 0;
+  result.doc = {
+    version: typeof version === 'number' ? version : null,
+    generator: r.text('generator'),
+    cell: r.number('cell'),
+    name: r.text('name') ?? 'trace',
+    startTime: r.text('start_time'),
+    traceId: docTraceId,
+    open: (r.bool('open') ?? false) || openSpans > 0,
+    openSpans,
+    totals: readTotals(r.object('totals'), spans, problems),
+    omitted: readOmitted(r.object('omitted'), problems),
+    maxSpans: lr ? lr.count('max_spans') : null,
+    maxText: lr ? lr.count('max_text') : null,
+    spans
+  };
+  result.problems = problems.list();
+  return result;
+}

@@ -1,0 +1,53 @@
+/**
+ * The JupyterLab renderer: a Lumino widget that shows one output's trace document.
+ *
+ * renderModel never throws — a broken document must not break the notebook — and a bug
+ * in the view falls back to the output's text/plain summary with the reason.
+ */
+
+import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { Widget } from '@lumino/widgets';
+
+import { MIME_TYPE } from './document';
+import { append, el } from './dom';
+import { notice } from './notices';
+import { TraceView } from './view';
+
+export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
+  private view: TraceView | null = null;
+
+  constructor(private readonly mimeType: string = MIME_TYPE) {
+    super();
+    this.addClass('jp-LLMTraceRenderer');
+  }
+
+  get traceView(): TraceView | null {
+    return this.view;
+  }
+
+  renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    try {
+      this.view = new TraceView(model.data[this.mimeType]);
+      this.node.replaceChildren(this.view.node);
+    } catch (err) {
+      this.view = null;
+      this.node.replaceChildren(fallback(err, model.data['text/plain']));
+    }
+    return Promise.resolve();
+  }
+}
+
+function fallback(err: unknown, plain: unknown): HTMLElement {
+  const box = el('div', 'lt-root');
+  const reason = err instanceof Error ? err.message : String(err);
+  append(
+    box,
+    notice(
+      'error',
+      `The trace view could not draw this output (${reason}). Its text summary follows; ` +
+        'please report this with the notebook.'
+    ),
+    typeof plain === 'string' ? el('pre', 'lt-plain', plain) : null
+  );
+  return box;
+}

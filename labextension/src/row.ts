@@ -1,0 +1,132 @@
+/**
+ * One row of the waterfall: the span's name indented by depth, its kind, its key numbers
+ * and its bar on the shared time axis.
+ */
+
+import { KINDS, type Span } from './document';
+import { append, el, pct, px, safeClass } from './dom';
+import { formatCost, formatCount, formatDuration } from './format';
+import type { TraceModel } from './model';
+
+/** Must match --lt-row-height in style/base.css; rows are positioned from it. */
+export const ROW_HEIGHT = 26;
+/** Indentation per level; deeper than MAX_INDENT levels stops moving right. */
+const INDENT = 16;
+const MAX_INDENT = 24;
+
+export interface RowState {
+  selected: boolean;
+  opened: boolean;
+  id: string;
+}
+
+export function isPriced(span: Span): boolean {
+  return span.kind === 'llm' || span.kind === 'embedding';
+}
+
+/** What the bar's tooltip and the row's accessible name say. */
+export function describeSpan(span: Span): string {
+  const parts = [span.name, span.kindLabel, formatDuration(span.durationMs)];
+  if (span.ttftMs !== null) {
+    parts.push(`TTFT ${formatDuration(span.ttftMs)}`);
+  }
+  if (span.totalTokens !== null) {
+    parts.push(`${formatCount(span.totalTokens)} tokens`);
+  }
+  if (isPriced(span)) {
+    parts.push(formatCost(span.costUsd));
+  }
+  if (span.status === 'error') {
+    parts.push(`error${span.errorType ? `: ${span.errorType}` : ''}`);
+  }
+  return parts.join(' · ');
+}
+
+function nameCell(model: TraceModel, i: number): HTMLElement {
+  const span = model.spans[i];
+  const cell = el('div', 'lt-cell lt-name');
+  cell.style.paddingLeft = px(4 + Math.min(span.depth, MAX_INDENT) * INDENT);
+  const toggle = el('span', 'lt-toggle');
+  if (model.hasChildren(i) && !model.filter) {
+    toggle.textContent = model.isCollapsed(i) ? '▸' : '▾';
+    toggle.dataset.action = 'toggle';
+    toggle.title = model.isCollapsed(i) ? 'Expand' : 'Collapse';
+  }
+  append(
+    cell,
+    toggle,
+    span.status === 'error' ? el('span', 'lt-errmark', '✕') : null,
+    el('span', 'lt-name-text', span.name)
+  );
+  return cell;
+}
+
+function numberCells(span: Span): HTMLElement[] {
+  if (span.status === 'error') {
+    // the exception type is the number that matters on a failed call
+    const cell = el('div', 'lt-cell lt-errtype', span.errorType ?? 'error');
+    cell.title = span.errorType ?? 'error';
+    return [cell];
+  }
+  const tokens = el(
+    'div',
+    'lt-cell lt-num lt-tokens',
+    span.totalTokens !== null ? formatCount(span.totalTokens) : ''
+  );
+  if (span.inputTokens !== null || span.outputTokens !== null) {
+    tokens.title = `${formatCount(span.inputTokens)} in · ${formatCount(span.outputTokens)} out`;
+  }
+  const priced = isPriced(span) && (span.costUsd !== null || span.totalTokens !== null);
+  const cost = el('div', 'lt-cell lt-num lt-cost', priced ? formatCost(span.costUsd) : '');
+  if (priced && span.costUsd === null) {
+    cost.classList.add('lt-muted');
+  }
+  return [tokens, cost];
+}
+
+function barCell(model: TraceModel, i: number): HTMLElement {
+  const span = model.spans[i];
+  const track = el('div', 'lt-cell lt-track');
+  const { left, width, wait } = model.bar(i);
+  const bar = el('div', 'lt-bar');
+  bar.style.left = pct(left);
+  bar.style.width = pct(Math.min(width, 100 - left));
+  if (wait > 0) {
+    // the wait before the first token: the same color, lighter
+    const waitPart = el('div', 'lt-wait');
+    waitPart.style.width = pct(wait);
+    bar.appendChild(waitPart);
+  }
+  track.title = describeSpan(span);
+  return append(track, bar);
+}
+
+export function renderRow(model: TraceModel, i: number, state: RowState): HTMLElement {
+  const span = model.spans[i];
+  const row = el('div', 'lt-row ' + safeClass('lt-kind-', span.kind, KINDS, 'other'));
+  row.id = state.id;
+  row.dataset.index = String(i);
+  row.setAttribute('role', 'treeitem');
+  row.setAttribute('aria-level', String(span.depth + 1));
+  row.setAttribute('aria-selected', state.selected ? 'true' : 'false');
+  row.setAttribute('aria-label', describeSpan(span));
+  if (model.hasChildren(i)) {
+    row.setAttribute('aria-expanded', model.isCollapsed(i) ? 'false' : 'true');
+  }
+  row.classList.toggle('lt-error', span.status === 'error');
+  row.classList.toggle('lt-selected', state.selected);
+  row.classList.toggle('lt-opened', state.opened);
+  row.classList.toggle('lt-context', !model.isMatch(i));
+  row.style.height = px(ROW_HEIGHT);
+  const kind = el('div', 'lt-cell lt-kind');
+  append(kind, el('span', 'lt-swatch'), el('span', 'lt-kind-text', span.kindLabel));
+  append(
+    row,
+    nameCell(model, i),
+    kind,
+    ...numberCells(span),
+    el('div', 'lt-cell lt-num lt-dur', formatDuration(span.durationMs)),
+    barCell(model, i)
+  );
+  return row;
+}
