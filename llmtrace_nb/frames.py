@@ -224,7 +224,7 @@ class FrameBuilder:
 
     def spans(self, capture_content: bool = True, keep_private: bool = False) -> pd.DataFrame:
         base, snap = self.base_frame()
-        df = base.copy()
+        df = base.copy(deep=False)  # the cached columns are never written to
         eligible = (df["kind"].isin(PRICED_KINDS).to_numpy()
                     & df["model"].notna().to_numpy()
                     & (df["input_tokens"].notna() | df["output_tokens"].notna()).to_numpy())

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from genai_prices import Usage, calc_price
 from genai_prices.types import TieredPrices
 
@@ -179,18 +180,19 @@ def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
     if not eligible.any():
         return cost, unpriced
     idx = np.flatnonzero(eligible)
-    keys: dict[tuple[str | None, str], list[int]] = {}
-    for i in idx:
-        keys.setdefault((providers[i], models[i]), []).append(int(i))
+    # group the eligible rows by (provider, model) without a Python loop over rows
+    groups = pd.DataFrame({"p": providers[idx], "m": models[idx]}).groupby(
+        ["p", "m"], dropna=False, sort=False).indices
     inp = np.nan_to_num(input_tokens, nan=0.0)
     cached = np.nan_to_num(cache_read, nan=0.0)
     out = np.nan_to_num(output_tokens, nan=0.0)
-    for (provider, model), rows_list in keys.items():
+    for (provider, model), positions in groups.items():
+        provider = None if pd.isna(provider) else provider
         price = book.lookup(provider, model)
         if price is None:
             unpriced.add(model)
             continue
-        rows = np.asarray(rows_list)
+        rows = idx[positions]
         cost[rows] = price.cost(inp[rows], cached[rows], out[rows])
     return cost, unpriced
 
