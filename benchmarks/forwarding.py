@@ -6,16 +6,18 @@ the cell-end work (the trace document, the flush that is started but not awaited
 
 from __future__ import annotations
 
-import socket
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+
+# The test suite's loopback peers: an OTLP receiver and endpoints that misbehave.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from otlp_receiver import black_hole, receiver, refused_url
 
 CELL = ("%%trace --quiet\nimport llmtrace_nb\n"
         "for i in range(20):\n"
@@ -42,25 +44,6 @@ def _cell_ms(shell: InteractiveShell, repeats: int) -> list[float]:
     return times
 
 
-@contextmanager
-def _black_hole() -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
-
-
-def _refused() -> str:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
-
-
 def added_cell_ms(repeats: int) -> dict[str, list[float]]:
     """Per endpoint kind: each run's cell time minus the median cell time without
     forwarding, measured interleaved so machine drift hits both alike."""
@@ -69,8 +52,8 @@ def added_cell_ms(repeats: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for kind in ("refused", "black hole"):
         added: list[float] = []
-        with _black_hole() as hole:
-            url = _refused() if kind == "refused" else hole
+        with black_hole() as hole:
+            url = refused_url() if kind == "refused" else hole
             for _ in range(repeats):
                 with capture_output():
                     shell.run_line_magic("llmtrace", "forward off")
@@ -87,9 +70,6 @@ def added_cell_ms(repeats: int) -> dict[str, list[float]]:
 def throughput(n: int) -> float:
     """Spans per second from the end of a cell making ``n`` spans to all of them received
     by an OTLP/HTTP receiver on loopback."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from otlp_receiver import receiver
-
     shell = _shell()
     with receiver() as rx, capture_output():
         shell.run_line_magic("llmtrace", f"forward {rx.url}")
