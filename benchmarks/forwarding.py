@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -83,5 +82,3 @@ def throughput(n: int) -> float:
         raise RuntimeError(f"only {len(got)} of {n + 1} spans arrived")
     return (n + 1) / elapsed
 
-
-Case = Callable[[], object]
