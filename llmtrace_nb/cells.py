@@ -64,22 +64,19 @@ def start_cell(session: Session, number: int | None, name: str | None = None,
     """Make this cell the one new spans belong to; open its root span unless in auto mode."""
     ref = CellRef(number=number, name=name or default_name(number), tags=dict(tags or {}))
     span = token = None
+    # Set before the root span starts, so the collector stamps the root with its own cell.
+    previous = session.collector.active_cell
+    session.collector.active_cell = ref
     if not auto:
         attributes: dict[str, str | int] = {ATTR_KIND: "cell", ATTR_CELL_NAME: ref.name}
         if number is not None:
             attributes[ATTR_CELL_NUMBER] = number
         for key, value in ref.tags.items():
             attributes[ATTR_TAG_PREFIX + key] = value
-        # Set before the span starts, so the collector stamps the root with its own cell.
-        previous = session.collector.active_cell
-        session.collector.active_cell = ref
         span = session.tracer.start_span(ref.name, attributes=attributes)
         ctx = span.get_span_context()
         ref.trace_id, ref.root_span_id = ctx.trace_id, ctx.span_id
         token = otel_context.attach(trace.set_span_in_context(span))
-    else:
-        previous = session.collector.active_cell
-        session.collector.active_cell = ref
     ref.start_ns = time.time_ns()
     session.collector.register_cell(ref)
     return ActiveCell(ref=ref, span=span, token=token, previous=previous,

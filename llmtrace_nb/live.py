@@ -47,7 +47,7 @@ class RunningTotals:
         self.calls += 1
         tokens = (fields["input_tokens"] or 0) + (fields["output_tokens"] or 0)
         self.tokens += tokens
-        cost = call_cost(attrs, self.prices)
+        cost = call_cost(attrs, self.prices, fields)
         if cost is None:
             self.unpriced += 1 if tokens else 0
         else:

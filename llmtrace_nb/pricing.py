@@ -197,15 +197,18 @@ def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
     return cost, unpriced
 
 
-def call_cost(attributes: Mapping[str, Any], book: PriceBook) -> float | None:
+def call_cost(attributes: Mapping[str, Any], book: PriceBook,
+              fields: Mapping[str, Any] | None = None) -> float | None:
     """The cost of one LLM or embedding call from its raw attributes, or None.
 
     For paths that see one span at a time (the live line, the forwarding policy); the
-    DataFrames price whole columns with :func:`cost_column` instead.
+    DataFrames price whole columns with :func:`cost_column` instead. ``fields`` are the
+    attributes' :func:`semconv.scalar_fields`, when the caller has them already.
     """
     from . import semconv
 
-    fields = semconv.scalar_fields(attributes)
+    if fields is None:
+        fields = semconv.scalar_fields(attributes)
     if semconv.span_kind(attributes, fields) not in ("llm", "embedding"):
         return None
     if fields["cost_usd"] is not None:
