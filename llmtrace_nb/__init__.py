@@ -108,7 +108,7 @@ def save(path: str | os.PathLike[str]) -> int:
 
     sess = _source()
     # With content capture off, no prompt or completion text may reach a file either.
-    return files.save(path, sess.collector.snapshot().entries,
+    return files.save(path, sess.collector.snapshot().spans(),
                       redact="none" if sess.capture_content else "drop")
 
 

@@ -2,9 +2,9 @@
 
 This is the first stage of the data flow (capture → normalize → shape → show/ship). It
 runs on the span hot path of every instrumented call, so it does as little as possible:
-``on_start`` remembers which cell was active, ``on_end`` appends the span to a bounded
-buffer. Conversion, JSON parsing and pricing all happen later, when a DataFrame or a
-view is asked for.
+``on_start`` remembers which cell was active, ``on_end`` appends the span's compact
+record (``record.py``) to a bounded buffer. Normalization, JSON parsing and pricing all
+happen later, when a DataFrame or a view is asked for.
 """
 
 from __future__ import annotations
@@ -14,13 +14,19 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from .record import CELL, Record, record_of, to_readable
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import Span
+
+Origin = tuple[Resource, InstrumentationScope | None]
 
 DEFAULT_MAX_SPANS = 100_000
 
@@ -48,16 +54,28 @@ class CellRef:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A consistent view of the buffer: entries numbered from ``first_seq``."""
+    """A consistent view of the buffer: records numbered from ``first_seq``."""
 
     first_seq: int
-    entries: list[tuple[ReadableSpan, CellRef | None]]
+    records: list[Record]
     dropped: int
     generation: int
+    #: CellRef.seq -> cell, for every cell a record names
+    cells: dict[int, CellRef]
+    #: (resource, scope) pairs the records' ORIGIN indexes
+    origins: list[Origin]
 
     @property
     def end_seq(self) -> int:
-        return self.first_seq + len(self.entries)
+        return self.first_seq + len(self.records)
+
+    def cell_of(self, record: Record) -> CellRef | None:
+        seq = record[CELL]
+        return None if seq is None else self.cells.get(seq)
+
+    def spans(self) -> list[tuple[ReadableSpan, CellRef | None]]:
+        """The records rebuilt as SDK spans, each with its cell (for files and replay)."""
+        return [(to_readable(r, self.origins), self.cell_of(r)) for r in self.records]
 
 
 class SpanCollector(SpanProcessor):
@@ -72,7 +90,7 @@ class SpanCollector(SpanProcessor):
         if max_spans < 1:
             raise ValueError(f"max_spans must be at least 1, got {max_spans}")
         self._lock = threading.Lock()
-        self._buffer: deque[tuple[ReadableSpan, CellRef | None]] = deque()
+        self._buffer: deque[Record] = deque()
         self._max_spans = max_spans
         self._appended = 0  # spans ever appended since the last clear
         self._dropped = 0
@@ -82,6 +100,14 @@ class SpanCollector(SpanProcessor):
         # in CPython, so on_start/on_end need no lock for it.
         self._cell_of: dict[int, CellRef] = {}
         self._cells: list[CellRef] = []
+        # every cell a record names, by CellRef.seq (records hold the int, not the object)
+        self._known_cells: dict[int, CellRef] = {}
+        # Resources and scopes are shared by many spans: records index this list. The last
+        # one used is kept as one tuple, read in one step, so threads need no lock for it.
+        self._origins: list[Origin] = []
+        self._last_origin: tuple[Any, Any, int] = (None, None, -1)
+        # equal attribute-key tuples shared between records (setdefault is atomic)
+        self._key_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.active_cell: CellRef | None = None
         self.enabled = True
 
@@ -96,23 +122,45 @@ class SpanCollector(SpanProcessor):
         if not self.enabled:
             return
         cell = self._cell_of.pop(span.context.span_id, None) if self._cell_of else None
+        record = record_of(span, None if cell is None else cell.seq, self._origin(span),
+                           self._key_sets)
         with self._lock:
+            if cell is not None and cell.seq not in self._known_cells:
+                self._known_cells[cell.seq] = cell
             if len(self._buffer) >= self._max_spans:
                 self._buffer.popleft()
                 self._dropped += 1
-            self._buffer.append((span, cell))
+            self._buffer.append(record)
             self._appended += 1
+
+    def _origin(self, span: ReadableSpan) -> int:
+        resource, scope = span.resource, span.instrumentation_scope
+        last = self._last_origin
+        if resource is last[0] and scope is last[1]:
+            return last[2]
+        with self._lock:
+            index = next((i for i, (r, s) in enumerate(self._origins)
+                          if r is resource and s is scope), len(self._origins))
+            if index == len(self._origins):
+                self._origins.append((resource, scope))
+            self._last_origin = (resource, scope, index)
+        return index
 
     def add_entries(self, entries: list[tuple[ReadableSpan, CellRef | None]],
                     cells: list[CellRef]) -> None:
         """Add spans read from a file, as if they had been collected (bound included)."""
+        records = [record_of(span, None if cell is None else cell.seq, self._origin(span),
+                             self._key_sets) for span, cell in entries]
         with self._lock:
             self._cells.extend(cells)
-            for entry in entries:
+            for _, cell in entries:
+                if cell is not None:
+                    self._known_cells.setdefault(cell.seq, cell)
+            for record in records:
                 if len(self._buffer) >= self._max_spans:
                     self._buffer.popleft()
                     self._dropped += 1
-                self._buffer.append(entry)
+                self._buffer.append(record)
                 self._appended += 1
 
     def shutdown(self) -> None:
@@ -126,6 +174,11 @@ class SpanCollector(SpanProcessor):
     def register_cell(self, cell: CellRef) -> None:
         with self._lock:
             self._cells.append(cell)
+            self._known_cells[cell.seq] = cell
+
+    def cell(self, seq: int | None) -> CellRef | None:
+        """The cell a record's CELL field names."""
+        return None if seq is None else self._known_cells.get(seq)
 
     def running_in(self, cell: CellRef) -> int:
         """How many spans stamped with ``cell`` have started and not ended yet."""
@@ -139,12 +192,14 @@ class SpanCollector(SpanProcessor):
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            entries = list(self._buffer)
+            records = list(self._buffer)
             return Snapshot(
-                first_seq=self._appended - len(entries),
-                entries=entries,
+                first_seq=self._appended - len(records),
+                records=records,
                 dropped=self._dropped,
                 generation=self._generation,
+                cells=dict(self._known_cells),
+                origins=list(self._origins),
             )
 
     @property
@@ -152,8 +207,8 @@ class SpanCollector(SpanProcessor):
         """Spans ever appended since the last clear (a cheap "anything new?" check)."""
         return self._appended
 
-    def entries_since(self, seq: int) -> list[tuple[ReadableSpan, CellRef | None]]:
-        """The entries appended after the first ``seq`` (those still in the buffer)."""
+    def records_since(self, seq: int) -> list[Record]:
+        """The records appended after the first ``seq`` (those still in the buffer)."""
         with self._lock:
             first = self._appended - len(self._buffer)
             skip = max(seq - first, 0)
@@ -165,7 +220,7 @@ class SpanCollector(SpanProcessor):
         return len(self._buffer)
 
     def __iter__(self) -> Iterator[ReadableSpan]:
-        return (span for span, _ in self.snapshot().entries)
+        return (span for span, _ in self.snapshot().spans())
 
     @property
     def dropped(self) -> int:
@@ -190,6 +245,7 @@ class SpanCollector(SpanProcessor):
             self._buffer.clear()
             # A cell still running (`%llmtrace clear` inside a traced cell) stays known.
             self._cells = [c for c in self._cells if c.end_ns is None]
+            self._known_cells = {c.seq: c for c in self._cells}
             self._appended = 0
             self._dropped = 0
             self._generation += 1

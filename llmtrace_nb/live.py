@@ -14,16 +14,20 @@ import threading
 import time
 from typing import Any
 
+from opentelemetry.trace import StatusCode
+
+from . import record as rec
 from . import semconv
 from .collector import CellRef
 from .pricing import PriceBook, call_cost
+from .record import Record
 from .views.text import format_cost, format_duration, plural
 
 TICK_SECONDS = 0.25
 
 
 class RunningTotals:
-    """Sums over the LLM calls of one cell, fed with collector entries as they arrive."""
+    """Sums over the LLM calls of one cell, fed with collector records as they arrive."""
 
     def __init__(self, ref: CellRef, prices: PriceBook) -> None:
         self.ref = ref
@@ -34,13 +38,13 @@ class RunningTotals:
         self.unpriced = 0
         self.errors = 0
 
-    def add(self, span: Any, cell: CellRef | None) -> None:
-        if cell is not self.ref and (span.context is None
-                                     or span.context.trace_id != self.ref.trace_id):
+    def add(self, record: Record) -> None:
+        """Count one collected span (a record) if it belongs to this cell."""
+        if record[rec.CELL] != self.ref.seq and record[rec.TRACE_ID] != self.ref.trace_id:
             return
-        attrs = span.attributes or {}
+        attrs = rec.attributes(record)
         fields = semconv.scalar_fields(attrs)
-        if span.status.status_code.name == "ERROR":
+        if record[rec.STATUS] == StatusCode.ERROR.value:
             self.errors += 1
         if semconv.span_kind(attrs, fields) not in ("llm", "embedding"):
             return
@@ -90,8 +94,8 @@ class LiveLine:
         appended = self.collector.appended
         if appended == self._seen:
             return False
-        for span, cell in self.collector.entries_since(self._seen):
-            self.totals.add(span, cell)
+        for record in self.collector.records_since(self._seen):
+            self.totals.add(record)
         self._seen = appended
         return True
 

@@ -100,6 +100,12 @@ class PriceBook:
         self._lock = threading.Lock()
         self._overrides: dict[str, Rates] = {}
         self._cache: dict[tuple[str | None, str], Price | None] = {}
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        """Bumped by every change of the overrides (priced frames compare it)."""
+        return self._version
 
     def set_price(self, model: str, input_per_mtok: float, output_per_mtok: float,
                   cache_read_per_mtok: float | None = None) -> None:
@@ -120,6 +126,7 @@ class PriceBook:
         )
         with self._lock:
             self._overrides[model.strip()] = rates
+            self._version += 1
 
     def overrides(self) -> dict[str, Rates]:
         with self._lock:
@@ -128,6 +135,7 @@ class PriceBook:
     def clear_overrides(self) -> None:
         with self._lock:
             self._overrides.clear()
+            self._version += 1
 
     def lookup(self, provider: str | None, model: str) -> Price | None:
         with self._lock:

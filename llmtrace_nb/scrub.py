@@ -45,10 +45,17 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), REDACTED),
 )
 
-# Cheap pre-check so the regexes run only on strings that could hold a secret.
-_MAYBE = re.compile(
-    r"(?i)sk-|akia|asia|aiza|gh[pousr]_|xox|hf_|eyj|bearer|basic|authorization|api[-_]?key|cookie"
-)
+# Cheap pre-check so the regexes run only on strings that could hold a secret: every
+# pattern above contains one of these (lowercased). Plain substring search is many times
+# faster than a case-insensitive alternation on long texts.
+_NEEDLES = ("sk-", "akia", "asia", "aiza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox",
+            "hf_", "eyj", "bearer", "basic", "authorization", "apikey", "api-key", "api_key",
+            "cookie")
+
+
+def might_hold_secret(text: str) -> bool:
+    low = text.lower()
+    return any(needle in low for needle in _NEEDLES)
 
 
 #: no pattern matches fewer characters than this ("api_key=abc" is the shortest shape)
@@ -66,7 +73,7 @@ def scrub_text(text: str) -> str:
     if cached is not None:
         return cached
     result = text
-    if _MAYBE.search(text):
+    if might_hold_secret(text):
         for pattern, replacement in _PATTERNS:
             result = pattern.sub(replacement, result)
     if len(text) <= 512:

@@ -467,13 +467,15 @@ EVENT_ROLES = {
 }
 
 
-def _from_events(events: Iterable[Any]) -> tuple[list[Message] | None, list[Message] | None]:
-    """Deprecated GenAI message events and the contrib ``inference.operation.details``."""
+def _from_events(events: Iterable[tuple[str, int, Mapping[str, Any]]]
+                 ) -> tuple[list[Message] | None, list[Message] | None]:
+    """Deprecated GenAI message events and the contrib ``inference.operation.details``.
+
+    Events are (name, timestamp, attributes) tuples, as records keep them.
+    """
     inputs: list[Message] = []
     outputs: list[Message] = []
-    for event in events:
-        name = event.name
-        attrs = event.attributes or {}
+    for name, _, attrs in events:
         if name in EVENT_ROLES:
             msg = _event_message(attrs, EVENT_ROLES[name])
             inputs.append(msg)
@@ -632,7 +634,7 @@ def ttft_ms(fields: Mapping[str, Any], events: Sequence[Any], start_ns: int | No
         return ttft_s * 1000.0
     if start_ns is None:
         return None
-    for event in events:
-        if event.name in FIRST_CHUNK_EVENTS:
-            return (event.timestamp - start_ns) / 1e6
+    for name, timestamp, _ in events:
+        if name in FIRST_CHUNK_EVENTS:
+            return (timestamp - start_ns) / 1e6
     return None

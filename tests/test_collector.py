@@ -27,7 +27,7 @@ def test_keeps_finished_spans_with_their_cell() -> None:
     collector.active_cell = None
     with tracer.start_as_current_span("outside"):
         pass
-    entries = collector.snapshot().entries
+    entries = collector.snapshot().spans()
     assert [(s.name, c) for s, c in entries] == [("in-cell", cell), ("outside", None)]
 
 
@@ -38,7 +38,7 @@ def test_span_started_in_cell_but_ended_after_keeps_the_cell() -> None:
     span = provider.get_tracer("t").start_span("late")
     collector.active_cell = None
     span.end()
-    assert collector.snapshot().entries[0][1] is cell
+    assert collector.snapshot().spans()[0][1] is cell
 
 
 def test_bounded_buffer_evicts_oldest_and_counts_drops() -> None:
@@ -48,9 +48,9 @@ def test_bounded_buffer_evicts_oldest_and_counts_drops() -> None:
         with tracer.start_as_current_span(f"s{i}"):
             pass
     snap = collector.snapshot()
-    assert len(snap.entries) == 10
+    assert len(snap.records) == 10
     assert snap.dropped == 15
-    assert [s.name for s, _ in snap.entries] == [f"s{i}" for i in range(15, 25)]
+    assert [s.name for s, _ in snap.spans()] == [f"s{i}" for i in range(15, 25)]
     assert snap.first_seq == 15 and snap.end_seq == 25
 
 
@@ -65,7 +65,7 @@ def test_resize_and_clear() -> None:
     generation = collector.snapshot().generation
     collector.clear()
     snap = collector.snapshot()
-    assert len(snap.entries) == 0 and snap.dropped == 0 and snap.generation == generation + 1
+    assert len(snap.records) == 0 and snap.dropped == 0 and snap.generation == generation + 1
     with pytest.raises(ValueError):
         collector.resize(0)
     with pytest.raises(ValueError):
@@ -96,7 +96,59 @@ def test_threads_each_span_collected_exactly_once() -> None:
         t.start()
     for t in threads:
         t.join()
-    entries = collector.snapshot().entries
+    entries = collector.snapshot().spans()
     names = [s.name for s, _ in entries]
     assert len(names) == 4000 == len(set(names))
     assert all(c is cell for _, c in entries)
+
+
+def test_record_rebuilds_the_span_an_exporter_would_see() -> None:
+    """Records replace ReadableSpans in the buffer; nothing an exporter reads may be lost."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import (
+        Link,
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+        TraceState,
+    )
+
+    collector, provider = make()
+    originals = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(originals))
+    tracer = provider.get_tracer("scope", "1.2", attributes={"s": 1})
+    remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1),
+                         trace_state=TraceState([("k", "v")]))
+    from opentelemetry.trace import NonRecordingSpan, set_span_in_context
+    with tracer.start_as_current_span("root", kind=SpanKind.SERVER,
+                                      context=set_span_in_context(NonRecordingSpan(remote)),
+                                      links=[Link(remote, {"why": "x"})]) as root:
+        root.set_attribute("tuple", ("a", "b"))
+        root.add_event("chunk", {"i": 1})
+        with tracer.start_as_current_span("child", kind=SpanKind.CLIENT) as child:
+            child.set_status(Status(StatusCode.ERROR, "boom"))
+            child.record_exception(ValueError("bad"))
+        for i in range(130):  # past the default limit of 128 attributes: some dropped
+            root.set_attribute(f"a{i}", i)
+    rebuilt = [span for span, _ in collector.snapshot().spans()]
+    expected = originals.get_finished_spans()
+    assert [s.to_json() for s in rebuilt] == [s.to_json() for s in expected]
+    assert encode_spans(rebuilt) == encode_spans(expected)  # flags, scope, dropped counts…
+    assert len(rebuilt) == 2
+    assert rebuilt[1].dropped_attributes == expected[1].dropped_attributes > 0
+
+
+def test_records_are_not_tracked_by_the_garbage_collector() -> None:
+    import gc
+
+    collector, provider = make()
+    with provider.get_tracer("t").start_as_current_span(
+            "x", attributes={"gen_ai.request.model": "m", "n": 1, "t": ("a",)}):
+        pass
+    for _ in range(3):  # each collection untracks one more level of nested tuples
+        gc.collect()
+    assert not gc.is_tracked(collector.snapshot().records[0])

@@ -31,7 +31,7 @@ def recorded() -> Recorder:
 
 def test_round_trip_is_lossless(tmp_path: Path) -> None:
     rec = recorded()
-    entries = rec.collector.snapshot().entries
+    entries = rec.collector.snapshot().spans()
     path = tmp_path / "spans.jsonl"
     assert files.save(path, entries) == len(entries)
     loaded = files.load(path)
@@ -52,7 +52,7 @@ def test_round_trip_is_lossless(tmp_path: Path) -> None:
 
 def test_file_is_otlp_json_as_the_collector_writes_it(tmp_path: Path) -> None:
     path = tmp_path / "spans.jsonl"
-    files.save(path, recorded().collector.snapshot().entries)
+    files.save(path, recorded().collector.snapshot().spans())
     line = json.loads(path.read_text().splitlines()[0])
     span = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     assert len(span["traceId"]) == 32 and int(span["traceId"], 16)  # hex, not base64

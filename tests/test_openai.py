@@ -156,7 +156,7 @@ def test_authorization_header_never_reaches_a_frame(clients: InteractiveShell) -
                  f"    extra_headers={{'Authorization': 'Bearer {secret}', 'api-key': 'k123'}},\n"
                  f"    messages=[{{'role': 'user', 'content': 'my key: {secret}'}}])")
     df = llmtrace_nb.spans_df()
-    raw = session.require().collector.snapshot().entries
+    raw = session.require().collector.snapshot().spans()
     assert any(secret in str(s.attributes.get("gen_ai.headers")) for s, _ in raw)
     text = json.dumps(df.drop(columns=["start_time", "end_time"]).to_dict("records"),
                       default=str)
@@ -171,7 +171,7 @@ def test_content_off_records_no_text(clients: InteractiveShell) -> None:
     run(clients, "%%trace --quiet\n"
                  "client.chat.completions.create(model='gpt-4o-mini',\n"
                  "    messages=[{'role': 'user', 'content': 'top secret prompt'}])")
-    raw = session.require().collector.snapshot().entries
+    raw = session.require().collector.snapshot().spans()
     llm = next(s for s, _ in raw if s.name == "openai.chat")
     assert "top secret" not in json.dumps(dict(llm.attributes), default=str)
     row = llmtrace_nb.llm_calls_df().iloc[0]

@@ -1,0 +1,226 @@
+"""Normalize many spans at once: semconv's tables applied column by column.
+
+``semconv.scalar_fields`` reads one span; a DataFrame needs 100k of them in well under a
+second. Spans from one instrumentation carry the same attribute keys, so everything that
+depends only on the keys — which of a field's candidate keys are there, whether a message
+dialect or a kind-carrying key is, which keys name secrets — is worked out once per key
+set (a ``_Plan``), and each field is then read for the whole group of spans with that key
+set in one comprehension over their value tuples (records keep attributes as a tuple of
+keys and a tuple of values). The results equal ``semconv`` span by span.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import semconv
+from .record import EventRecord
+from .scrub import is_secret_key, might_hold_secret, scrub_attributes, scrub_value
+
+SCALARS = tuple(semconv.FIELD_KEYS)
+_COUNT_LIMIT = 2**62
+#: keys that make the OpenInference invocation-parameters fallback or the cost sum apply
+_INVOCATION = "llm.invocation_parameters"
+_COST_PARTS = ("llm.cost.prompt", "llm.cost.completion")
+#: keys and prefixes the message readers look at (semconv.INPUT_READERS / OUTPUT_READERS)
+_MESSAGE_KEYS = frozenset(("gen_ai.input.messages", "gen_ai.output.messages", "input.value",
+                           "output.value", "traceloop.entity.input",
+                           "traceloop.entity.output"))
+_MESSAGE_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.",
+                     "gen_ai.completion.", "embedding.embeddings.")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What spans with one key tuple need; worked out once per key tuple."""
+
+    #: (field, positions of its candidate keys that are present, in preference order)
+    fields: tuple[tuple[str, tuple[int, ...]], ...]
+    kind_keys: tuple[tuple[int, Mapping[str, str]], ...]
+    fallbacks: bool  # invocation parameters or cost parts present
+    messages: bool
+    secret_keys: bool
+
+
+@functools.lru_cache(maxsize=2048)
+def _plan(keys: tuple[str, ...]) -> _Plan:
+    at = {k: i for i, k in enumerate(keys)}
+    return _Plan(
+        fields=tuple((name, found) for name, candidates in semconv.FIELD_KEYS.items()
+                     if (found := tuple(at[k] for k in candidates if k in at))),
+        kind_keys=tuple((at[k], table) for k, table in semconv.KIND_KEYS if k in at),
+        fallbacks=_INVOCATION in at or any(k in at for k in _COST_PARTS),
+        messages=bool(_MESSAGE_KEYS.intersection(at)) or any(k.startswith(_MESSAGE_PREFIXES)
+                                                             for k in keys),
+        secret_keys=any(is_secret_key(k) for k in keys),
+    )
+
+
+@dataclass
+class Normalized:
+    """Per-span results, each aligned with the input spans."""
+
+    fields: dict[str, np.ndarray]
+    kinds: list[str]
+    attributes: list[dict[str, Any]]
+    inputs: list[Any]
+    outputs: list[Any]
+    #: row -> attribute keys whose values could not be read
+    unreadable: dict[int, list[str]] = field(default_factory=dict)
+
+
+def _coerce_column(raw: list[Any], name: str) -> list[Any]:
+    coerce = semconv.COERCE.get(name, semconv.to_text)
+    if coerce is semconv.to_count:
+        return [v if type(v) is int and 0 <= v < _COUNT_LIMIT else coerce(v) for v in raw]
+    if coerce is semconv.to_text:
+        return [v if type(v) is str and v else coerce(v) for v in raw]
+    if coerce is semconv.to_bool:
+        return [v if type(v) is bool else coerce(v) for v in raw]
+    return [coerce(v) for v in raw]
+
+
+def _read_field(group: list[tuple[Any, ...]], name: str, positions: tuple[int, ...],
+                keys: tuple[str, ...], unreadable: dict[int, list[str]],
+                rows: Sequence[int]) -> list[Any]:
+    """One field for a group of spans: the first candidate key whose value is usable."""
+    first = positions[0]
+    values = _coerce_column([v[first] for v in group], name)
+    if None in values:
+        # Some value could not be read: say so, and try the next candidate key.
+        for j, value in enumerate(values):
+            if value is None:
+                for p in positions:
+                    raw = group[j][p]
+                    value = _coerce_column([raw], name)[0]
+                    if value is not None:
+                        values[j] = value
+                        break
+                    if raw is not None:
+                        unreadable.setdefault(rows[j], []).append(keys[p])
+    return values
+
+
+def _scrubbed(keys: tuple[str, ...], group: list[tuple[Any, ...]], plan: _Plan
+              ) -> list[dict[str, Any]]:
+    """The group's attributes as dicts, secrets scrubbed.
+
+    Each key's values are searched joined into one string first: in the common case no
+    value looks like a secret and the dicts are made straight from the tuples.
+    """
+    dicts = list(map(dict, map(functools.partial(zip, keys), group)))
+    if plan.secret_keys:
+        return [scrub_attributes(a) for a in dicts]
+    for p, key in enumerate(keys):
+        column = [v[p] for v in group]
+        texts = [v for v in column if type(v) is str]
+        if len(texts) < len(column):  # sequences and mappings can hold strings too
+            texts += [repr(v) for v in column if type(v) not in (str, int, float, bool)]
+        if texts and might_hold_secret("\x00".join(texts)):
+            for a in dicts:
+                a[key] = scrub_value(a[key])
+    return dicts
+
+
+def _kinds(group: list[tuple[Any, ...]], plan: _Plan) -> list[str | None]:
+    kinds: list[str | None] = [None] * len(group)
+    for p, table in plan.kind_keys:
+        column = [v[p] for v in group]
+        try:  # few distinct values: look each up once
+            found = {v: table.get(v.lower()) for v in set(column) if type(v) is str}
+        except TypeError:  # an unhashable value (a mapping read from a file)
+            found = {}
+        kinds = [k if k is not None else found.get(v) if type(v) is str else None
+                 for k, v in zip(kinds, column, strict=True)]
+    return kinds
+
+
+def normalize(keys: Sequence[tuple[str, ...]], values: Sequence[tuple[Any, ...]],
+              events: Sequence[tuple[EventRecord, ...]], names: Sequence[str]) -> Normalized:
+    """Normalize spans given as their attribute keys and values, events and names."""
+    n = len(keys)
+    groups: dict[tuple[str, ...], Sequence[int]] = {}
+    if len(distinct := dict.fromkeys(keys)) == 1:
+        groups = {next(iter(distinct)): range(n)}
+    else:
+        grouping: dict[tuple[str, ...], list[int]] = {}
+        for i, k in enumerate(keys):
+            grouping.setdefault(k, []).append(i)
+        groups.update(grouping)
+    fields = {name: np.full(n, None, dtype=object) for name in SCALARS}
+    kinds: list[Any] = [None] * n
+    attributes: list[Any] = [None] * n
+    unreadable: dict[int, list[str]] = {}
+    message_rows: list[int] = []
+    for group_keys, rows in groups.items():
+        plan = _plan(group_keys)
+        whole = len(rows) == n
+        group = list(values) if whole else [values[i] for i in rows]
+        at: Any = slice(None) if whole else np.array(rows)
+        for name, positions in plan.fields:
+            column = np.empty(len(rows), dtype=object)
+            column[:] = _read_field(group, name, positions, group_keys, unreadable, rows)
+            fields[name][at] = column
+        dicts = _scrubbed(group_keys, group, plan)
+        if whole:
+            kinds, attributes = _kinds(group, plan), dicts
+        else:
+            for j, (kind, attrs) in enumerate(zip(_kinds(group, plan), dicts, strict=True)):
+                kinds[rows[j]], attributes[rows[j]] = kind, attrs
+        if plan.fallbacks:
+            for i in rows:
+                _fallbacks(attributes[i], fields, i)
+        if plan.messages:
+            message_rows.extend(rows)
+    _finish_fields(fields)
+    for i in [i for i, k in enumerate(kinds) if k is None]:
+        kinds[i] = _kind_from_fields(fields, i)
+    inputs: list[Any] = [None] * n
+    outputs: list[Any] = [None] * n
+    # Messages come from the scrubbed attributes, so they need no scrubbing of their own;
+    # those read from events (old dialects) are scrubbed after.
+    with_messages = set(message_rows)
+    candidates = with_messages.union([i for i, e in enumerate(events) if e],
+                                     [i for i, k in enumerate(kinds) if k == "tool"])
+    for i in sorted(candidates):
+        inp, out = semconv.messages(attributes[i], events[i], kinds[i], names[i])
+        if events[i] and i not in with_messages:
+            inp, out = scrub_value(inp), scrub_value(out)
+        inputs[i], outputs[i] = inp, out
+    return Normalized(fields, kinds, attributes, inputs, outputs, unreadable)
+
+
+def _fallbacks(attrs: Mapping[str, Any], fields: dict[str, np.ndarray], i: int) -> None:
+    """semconv.scalar_fields' fallbacks: invocation parameters, cost from its parts."""
+    out = {"request_model": fields["request_model"][i],
+           "is_streaming": fields["is_streaming"][i]}
+    semconv._from_invocation_parameters(attrs, out)  # same rule, one place
+    fields["request_model"][i], fields["is_streaming"][i] = (out["request_model"],
+                                                             out["is_streaming"])
+    if fields["cost_usd"][i] is None:
+        parts = [semconv.to_float(attrs.get(k)) for k in _COST_PARTS]
+        if any(p is not None for p in parts):
+            fields["cost_usd"][i] = sum(p for p in parts if p is not None)
+
+
+def _finish_fields(fields: dict[str, np.ndarray]) -> None:
+    errors = fields["error_type"]
+    present = np.flatnonzero(errors != None)  # noqa: E711 - elementwise on an object array
+    names: dict[str, str] = {}
+    for i in present:
+        raw = errors[i]
+        if raw not in names:
+            names[raw] = semconv.error_name(raw)
+        errors[i] = names[raw]
+
+
+def _kind_from_fields(fields: dict[str, np.ndarray], i: int) -> str:
+    # A span that names a model and counts tokens is an LLM call whatever its dialect.
+    has_model = fields["request_model"][i] or fields["response_model"][i]
+    has_usage = fields["input_tokens"][i] is not None or fields["output_tokens"][i] is not None
+    return "llm" if has_model and has_usage else "other"
