@@ -58,6 +58,8 @@ class Snapshot:
 
     first_seq: int
     records: list[Record]
+    #: the number of the oldest record still in the buffer (records may start later)
+    oldest_seq: int
     dropped: int
     generation: int
     #: CellRef.seq -> cell, for every cell a record names
@@ -98,7 +100,7 @@ class SpanCollector(SpanProcessor):
         self._generation = 0
         # span_id -> cell, for spans that are running. Single dict operations are atomic
         # in CPython, so on_start/on_end need no lock for it.
-        self._cell_of: dict[int, CellRef] = {}
+        self._cell_of: dict[int, int] = {}
         self._cells: list[CellRef] = []
         # every cell a record names, by CellRef.seq (records hold the int, not the object)
         self._known_cells: dict[int, CellRef] = {}
@@ -106,27 +108,39 @@ class SpanCollector(SpanProcessor):
         # one used is kept as one tuple, read in one step, so threads need no lock for it.
         self._origins: list[Origin] = []
         self._last_origin: tuple[Any, Any, int] = (None, None, -1)
-        # equal attribute-key tuples shared between records (setdefault is atomic)
-        self._key_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self.active_cell: CellRef | None = None
+        self._active_cell: CellRef | None = None
         self.enabled = True
 
     # -- SpanProcessor -----------------------------------------------------------------
 
+    @property
+    def active_cell(self) -> CellRef | None:
+        """The cell spans starting now belong to (set while a traced cell runs)."""
+        return self._active_cell
+
+    @active_cell.setter
+    def active_cell(self, cell: CellRef | None) -> None:
+        if cell is not None:
+            with self._lock:
+                self._known_cells[cell.seq] = cell
+        self._active_cell = cell
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        cell = self.active_cell
+        cell = self._active_cell
         if cell is not None and self.enabled:
-            self._cell_of[span.context.span_id] = cell
+            self._cell_of[span._context[1]] = cell.seq
 
     def on_end(self, span: ReadableSpan) -> None:
+        # The hot path: SDK fields read directly (the public properties cost more than
+        # the rest of this method); see record.py for the record itself.
         if not self.enabled:
             return
-        cell = self._cell_of.pop(span.context.span_id, None) if self._cell_of else None
-        record = record_of(span, None if cell is None else cell.seq, self._origin(span),
-                           self._key_sets)
+        cell = self._cell_of.pop(span._context[1], None) if self._cell_of else None
+        last = self._last_origin
+        origin = last[2] if (span._resource is last[0]
+                             and span._instrumentation_scope is last[1]) else self._origin(span)
+        record = record_of(span, cell, origin)
         with self._lock:
-            if cell is not None and cell.seq not in self._known_cells:
-                self._known_cells[cell.seq] = cell
             if len(self._buffer) >= self._max_spans:
                 self._buffer.popleft()
                 self._dropped += 1
@@ -149,8 +163,8 @@ class SpanCollector(SpanProcessor):
     def add_entries(self, entries: list[tuple[ReadableSpan, CellRef | None]],
                     cells: list[CellRef]) -> None:
         """Add spans read from a file, as if they had been collected (bound included)."""
-        records = [record_of(span, None if cell is None else cell.seq, self._origin(span),
-                             self._key_sets) for span, cell in entries]
+        records = [record_of(span, None if cell is None else cell.seq, self._origin(span))
+                   for span, cell in entries]
         with self._lock:
             self._cells.extend(cells)
             for _, cell in entries:
@@ -182,7 +196,7 @@ class SpanCollector(SpanProcessor):
 
     def running_in(self, cell: CellRef) -> int:
         """How many spans stamped with ``cell`` have started and not ended yet."""
-        return sum(1 for c in list(self._cell_of.values()) if c is cell)
+        return sum(1 for seq in list(self._cell_of.values()) if seq == cell.seq)
 
     def cells(self) -> list[CellRef]:
         with self._lock:
@@ -190,12 +204,23 @@ class SpanCollector(SpanProcessor):
 
     # -- reading -----------------------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, since: int = 0, generation: int | None = None) -> Snapshot:
+        """The records from number ``since`` on (all of them after a clear that
+        ``generation`` did not see), with what a reader needs to make sense of them."""
         with self._lock:
-            records = list(self._buffer)
+            oldest = self._appended - len(self._buffer)
+            if generation is not None and generation != self._generation:
+                since = 0
+            count = len(self._buffer) - max(since - oldest, 0)
+            if count >= len(self._buffer):
+                records = list(self._buffer)
+            else:  # walk from the new end: a deque is a linked list of blocks
+                records = list(itertools.islice(reversed(self._buffer), max(count, 0)))
+                records.reverse()
             return Snapshot(
                 first_seq=self._appended - len(records),
                 records=records,
+                oldest_seq=oldest,
                 dropped=self._dropped,
                 generation=self._generation,
                 cells=dict(self._known_cells),

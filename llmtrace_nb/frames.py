@@ -158,13 +158,26 @@ def _gc_paused() -> Iterator[None]:
 CellLookup = Callable[[Sequence[int | None], Sequence[int]], list[CellRef | None]]
 
 
-def records_frame(records: Sequence[Record], cell_of: CellLookup) -> pd.DataFrame:
-    """The spans_df() columns (without cost) of records, built a column at a time."""
+#: columns named as in spans_df() (numpy arrays, NaN for missing numbers) → cost per row
+Pricer = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def _no_price(columns: dict[str, np.ndarray]) -> np.ndarray:
+    return columns["_given_cost"]
+
+
+def records_frame(records: Sequence[Record], cell_of: CellLookup,
+                  price: Pricer = _no_price) -> pd.DataFrame:
+    """The spans_df() columns of records (and the private ones), a column at a time.
+
+    Cost is priced here, from plain arrays, before any pandas object exists: pricing
+    from the finished frame costs more than the rest of a small incremental build.
+    """
     n = len(records)
     columns = list(zip(*records, strict=True)) if n else [()] * (rec.RARE + 1)
     col = lambda pos: list(columns[pos])  # noqa: E731
     events, names = col(rec.EVENTS), col(rec.NAME)
-    norm = normalize(columns[rec.KEYS], columns[rec.VALUES], events, names)
+    norm = normalize(columns[rec.ATTRS], events, names)
     f = norm.fields
     cells = cell_of(columns[rec.CELL], columns[rec.TRACE_ID])
     starts = np.array([_NAT if v is None else v for v in col(rec.START)], dtype="int64")
@@ -206,9 +219,21 @@ def records_frame(records: Sequence[Record], cell_of: CellLookup) -> pd.DataFram
         "_given_cost": _float(f["cost_usd"]),
         "_cell_seq": _float([c.seq if c else None for c in cells]),
     }
+    kind_codes = np.asarray(data["kind"].codes)
+    data = _with_cost(data, price({
+        "priced_kind": np.isin(kind_codes, [_KIND_CODE[k] for k in PRICED_KINDS]),
+        "provider": f["provider"], "model": model,
+        **{c: _float(f[c]) for c in ("input_tokens", "cache_read_tokens", "output_tokens")},
+        "_given_cost": data["_given_cost"]}))
     for name in STRING_COLUMNS:
         data[name] = pd.array(data[name], dtype="string")
     return pd.DataFrame(data, index=pd.RangeIndex(n), copy=False)
+
+
+def _with_cost(data: dict[str, Any], cost: np.ndarray) -> dict[str, Any]:
+    at = SPAN_COLUMNS.index("cost_usd")
+    items = list(data.items())
+    return dict([*items[:at], ("cost_usd", cost), *items[at:]])
 
 
 # -- the incremental frame ----------------------------------------------------------------
@@ -243,28 +268,29 @@ class FrameBuilder:
 
     def base_frame(self) -> tuple[pd.DataFrame, Snapshot, set[str]]:
         """All rows with cost and private columns, the snapshot, the unpriced models."""
-        snap = self.collector.snapshot()
         with self._lock:
             cache = self._cache
+            since = cache.end_seq if cache.frame is not None else 0
+            snap = self.collector.snapshot(since, cache.generation)
             if cache.generation != snap.generation or cache.frame is None:
                 cache = _Cache(generation=snap.generation, first_seq=snap.first_seq,
                                end_seq=snap.first_seq, price_version=self.prices.version)
             frame = cache.frame
-            if frame is not None and snap.first_seq > cache.first_seq:
-                evicted = min(snap.first_seq - cache.first_seq, len(frame))
+            if frame is not None and snap.oldest_seq > cache.first_seq:
+                evicted = min(snap.oldest_seq - cache.first_seq, len(frame))
                 frame = frame.iloc[evicted:].reset_index(drop=True)
                 cache.first_seq += evicted
             if frame is not None and cache.price_version != self.prices.version:
                 cache.unpriced, cache.priced = set(), set()
-                frame = self._priced(frame.drop(columns="cost_usd"), cache)
+                frame = self._repriced(frame, cache)
             cache.price_version = self.prices.version
             start = max(cache.end_seq - snap.first_seq, 0)
             new_records = snap.records[start:]
             new = None
             with _gc_paused():
                 if new_records or frame is None:
-                    new = self._priced(records_frame(new_records, self._cell_lookup(snap)),
-                                       cache)
+                    new = records_frame(new_records, self._cell_lookup(snap),
+                                        self._pricer(cache))
                 if frame is None:
                     frame = new
                 elif new_records:
@@ -293,27 +319,35 @@ class FrameBuilder:
             return out
         return cells_of
 
-    def _priced(self, df: pd.DataFrame, cache: _Cache) -> pd.DataFrame:
-        eligible = (df["kind"].isin(PRICED_KINDS).to_numpy()
-                    & df["model"].notna().to_numpy()
-                    & (df["input_tokens"].notna() | df["output_tokens"].notna()).to_numpy())
-        cost, unpriced = cost_column(
-            self.prices,
-            df["provider"].to_numpy(dtype=object, na_value=None),
-            df["model"].to_numpy(dtype=object, na_value=None),
-            df["input_tokens"].to_numpy(dtype="float64", na_value=np.nan),
-            df["cache_read_tokens"].to_numpy(dtype="float64", na_value=np.nan),
-            df["output_tokens"].to_numpy(dtype="float64", na_value=np.nan),
-            eligible,
-        )
-        given = df["_given_cost"].to_numpy()
-        # A cost the instrumentation already computed wins over ours.
-        cost = np.where(np.isnan(given), cost, given)
-        cache.unpriced |= unpriced
-        if unpriced:
-            cache.priced |= set(df.loc[~np.isnan(cost) & eligible, "model"].dropna())
+    def _pricer(self, cache: _Cache) -> Pricer:
+        def price(columns: dict[str, np.ndarray]) -> np.ndarray:
+            models = columns["model"]
+            eligible = (columns["priced_kind"] & (models != None)  # noqa: E711 - elementwise
+                        & ~(np.isnan(columns["input_tokens"])
+                            & np.isnan(columns["output_tokens"])))
+            cost, unpriced = cost_column(
+                self.prices, columns["provider"], models, columns["input_tokens"],
+                columns["cache_read_tokens"], columns["output_tokens"], eligible)
+            given = columns["_given_cost"]
+            # A cost the instrumentation already computed wins over ours.
+            cost = np.where(np.isnan(given), cost, given)
+            cache.unpriced |= unpriced
+            if unpriced:
+                cache.priced |= set(models[~np.isnan(cost) & eligible])
+            return cost
+        return price
+
+    def _repriced(self, df: pd.DataFrame, cache: _Cache) -> pd.DataFrame:
+        """The frame with its cost column computed again (the price book changed)."""
+        cost = self._pricer(cache)({
+            "priced_kind": df["kind"].isin(PRICED_KINDS).to_numpy(),
+            "provider": df["provider"].to_numpy(dtype=object, na_value=None),
+            "model": df["model"].to_numpy(dtype=object, na_value=None),
+            **{c: df[c].to_numpy(dtype="float64", na_value=np.nan)
+               for c in ("input_tokens", "cache_read_tokens", "output_tokens")},
+            "_given_cost": df["_given_cost"].to_numpy()})
         df = df.copy(deep=False)
-        df.insert(SPAN_COLUMNS.index("cost_usd"), "cost_usd", cost)
+        df["cost_usd"] = cost
         return df
 
     def spans(self, capture_content: bool = True, keep_private: bool = False) -> pd.DataFrame:

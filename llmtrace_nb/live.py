@@ -42,7 +42,7 @@ class RunningTotals:
         """Count one collected span (a record) if it belongs to this cell."""
         if record[rec.CELL] != self.ref.seq and record[rec.TRACE_ID] != self.ref.trace_id:
             return
-        attrs = rec.attributes(record)
+        attrs = record[rec.ATTRS]
         fields = semconv.scalar_fields(attrs)
         if record[rec.STATUS] == StatusCode.ERROR.value:
             self.errors += 1

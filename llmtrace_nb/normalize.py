@@ -5,8 +5,7 @@ second. Spans from one instrumentation carry the same attribute keys, so everyth
 depends only on the keys — which of a field's candidate keys are there, whether a message
 dialect or a kind-carrying key is, which keys name secrets — is worked out once per key
 set (a ``_Plan``), and each field is then read for the whole group of spans with that key
-set in one comprehension over their value tuples (records keep attributes as a tuple of
-keys and a tuple of values). The results equal ``semconv`` span by span.
+set in one comprehension. The results equal ``semconv`` span by span.
 """
 
 from __future__ import annotations
@@ -39,9 +38,9 @@ _MESSAGE_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prom
 class _Plan:
     """What spans with one key tuple need; worked out once per key tuple."""
 
-    #: (field, positions of its candidate keys that are present, in preference order)
-    fields: tuple[tuple[str, tuple[int, ...]], ...]
-    kind_keys: tuple[tuple[int, Mapping[str, str]], ...]
+    #: (field, its candidate keys that are present, in preference order)
+    fields: tuple[tuple[str, tuple[str, ...]], ...]
+    kind_keys: tuple[tuple[str, Mapping[str, str]], ...]
     fallbacks: bool  # invocation parameters or cost parts present
     messages: bool
     secret_keys: bool
@@ -49,14 +48,14 @@ class _Plan:
 
 @functools.lru_cache(maxsize=2048)
 def _plan(keys: tuple[str, ...]) -> _Plan:
-    at = {k: i for i, k in enumerate(keys)}
+    present = set(keys)
     return _Plan(
         fields=tuple((name, found) for name, candidates in semconv.FIELD_KEYS.items()
-                     if (found := tuple(at[k] for k in candidates if k in at))),
-        kind_keys=tuple((at[k], table) for k, table in semconv.KIND_KEYS if k in at),
-        fallbacks=_INVOCATION in at or any(k in at for k in _COST_PARTS),
-        messages=bool(_MESSAGE_KEYS.intersection(at)) or any(k.startswith(_MESSAGE_PREFIXES)
-                                                             for k in keys),
+                     if (found := tuple(k for k in candidates if k in present))),
+        kind_keys=tuple((k, table) for k, table in semconv.KIND_KEYS if k in present),
+        fallbacks=_INVOCATION in present or any(k in present for k in _COST_PARTS),
+        messages=bool(_MESSAGE_KEYS & present) or any(k.startswith(_MESSAGE_PREFIXES)
+                                                      for k in keys),
         secret_keys=any(is_secret_key(k) for k in keys),
     )
 
@@ -85,52 +84,57 @@ def _coerce_column(raw: list[Any], name: str) -> list[Any]:
     return [coerce(v) for v in raw]
 
 
-def _read_field(group: list[tuple[Any, ...]], name: str, positions: tuple[int, ...],
-                keys: tuple[str, ...], unreadable: dict[int, list[str]],
-                rows: Sequence[int]) -> list[Any]:
+def _read_field(group: list[Mapping[str, Any]], name: str, keys: tuple[str, ...],
+                unreadable: dict[int, list[str]], rows: Sequence[int]) -> list[Any]:
     """One field for a group of spans: the first candidate key whose value is usable."""
-    first = positions[0]
-    values = _coerce_column([v[first] for v in group], name)
+    first = keys[0]
+    values = _coerce_column([a[first] for a in group], name)
     if None in values:
         # Some value could not be read: say so, and try the next candidate key.
         for j, value in enumerate(values):
             if value is None:
-                for p in positions:
-                    raw = group[j][p]
+                for key in keys:
+                    raw = group[j][key]
                     value = _coerce_column([raw], name)[0]
                     if value is not None:
                         values[j] = value
                         break
                     if raw is not None:
-                        unreadable.setdefault(rows[j], []).append(keys[p])
+                        unreadable.setdefault(rows[j], []).append(key)
     return values
 
 
-def _scrubbed(keys: tuple[str, ...], group: list[tuple[Any, ...]], plan: _Plan
+def _scrubbed(keys: tuple[str, ...], group: list[Mapping[str, Any]], plan: _Plan
               ) -> list[dict[str, Any]]:
-    """The group's attributes as dicts, secrets scrubbed.
+    """Copies of the group's attributes, secrets scrubbed.
 
     Each key's values are searched joined into one string first: in the common case no
-    value looks like a secret and the dicts are made straight from the tuples.
+    value looks like a secret and the copies are plain ``dict`` copies.
     """
-    dicts = list(map(dict, map(functools.partial(zip, keys), group)))
     if plan.secret_keys:
-        return [scrub_attributes(a) for a in dicts]
-    for p, key in enumerate(keys):
-        column = [v[p] for v in group]
-        texts = [v for v in column if type(v) is str]
-        if len(texts) < len(column):  # sequences and mappings can hold strings too
-            texts += [repr(v) for v in column if type(v) not in (str, int, float, bool)]
-        if texts and might_hold_secret("\x00".join(texts)):
+        return [scrub_attributes(a) for a in group]
+    dicts = list(map(dict, group))
+    if not _suspect([v for a in group for v in a.values()]):
+        return dicts
+    for key in keys:
+        if _suspect([a[key] for a in group]):
             for a in dicts:
                 a[key] = scrub_value(a[key])
     return dicts
 
 
-def _kinds(group: list[tuple[Any, ...]], plan: _Plan) -> list[str | None]:
+def _suspect(values: list[Any]) -> bool:
+    """Could any of these values hold a secret? One search over all of them joined."""
+    texts = [v for v in values if type(v) is str]
+    if len(texts) < len(values):  # sequences and mappings can hold strings too
+        texts += [repr(v) for v in values if type(v) not in (str, int, float, bool)]
+    return bool(texts) and might_hold_secret("\x00".join(texts))
+
+
+def _kinds(group: list[Mapping[str, Any]], plan: _Plan) -> list[str | None]:
     kinds: list[str | None] = [None] * len(group)
-    for p, table in plan.kind_keys:
-        column = [v[p] for v in group]
+    for key, table in plan.kind_keys:
+        column = [a[key] for a in group]
         try:  # few distinct values: look each up once
             found = {v: table.get(v.lower()) for v in set(column) if type(v) is str}
         except TypeError:  # an unhashable value (a mapping read from a file)
@@ -140,10 +144,11 @@ def _kinds(group: list[tuple[Any, ...]], plan: _Plan) -> list[str | None]:
     return kinds
 
 
-def normalize(keys: Sequence[tuple[str, ...]], values: Sequence[tuple[Any, ...]],
+def normalize(attributes: Sequence[Mapping[str, Any]],
               events: Sequence[tuple[EventRecord, ...]], names: Sequence[str]) -> Normalized:
-    """Normalize spans given as their attribute keys and values, events and names."""
-    n = len(keys)
+    """Normalize spans given as their attribute dicts, events and names."""
+    n = len(attributes)
+    keys = list(map(tuple, attributes))
     groups: dict[tuple[str, ...], Sequence[int]] = {}
     if len(distinct := dict.fromkeys(keys)) == 1:
         groups = {next(iter(distinct)): range(n)}
@@ -154,24 +159,24 @@ def normalize(keys: Sequence[tuple[str, ...]], values: Sequence[tuple[Any, ...]]
         groups.update(grouping)
     fields = {name: np.full(n, None, dtype=object) for name in SCALARS}
     kinds: list[Any] = [None] * n
-    attributes: list[Any] = [None] * n
+    scrubbed: list[Any] = [None] * n
     unreadable: dict[int, list[str]] = {}
     message_rows: list[int] = []
     for group_keys, rows in groups.items():
         plan = _plan(group_keys)
         whole = len(rows) == n
-        group = list(values) if whole else [values[i] for i in rows]
+        group = list(attributes) if whole else [attributes[i] for i in rows]
         at: Any = slice(None) if whole else np.array(rows)
-        for name, positions in plan.fields:
+        for name, candidates in plan.fields:
             column = np.empty(len(rows), dtype=object)
-            column[:] = _read_field(group, name, positions, group_keys, unreadable, rows)
+            column[:] = _read_field(group, name, candidates, unreadable, rows)
             fields[name][at] = column
         dicts = _scrubbed(group_keys, group, plan)
         if whole:
-            kinds, attributes = _kinds(group, plan), dicts
+            kinds, scrubbed = _kinds(group, plan), dicts
         else:
             for j, (kind, attrs) in enumerate(zip(_kinds(group, plan), dicts, strict=True)):
-                kinds[rows[j]], attributes[rows[j]] = kind, attrs
+                kinds[rows[j]], scrubbed[rows[j]] = kind, attrs
         if plan.fallbacks:
             for i in rows:
                 _fallbacks(attributes[i], fields, i)
@@ -188,11 +193,11 @@ def normalize(keys: Sequence[tuple[str, ...]], values: Sequence[tuple[Any, ...]]
     candidates = with_messages.union([i for i, e in enumerate(events) if e],
                                      [i for i, k in enumerate(kinds) if k == "tool"])
     for i in sorted(candidates):
-        inp, out = semconv.messages(attributes[i], events[i], kinds[i], names[i])
+        inp, out = semconv.messages(scrubbed[i], events[i], kinds[i], names[i])
         if events[i] and i not in with_messages:
             inp, out = scrub_value(inp), scrub_value(out)
         inputs[i], outputs[i] = inp, out
-    return Normalized(fields, kinds, attributes, inputs, outputs, unreadable)
+    return Normalized(fields, kinds, scrubbed, inputs, outputs, unreadable)
 
 
 def _fallbacks(attrs: Mapping[str, Any], fields: dict[str, np.ndarray], i: int) -> None:

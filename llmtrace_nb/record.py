@@ -1,16 +1,16 @@
 """Capture: the compact form a finished span is kept in.
 
-Keeping the SDK's ``ReadableSpan`` objects costs about 30% on top of a bare span: each one
-holds a dozen objects the cyclic garbage collector tracks, and it rescans the growing heap
-of them over and over. A record is a tuple of ints, strings and tuples only, which the
-collector stops tracking the first time it sees it; the attributes are kept as a tuple of
-keys (shared by every span with the same keys) and a tuple of values. Building one takes
-about a microsecond. ``to_readable`` rebuilds an SDK span only when one leaves as a span
+Keeping the SDK's ``ReadableSpan`` objects costs about 30% on top of a bare span and
+2.7 KB per span: each one holds a dozen objects (a lock among them) that stay alive and
+that the cyclic garbage collector rescans. A record is one tuple of the span's own ints
+and strings plus its attribute dict — nothing new is allocated but the tuple — built in
+under a microsecond. ``to_readable`` rebuilds an SDK span only when one leaves as a span
 (a file, a replay).
 
-Why tuples and not a class or dicts: the GC never untracks instances of classes (a
-NamedTuple included), and a tuple holding any dict — even an untracked one — stays
-tracked. The positions are named by the constants below.
+Measured alternatives (benchmarks/RESULTS.md has the method): copying the attributes into
+tuples makes the record invisible to the GC but costs more in allocation than the GC
+saves; a NamedTuple or a slotted class costs more to build. The positions are named by
+the constants below.
 """
 
 from __future__ import annotations
@@ -47,16 +47,12 @@ START = 5  # int ns | None
 END = 6  # int ns | None
 STATUS = 7  # int, StatusCode value
 STATUS_MESSAGE = 8  # str | None
-KEYS = 9  # tuple of attribute keys, shared between records
-VALUES = 10  # tuple of attribute values, in KEYS order
-EVENTS = 11  # tuple of EventRecord (a record with events stays GC-tracked; they are few)
-CELL = 12  # CellRef.seq of the cell the span belongs to, or None
-ORIGIN = 13  # index of (resource, scope) in the collector's origins
-FLAGS = 14  # int trace flags
-RARE = 15  # None, or ((name, value), ...) of what most spans lack (see _rare)
-
-#: more distinct key sets than this are kept unshared (keys made up per call)
-MAX_SHARED_KEY_SETS = 10_000
+ATTRS = 9  # the attribute dict (the ended span's own: it can no longer change)
+EVENTS = 10  # tuple of EventRecord
+CELL = 11  # CellRef.seq of the cell the span belongs to, or None
+ORIGIN = 12  # index of (resource, scope) in the collector's origins
+FLAGS = 13  # int trace flags
+RARE = 14  # None, or ((name, value), ...) of what most spans lack (see _rare)
 
 _INTERNAL = SpanKind.INTERNAL
 _UNSET = StatusCode.UNSET
@@ -102,42 +98,53 @@ def _rare(span: ReadableSpan) -> tuple[tuple[str, Any], ...] | None:
     return tuple(rare) or None
 
 
-def record_of(span: ReadableSpan, cell: int | None, origin: int,
-              key_sets: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> Record:
+def record_of(span: ReadableSpan, cell: int | None, origin: int) -> Record:
     """The record of an ended span (any ``ReadableSpan``: collected or read from a file).
 
-    ``key_sets`` shares equal key tuples between records.
+    This runs for every span, so it reads the span's own fields (the public properties
+    wrap or copy them) and unpacks the SpanContext, a tuple, in one step (its properties
+    cost ~100 ns each).
     """
-    ctx, parent, status, kind = span.context, span.parent, span.status, span.kind
-    code = status.status_code
-    attributes = _plain(span._attributes)  # .attributes wraps it in a proxy
-    keys = tuple(attributes)
-    if key_sets is not None and len(key_sets) < MAX_SHARED_KEY_SETS:
-        keys = key_sets.setdefault(keys, keys)
+    trace_id, span_id, is_remote, flags, state, _ = span._context
+    parent = span._parent
+    status = span._status
+    kind = span._kind
+    code = status._status_code
+    attributes = span._attributes
+    events = span._events
+    links = span._links
+    # What the SDK's own spans hold, read directly; anything else through _plain / _rare.
+    if type(attributes) is BoundedAttributes and type(events) is BoundedList \
+            and type(links) is BoundedList:
+        attrs = attributes._dict
+        event_list = events._dq  # a BoundedList's own truth test is a Python call
+        unusual = links._dq or attributes.dropped or events.dropped or links.dropped
+    else:
+        attrs = _plain(attributes)
+        event_list = events
+        unusual = True
+    rare = None
+    if (unusual or is_remote or (state is not _NO_STATE and state)
+            or (parent is not None and parent[2])):
+        rare = _rare(span)
     return (
-        ctx.trace_id,
-        ctx.span_id,
-        None if parent is None else parent.span_id,
-        span.name,
+        trace_id,
+        span_id,
+        None if parent is None else parent[1],
+        span._name,
         # _value_ is the enum's own slot; .value is a slower descriptor on this hot path
         0 if kind is _INTERNAL else kind._value_,
-        span.start_time,
-        span.end_time,
+        span._start_time,
+        span._end_time,
         0 if code is _UNSET else code._value_,
-        status.description,
-        keys,
-        tuple(attributes.values()),
-        _events(span._events),
+        status._description,
+        attrs,
+        _events(event_list) if event_list else (),
         cell,
         origin,
-        int(ctx.trace_flags),  # TraceFlags instances are GC-tracked; a plain int is not
-        _rare(span),
+        flags + 0,  # a plain int: TraceFlags instances are GC-tracked
+        rare,
     )
-
-
-def attributes(record: Record) -> dict[str, Any]:
-    """A record's attributes as a new dict."""
-    return dict(zip(record[KEYS], record[VALUES], strict=True))
 
 
 def to_readable(record: Record, origins: Sequence[tuple[Resource, InstrumentationScope | None]]
@@ -153,7 +160,7 @@ def to_readable(record: Record, origins: Sequence[tuple[Resource, Instrumentatio
         parent = SpanContext(trace_id, record[PARENT_ID], bool(rare.get("parent_remote")),
                              _SAMPLED)
     dropped = rare.get("dropped", (0, 0, 0))
-    attrs: Any = attributes(record)
+    attrs: Any = dict(record[ATTRS])
     if dropped[0]:
         attrs = BoundedAttributes(attributes=attrs, immutable=True)
         attrs.dropped = dropped[0]
