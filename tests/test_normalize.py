@@ -1,0 +1,54 @@
+"""The columnar normalizer (used by the DataFrames) agrees with semconv, span by span.
+
+semconv reads one span at a time and is the reference; normalize.py reads whole groups of
+spans per key set with fast paths. Any batch — mixed key sets, unreadable values, the
+OpenInference fallbacks — must give the same fields, kinds and messages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmtrace_nb import semconv
+from llmtrace_nb.normalize import normalize
+
+KEYS = sorted({k for keys in semconv.FIELD_KEYS.values() for k in keys}
+              | {k for k, _ in semconv.KIND_KEYS}
+              | {"llm.invocation_parameters", "llm.cost.prompt", "llm.cost.completion",
+                 "gen_ai.input.messages", "gen_ai.output.messages", "other.key"})
+VALUES = st.one_of(
+    st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+    st.sampled_from(["", "12", "-3", "chat", "LLM", "execute_tool", "openai", "gpt-4o",
+                     "true", "no", "<class 'openai.RateLimitError'>", " 7 ",
+                     json.dumps({"model": "m", "stream": True}),
+                     json.dumps([{"role": "user", "parts": [{"type": "text",
+                                                             "content": "hi"}]}])]),
+    st.tuples(st.sampled_from(["stop", "length"])),
+)
+SPAN = st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=8)
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b and type(a) is type(b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(SPAN, min_size=1, max_size=12))
+def test_normalize_equals_semconv_span_by_span(spans: list[dict[str, Any]]) -> None:
+    events: list[tuple[Any, ...]] = [()] * len(spans)
+    out = normalize(spans, events, ["span"] * len(spans))
+    for i, attrs in enumerate(spans):
+        expected = semconv.scalar_fields(attrs)
+        for name in semconv.FIELD_KEYS:
+            assert same(out.fields[name][i], expected[name]), (name, attrs)
+        assert sorted(out.unreadable.get(i, [])) == sorted(expected[semconv.UNREADABLE])
+        kind = semconv.span_kind(attrs, expected)
+        assert out.kinds[i] == kind
+        assert (out.inputs[i], out.outputs[i]) == semconv.messages(attrs, (), kind, "span")
