@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from llmtrace_nb import semconv
@@ -22,7 +22,8 @@ KEYS = sorted({k for keys in semconv.FIELD_KEYS.values() for k in keys}
               | {"llm.invocation_parameters", "llm.cost.prompt", "llm.cost.completion",
                  "gen_ai.input.messages", "gen_ai.output.messages", "other.key"})
 VALUES = st.one_of(
-    st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+    st.integers(-3, 3), st.integers(0, 10**6), st.just(2**63),
+    st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
     st.sampled_from(["", "12", "-3", "chat", "LLM", "execute_tool", "openai", "gpt-4o",
                      "true", "no", "<class 'openai.RateLimitError'>", " 7 ",
                      json.dumps({"model": "m", "stream": True}),
@@ -41,6 +42,8 @@ def same(a: Any, b: Any) -> bool:
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(SPAN, min_size=1, max_size=12))
+@example([{"gen_ai.usage.input_tokens": -3, "llm.usage.prompt_tokens": 5},
+          {"gen_ai.usage.input_tokens": 4}, {"gen_ai.request.model": ""}])
 def test_normalize_equals_semconv_span_by_span(spans: list[dict[str, Any]]) -> None:
     events: list[tuple[Any, ...]] = [()] * len(spans)
     out = normalize(spans, events, ["span"] * len(spans))
