@@ -128,14 +128,14 @@ class SpanCollector(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         cell = self._active_cell
         if cell is not None and self.enabled:
-            self._cell_of[span._context[1]] = cell.seq
+            self._cell_of[span._context[1]] = cell.seq  # type: ignore[index]
 
     def on_end(self, span: ReadableSpan) -> None:
         # The hot path: SDK fields read directly (the public properties cost more than
         # the rest of this method); see record.py for the record itself.
         if not self.enabled:
             return
-        cell = self._cell_of.pop(span._context[1], None) if self._cell_of else None
+        cell = self._cell_of.pop(span._context[1], None) if self._cell_of else None  # type: ignore[index]
         last = self._last_origin
         origin = last[2] if (span._resource is last[0]
                              and span._instrumentation_scope is last[1]) else self._origin(span)

@@ -154,8 +154,8 @@ def normalize(attributes: Sequence[Mapping[str, Any]],
         groups = {next(iter(distinct)): range(n)}
     else:
         grouping: dict[tuple[str, ...], list[int]] = {}
-        for i, k in enumerate(keys):
-            grouping.setdefault(k, []).append(i)
+        for row, signature in enumerate(keys):
+            grouping.setdefault(signature, []).append(row)
         groups.update(grouping)
     fields = {name: np.full(n, None, dtype=object) for name in SCALARS}
     kinds: list[Any] = [None] * n
@@ -167,9 +167,9 @@ def normalize(attributes: Sequence[Mapping[str, Any]],
         whole = len(rows) == n
         group = list(attributes) if whole else [attributes[i] for i in rows]
         at: Any = slice(None) if whole else np.array(rows)
-        for name, candidates in plan.fields:
+        for name, field_keys in plan.fields:
             column = np.empty(len(rows), dtype=object)
-            column[:] = _read_field(group, name, candidates, unreadable, rows)
+            column[:] = _read_field(group, name, field_keys, unreadable, rows)
             fields[name][at] = column
         dicts = _scrubbed(group_keys, group, plan)
         if whole:
@@ -183,15 +183,15 @@ def normalize(attributes: Sequence[Mapping[str, Any]],
         if plan.messages:
             message_rows.extend(rows)
     _finish_fields(fields)
-    for i in [i for i, k in enumerate(kinds) if k is None]:
-        kinds[i] = _kind_from_fields(fields, i)
+    for row in [row for row, kind in enumerate(kinds) if kind is None]:
+        kinds[row] = _kind_from_fields(fields, row)
     inputs: list[Any] = [None] * n
     outputs: list[Any] = [None] * n
     # Messages come from the scrubbed attributes, so they need no scrubbing of their own;
     # those read from events (old dialects) are scrubbed after.
     with_messages = set(message_rows)
-    candidates = with_messages.union([i for i, e in enumerate(events) if e],
-                                     [i for i, k in enumerate(kinds) if k == "tool"])
+    candidates = with_messages.union([row for row, e in enumerate(events) if e],
+                                     [row for row, kind in enumerate(kinds) if kind == "tool"])
     for i in sorted(candidates):
         inp, out = semconv.messages(scrubbed[i], events[i], kinds[i], names[i])
         if events[i] and i not in with_messages:

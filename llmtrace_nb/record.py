@@ -70,7 +70,7 @@ def _plain(attributes: Any) -> Mapping[str, Any]:
 
 def _events(events: Any) -> tuple[EventRecord, ...]:
     if isinstance(events, BoundedList):
-        events = events._dq  # the public property copies it
+        events = events._dq  # type: ignore[attr-defined]  # the public property copies it
     if not events:
         return ()
     return tuple((e.name, e.timestamp, _plain(e.attributes)) for e in events)
@@ -105,20 +105,24 @@ def record_of(span: ReadableSpan, cell: int | None, origin: int) -> Record:
     wrap or copy them) and unpacks the SpanContext, a tuple, in one step (its properties
     cost ~100 ns each).
     """
-    trace_id, span_id, is_remote, flags, state, _ = span._context
+    context: Any = span._context  # never None for an ended span
+    trace_id, span_id, is_remote, flags, state, _ = context
     parent = span._parent
     status = span._status
     kind = span._kind
     code = status._status_code
-    attributes = span._attributes
-    events = span._events
-    links = span._links
+    attributes: Any = span._attributes
+    events: Any = span._events
+    links: Any = span._links
+    attrs: Mapping[str, Any]
     # What the SDK's own spans hold, read directly; anything else through _plain / _rare.
     if type(attributes) is BoundedAttributes and type(events) is BoundedList \
             and type(links) is BoundedList:
         attrs = attributes._dict
-        event_list = events._dq  # a BoundedList's own truth test is a Python call
-        unusual = links._dq or attributes.dropped or events.dropped or links.dropped
+        # a BoundedList's own truth test is a Python call; its deque's is not
+        event_list = events._dq  # type: ignore[attr-defined]
+        unusual = (links._dq  # type: ignore[attr-defined]
+                   or attributes.dropped or events.dropped or links.dropped)
     else:
         attrs = _plain(attributes)
         event_list = events
