@@ -20,7 +20,7 @@ from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
@@ -58,6 +58,7 @@ _INTERNAL = SpanKind.INTERNAL
 _UNSET = StatusCode.UNSET
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NO_STATE = DEFAULT_TRACE_STATE
+_SDK_SPAN = Span
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -115,13 +116,13 @@ def record_of(span: ReadableSpan, cell: int | None, origin: int) -> Record:
     events: Any = span._events
     links: Any = span._links
     attrs: Mapping[str, Any]
-    # What the SDK's own spans hold, read directly; anything else through _plain / _rare.
-    if type(attributes) is BoundedAttributes and type(events) is BoundedList \
-            and type(links) is BoundedList:
+    # The SDK's own spans always hold these bounded containers: read them directly.
+    # Anything else (spans read from a file) goes through _plain / _rare.
+    if type(span) is _SDK_SPAN:
         attrs = attributes._dict
         # a BoundedList's own truth test is a Python call; its deque's is not
-        event_list = events._dq  # type: ignore[attr-defined]
-        unusual = (links._dq  # type: ignore[attr-defined]
+        event_list = events._dq
+        unusual = (links._dq
                    or attributes.dropped or events.dropped or links.dropped)
     else:
         attrs = _plain(attributes)
