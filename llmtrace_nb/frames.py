@@ -1,9 +1,10 @@
 """Shape: the collected spans as pandas DataFrames (columns and dtypes per CONTRACT.md).
 
-Third stage of the data flow. The build is columnar and incremental: spans converted by
-an earlier call are kept, and a call converts only the spans that arrived since. Cost is
-computed per call over the whole frame (prices can be overridden at any time), vectorized
-with one price lookup per distinct (provider, model).
+Third stage of the data flow. The build is columnar and incremental: rows converted by an
+earlier call are kept, and a call converts only the records that arrived since (their
+attributes normalized by ``normalize.py``). Cost is priced with the new rows, vectorized
+with one price lookup per distinct (provider, model); when a price override changes the
+book, the whole cost column is priced again.
 """
 
 from __future__ import annotations
