@@ -1,7 +1,8 @@
 """Measure the performance targets and write benchmarks/RESULTS.md.
 
 `python -m benchmarks` runs the full set; `--quick` runs every case once on small sizes
-(what `make test` does, to prove the benchmarks still run). Ratios are measured side by
+(what `make test` does, to prove the benchmarks still run; the Phoenix case is left to
+tests/test_phoenix.py there, which runs the same Phoenix). Ratios are measured side by
 side in one process, so machine speed cancels out.
 """
 
@@ -249,6 +250,27 @@ def forwarding_cases(repeats: int, spans: int) -> list[Result]:
     return results
 
 
+def phoenix_cases(n: int, repeats: int) -> list[Result]:
+    """Cell end → every span in a DataFrame: ours vs OTLP into Arize Phoenix and its span
+    DataFrame read back (benchmarks/phoenix.py has the method)."""
+    from .phoenix import TARGET, runs
+
+    done = runs(n, repeats)
+    ours = [r.ours_s for r in done]
+    phoenix = [r.phoenix_s for r in done]
+    ratio = [p / o for p, o in zip(phoenix, ours, strict=True)]
+    return [
+        Result(f"cell end → {n:,} spans in spans_df() (same cell forwarded to Phoenix)",
+               "(absolute)", ours, "s", None),
+        Result(f"cell end → {n:,} spans in spans_df() (forwarding off)", "(absolute)",
+               [r.ours_alone_s for r in done], "s", None),
+        Result(f"cell end → {n:,} spans in Phoenix's span DataFrame (OTLP, loopback)",
+               "(absolute)", phoenix, "s", None),
+        Result("Phoenix time / ours, per run", f"≥ {TARGET:.0f}×", ratio, "×",
+               statistics.median(ratio) >= TARGET),
+    ]
+
+
 def memory_per_span(n: int) -> list[Result]:
     """Bytes retained per collected LLM span (the span itself included), via tracemalloc."""
     import tracemalloc
@@ -291,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--no-phoenix", action="store_true",
+                        help="skip the side by side with Arize Phoenix (about 4 minutes; "
+                        "builds Phoenix's own venv on first use)")
     args = parser.parse_args(argv)
     if args.quick:
         results = (per_span_overhead(2_000, 1) + frames_cases([2_000], 1)
@@ -303,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                    + content_case(100_000, 3)
                    + trace_view_cases([100, 1_000, 10_000], 5) + memory_per_span(100_000)
                    + forwarding_cases(9, 10_000))
+        if not args.no_phoenix:
+            results += phoenix_cases(5_000, 3)
     header = ["| case | target | median (min–max) | |", "|---|---|---|---|"]
     table = "\n".join(header + [r.row() for r in results])
     print(table)

@@ -13,6 +13,19 @@ def test_benchmarks_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     for case in ("bare SDK span", "collector overhead", "spans_df() cold at 2,000 spans",
                  "spans_df() after 1k new spans", "trace view of a 100-span cell",
                  "memory per retained LLM span", "refused OTLP endpoint: added time",
-                 "black hole OTLP endpoint: added time", "forwarding throughput"):
+                 "black hole OTLP endpoint: added time", "forwarding throughput",
+                 "inside a traced cell", "llm_calls_df() + summary()",
+                 "LLM spans with messages"):
         assert case in out
     assert " µs " in out and " ms " in out
+
+
+def test_phoenix_side_by_side_runs() -> None:
+    """The Phoenix case of `make bench`, small: both DataFrames hold the cell's spans."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from benchmarks.phoenix import one_run
+
+    run = one_run(InteractiveShell.instance(), 20, deadline_s=120)
+    assert 0 < run.ours_s < run.phoenix_s
+    assert run.phoenix_rows >= 21 + 11  # the measured cell and the warm-up cell

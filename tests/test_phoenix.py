@@ -1,21 +1,15 @@
 """Forwarding to a real Arize Phoenix on loopback, read back with Phoenix's own client.
 
-Phoenix pins packages that clash with ours, so it lives in a virtual environment of its
-own (build/phoenix-venv, made on first use, about a minute). Its ingestion is
-asynchronous: the test polls with a deadline instead of asserting at once.
+Phoenix runs from a virtual environment of its own (see phoenix_server.py). Its ingestion
+is asynchronous: the test polls with a deadline instead of asserting at once.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
@@ -23,10 +17,9 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
 
-from conftest import ROOT, run
+from conftest import run
+from phoenix_server import phoenix_python, serve
 
-PHOENIX = "arize-phoenix==20.26.1"
-VENV = ROOT / "build" / "phoenix-venv"
 READ_BACK = """
 import json, sys
 from phoenix.client import Client
@@ -38,52 +31,10 @@ print(json.dumps(df[cols].astype(object).where(df[cols].notna(), None).to_dict("
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _phoenix_python() -> Path:
-    python = VENV / "bin" / "python"
-    marker = VENV / f".installed-{PHOENIX}"
-    if not marker.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", PHOENIX], check=True,
-                       timeout=900)
-        marker.touch()
-    return python
-
-
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    python = _phoenix_python()
-    port, grpc_port = _free_port(), _free_port()
-    env = {**os.environ, "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port),
-           "PHOENIX_GRPC_PORT": str(grpc_port),
-           "PHOENIX_WORKING_DIR": str(tmp_path_factory.mktemp("phoenix")),
-           "PHOENIX_TELEMETRY_ENABLED": "false"}
-    log = open(tmp_path_factory.mktemp("phoenix-log") / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([str(python.parent / "phoenix"), "serve"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "phoenix serve exited; see its log"
-            assert time.monotonic() < deadline, "phoenix did not start within 120 s"
-            time.sleep(0.5)
+    with serve(tmp_path_factory.mktemp("phoenix")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 def test_spans_reach_phoenix(shell: InteractiveShell, demo_server: object,
@@ -100,7 +51,7 @@ def test_spans_reach_phoenix(shell: InteractiveShell, demo_server: object,
         deadline = time.monotonic() + 120
         theirs: list[dict] = []
         while time.monotonic() < deadline:
-            proc = subprocess.run([str(VENV / "bin" / "python"), "-c", READ_BACK, phoenix],
+            proc = subprocess.run([str(phoenix_python()), "-c", READ_BACK, phoenix],
                                   capture_output=True, text=True, timeout=60)
             assert proc.returncode == 0, proc.stderr[-2000:]
             theirs = json.loads(proc.stdout.strip().splitlines()[-1])
