@@ -20,7 +20,7 @@ from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
@@ -58,7 +58,6 @@ _INTERNAL = SpanKind.INTERNAL
 _UNSET = StatusCode.UNSET
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NO_STATE = DEFAULT_TRACE_STATE
-_SDK_SPAN = Span
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -116,13 +115,15 @@ def record_of(span: ReadableSpan, cell: int | None, origin: int) -> Record:
     events: Any = span._events
     links: Any = span._links
     attrs: Mapping[str, Any]
-    # The SDK's own spans always hold these bounded containers: read them directly.
-    # Anything else (spans read from a file) goes through _plain / _rare.
-    if type(span) is _SDK_SPAN:
+    # What the SDK hands to on_end (a ReadableSpan over the span's own bounded
+    # containers) is read directly; anything else (spans from a file) through _plain and
+    # _rare. The containers are checked, not the span: on_end gets a ReadableSpan.
+    if type(attributes) is BoundedAttributes and type(events) is BoundedList \
+            and type(links) is BoundedList:
         attrs = attributes._dict
         # a BoundedList's own truth test is a Python call; its deque's is not
-        event_list = events._dq
-        unusual = (links._dq
+        event_list = events._dq  # type: ignore[attr-defined]
+        unusual = (links._dq  # type: ignore[attr-defined]
                    or attributes.dropped or events.dropped or links.dropped)
     else:
         attrs = _plain(attributes)
