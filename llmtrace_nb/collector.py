@@ -14,11 +14,9 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from .record import CELL, Record, record_of, to_readable
 
@@ -26,7 +24,6 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import Span
 
-Origin = tuple[Resource, InstrumentationScope | None]
 
 DEFAULT_MAX_SPANS = 100_000
 
@@ -64,8 +61,6 @@ class Snapshot:
     generation: int
     #: CellRef.seq -> cell, for every cell a record names
     cells: dict[int, CellRef]
-    #: (resource, scope) pairs the records' ORIGIN indexes
-    origins: list[Origin]
 
     @property
     def end_seq(self) -> int:
@@ -77,7 +72,7 @@ class Snapshot:
 
     def spans(self) -> list[tuple[ReadableSpan, CellRef | None]]:
         """The records rebuilt as SDK spans, each with its cell (for files and replay)."""
-        return [(to_readable(r, self.origins), self.cell_of(r)) for r in self.records]
+        return [(to_readable(r), self.cell_of(r)) for r in self.records]
 
 
 class SpanCollector(SpanProcessor):
@@ -92,10 +87,10 @@ class SpanCollector(SpanProcessor):
         if max_spans < 1:
             raise ValueError(f"max_spans must be at least 1, got {max_spans}")
         self._lock = threading.Lock()
-        self._buffer: deque[Record] = deque()
-        self._max_spans = max_spans
+        # A bounded deque evicts its oldest item itself, so appending is all on_end does;
+        # what was evicted is counted as appended minus kept.
+        self._buffer: deque[Record] = deque(maxlen=max_spans)
         self._appended = 0  # spans ever appended since the last clear
-        self._dropped = 0
         # Bumped by clear(): lets DataFrame caches know their rows are gone.
         self._generation = 0
         # span_id -> cell, for spans that are running. Single dict operations are atomic
@@ -104,10 +99,6 @@ class SpanCollector(SpanProcessor):
         self._cells: list[CellRef] = []
         # every cell a record names, by CellRef.seq (records hold the int, not the object)
         self._known_cells: dict[int, CellRef] = {}
-        # Resources and scopes are shared by many spans: records index this list. The last
-        # one used is kept as one tuple, read in one step, so threads need no lock for it.
-        self._origins: list[Origin] = []
-        self._last_origin: tuple[Any, Any, int] = (None, None, -1)
         self._active_cell: CellRef | None = None
         self.enabled = True
 
@@ -136,46 +127,22 @@ class SpanCollector(SpanProcessor):
         if not self.enabled:
             return
         cell = self._cell_of.pop(span._context[1], None) if self._cell_of else None  # type: ignore[index]
-        last = self._last_origin
-        origin = last[2] if (span._resource is last[0]
-                             and span._instrumentation_scope is last[1]) else self._origin(span)
-        record = record_of(span, cell, origin)
+        record = record_of(span, cell)
         with self._lock:
-            if len(self._buffer) >= self._max_spans:
-                self._buffer.popleft()
-                self._dropped += 1
             self._buffer.append(record)
             self._appended += 1
-
-    def _origin(self, span: ReadableSpan) -> int:
-        resource, scope = span.resource, span.instrumentation_scope
-        last = self._last_origin
-        if resource is last[0] and scope is last[1]:
-            return last[2]
-        with self._lock:
-            index = next((i for i, (r, s) in enumerate(self._origins)
-                          if r is resource and s is scope), len(self._origins))
-            if index == len(self._origins):
-                self._origins.append((resource, scope))
-            self._last_origin = (resource, scope, index)
-        return index
 
     def add_entries(self, entries: list[tuple[ReadableSpan, CellRef | None]],
                     cells: list[CellRef]) -> None:
         """Add spans read from a file, as if they had been collected (bound included)."""
-        records = [record_of(span, None if cell is None else cell.seq, self._origin(span))
-                   for span, cell in entries]
+        records = [record_of(span, None if cell is None else cell.seq) for span, cell in entries]
         with self._lock:
             self._cells.extend(cells)
             for _, cell in entries:
                 if cell is not None:
                     self._known_cells.setdefault(cell.seq, cell)
-            for record in records:
-                if len(self._buffer) >= self._max_spans:
-                    self._buffer.popleft()
-                    self._dropped += 1
-                self._buffer.append(record)
-                self._appended += 1
+            self._buffer.extend(records)
+            self._appended += len(records)
 
     def shutdown(self) -> None:
         self.enabled = False
@@ -221,10 +188,9 @@ class SpanCollector(SpanProcessor):
                 first_seq=self._appended - len(records),
                 records=records,
                 oldest_seq=oldest,
-                dropped=self._dropped,
+                dropped=self._appended - len(self._buffer),
                 generation=self._generation,
                 cells=dict(self._known_cells),
-                origins=list(self._origins),
             )
 
     @property
@@ -249,21 +215,21 @@ class SpanCollector(SpanProcessor):
 
     @property
     def dropped(self) -> int:
-        return self._dropped
+        """Spans evicted to keep the bound, since the last clear."""
+        with self._lock:
+            return self._appended - len(self._buffer)
 
     @property
     def max_spans(self) -> int:
-        return self._max_spans
+        return self._buffer.maxlen or 0
 
     def resize(self, max_spans: int) -> None:
         """Change the bound; shrinking evicts the oldest spans (and counts them)."""
         if max_spans < 1:
             raise ValueError(f"max_spans must be at least 1, got {max_spans}")
         with self._lock:
-            self._max_spans = max_spans
-            while len(self._buffer) > max_spans:
-                self._buffer.popleft()
-                self._dropped += 1
+            # the newest max_spans stay; the rest count as dropped (appended minus kept)
+            self._buffer = deque(self._buffer, maxlen=max_spans)
 
     def clear(self) -> None:
         with self._lock:
@@ -272,5 +238,4 @@ class SpanCollector(SpanProcessor):
             self._cells = [c for c in self._cells if c.end_ns is None]
             self._known_cells = {c.seq: c for c in self._cells}
             self._appended = 0
-            self._dropped = 0
             self._generation += 1

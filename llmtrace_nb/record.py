@@ -15,14 +15,12 @@ the constants below.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
     SpanContext,
@@ -50,9 +48,10 @@ STATUS_MESSAGE = 8  # str | None
 ATTRS = 9  # the attribute dict (the ended span's own: it can no longer change)
 EVENTS = 10  # tuple of EventRecord
 CELL = 11  # CellRef.seq of the cell the span belongs to, or None
-ORIGIN = 12  # index of (resource, scope) in the collector's origins
-FLAGS = 13  # int trace flags
-RARE = 14  # None, or ((name, value), ...) of what most spans lack (see _rare)
+RESOURCE = 12  # the span's Resource (one object shared by the provider's spans)
+SCOPE = 13  # its InstrumentationScope (shared by the tracer's spans)
+FLAGS = 14  # int trace flags
+RARE = 15  # None, or ((name, value), ...) of what most spans lack (see _rare)
 
 _INTERNAL = SpanKind.INTERNAL
 _UNSET = StatusCode.UNSET
@@ -98,7 +97,7 @@ def _rare(span: ReadableSpan) -> tuple[tuple[str, Any], ...] | None:
     return tuple(rare) or None
 
 
-def record_of(span: ReadableSpan, cell: int | None, origin: int) -> Record:
+def record_of(span: ReadableSpan, cell: int | None) -> Record:
     """The record of an ended span (any ``ReadableSpan``: collected or read from a file).
 
     This runs for every span, so it reads the span's own fields (the public properties
@@ -147,14 +146,14 @@ def record_of(span: ReadableSpan, cell: int | None, origin: int) -> Record:
         attrs,
         _events(event_list) if event_list else (),
         cell,
-        origin,
+        span._resource,
+        span._instrumentation_scope,
         flags + 0,  # a plain int: TraceFlags instances are GC-tracked
         rare,
     )
 
 
-def to_readable(record: Record, origins: Sequence[tuple[Resource, InstrumentationScope | None]]
-                ) -> ReadableSpan:
+def to_readable(record: Record) -> ReadableSpan:
     """The SDK span a record was made from (equal in every field an exporter reads)."""
     rare = dict(record[RARE] or ())
     flags = TraceFlags(record[FLAGS])
@@ -180,11 +179,10 @@ def to_readable(record: Record, origins: Sequence[tuple[Resource, Instrumentatio
                 events = bounded
             else:
                 links = bounded
-    resource, scope = origins[record[ORIGIN]]
     return ReadableSpan(
-        name=record[NAME], context=context, parent=parent, resource=resource,
+        name=record[NAME], context=context, parent=parent, resource=record[RESOURCE],
         attributes=attrs, events=events, links=links, kind=SpanKind(record[KIND]),
-        instrumentation_scope=scope,
+        instrumentation_scope=record[SCOPE],
         status=Status(StatusCode(record[STATUS]), record[STATUS_MESSAGE]),
         start_time=record[START], end_time=record[END],
     )
