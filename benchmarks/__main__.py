@@ -364,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
             f"# Benchmark results\n\nMachine: {machine()}\n\n"
             f"Measured {time.strftime('%Y-%m-%d')} with `make bench`.\n\n{table}\n",
             encoding="utf-8")
-        print(f"\nwritten to {args.out}")
+        raw = args.out.parent / "results.json"  # every run's figure, for a closer look
+        raw.write_text(json.dumps([vars(r) for r in results], indent=1), encoding="utf-8")
+        print(f"\nwritten to {args.out} and {raw}")
     return 0
 
 
