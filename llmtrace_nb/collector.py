@@ -178,12 +178,7 @@ class SpanCollector(SpanProcessor):
             oldest = self._appended - len(self._buffer)
             if generation is not None and generation != self._generation:
                 since = 0
-            count = len(self._buffer) - max(since - oldest, 0)
-            if count >= len(self._buffer):
-                records = list(self._buffer)
-            else:  # walk from the new end: a deque is a linked list of blocks
-                records = list(itertools.islice(reversed(self._buffer), max(count, 0)))
-                records.reverse()
+            records = self._tail(since)
             return Snapshot(
                 first_seq=self._appended - len(records),
                 records=records,
@@ -201,11 +196,17 @@ class SpanCollector(SpanProcessor):
     def records_since(self, seq: int) -> list[Record]:
         """The records appended after the first ``seq`` (those still in the buffer)."""
         with self._lock:
-            first = self._appended - len(self._buffer)
-            skip = max(seq - first, 0)
-            if skip >= len(self._buffer):
-                return []
-            return list(itertools.islice(self._buffer, skip, None))
+            return self._tail(seq)
+
+    def _tail(self, since: int) -> list[Record]:
+        """The records numbered ``since`` and after; the caller holds the lock."""
+        count = len(self._buffer) - max(since - (self._appended - len(self._buffer)), 0)
+        if count >= len(self._buffer):
+            return list(self._buffer)
+        # walk from the new end: a deque is a linked list of blocks
+        records = list(itertools.islice(reversed(self._buffer), max(count, 0)))
+        records.reverse()
+        return records
 
     def __len__(self) -> int:
         return len(self._buffer)
