@@ -114,15 +114,17 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000) -> list[Result]:
         # the median of each of `repeats` slices: min–max then shows the spread
         size = max(1, len(values) // repeats)
         return [statistics.median(values[i:i + size]) for i in range(0, len(values), size)]
+    # met or not is judged on the figure the table shows: the median of the turns
+    ours, in_cell = turns(over["ours"]), turns(over["in_cell"])
     return [
         Result("bare SDK span, no processor (CPU time)", "(baseline)", turns(bare), "µs",
                None),
         Result("span with the collector (CPU time)", "(absolute)", turns(absolute["ours"]),
                "µs", None),
-        Result("collector overhead vs bare span", "≤ 10 %", turns(over["ours"]), "%",
-               statistics.median(over["ours"]) <= 10),
+        Result("collector overhead vs bare span", "≤ 10 %", ours, "%",
+               statistics.median(ours) <= 10),
         Result("collector overhead vs bare span, inside a traced cell", "≤ 10 %",
-               turns(over["in_cell"]), "%", statistics.median(over["in_cell"]) <= 10),
+               in_cell, "%", statistics.median(in_cell) <= 10),
         Result("SimpleSpanProcessor + InMemorySpanExporter vs bare", "(reference)",
                turns(over["memory"]), "%", None),
     ]

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 DEFAULT_MAX_SPANS = 100_000
 
 
+def _slack(max_spans: int) -> int:
+    """How far the buffer may run past its bound before a writer trims it (one lock per
+    that many spans once full, instead of one per span); never visible to readers."""
+    return max(1, min(max_spans // 64, 4096))
+
+
 @dataclass(eq=False)
 class CellRef:
     """One traced cell: what its spans are attributed to.
@@ -87,10 +93,15 @@ class SpanCollector(SpanProcessor):
         if max_spans < 1:
             raise ValueError(f"max_spans must be at least 1, got {max_spans}")
         self._lock = threading.Lock()
-        # A bounded deque evicts its oldest item itself, so appending is all on_end does;
-        # what was evicted is counted as appended minus kept.
-        self._buffer: deque[Record] = deque(maxlen=max_spans)
-        self._appended = 0  # spans ever appended since the last clear
+        # on_end appends without the lock: deque.append is atomic, and the lock would
+        # cost more than the rest of on_end (~1.5% of a bare span). So the deque has no
+        # maxlen (a writer could not count what it evicted) and is trimmed off the old
+        # end, under the lock, once it holds `_slack` records more than the bound.
+        # Readers only ever see the newest `_max`; the rest count as dropped.
+        self._buffer: deque[Record] = deque()
+        self._evicted = 0  # records trimmed off the old end since the last clear
+        self._max = max_spans
+        self._trim_at = max_spans + _slack(max_spans)
         # Bumped by clear(): lets DataFrame caches know their rows are gone.
         self._generation = 0
         # span_id -> cell, for spans that are running. Single dict operations are atomic
@@ -100,9 +111,21 @@ class SpanCollector(SpanProcessor):
         # every cell a record names, by CellRef.seq (records hold the int, not the object)
         self._known_cells: dict[int, CellRef] = {}
         self._active_cell: CellRef | None = None
-        self.enabled = True
+        # what on_start stamps: the active cell's seq, None outside cells or when off
+        self._stamp: int | None = None
+        self._enabled = True
 
     # -- SpanProcessor -----------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """Whether spans are collected (``%llmtrace off`` turns it off)."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = bool(value)
+        self._restamp()
 
     @property
     def active_cell(self) -> CellRef | None:
@@ -115,22 +138,29 @@ class SpanCollector(SpanProcessor):
             with self._lock:
                 self._known_cells[cell.seq] = cell
         self._active_cell = cell
+        self._restamp()
+
+    def _restamp(self) -> None:
+        cell = self._active_cell
+        self._stamp = cell.seq if cell is not None and self._enabled else None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        cell = self._active_cell
-        if cell is not None and self.enabled:
-            self._cell_of[span._context[1]] = cell.seq  # type: ignore[index]
+        # one attribute read outside cells: enabled and the cell are folded into _stamp
+        stamp = self._stamp
+        if stamp is not None:
+            self._cell_of[span._context[1]] = stamp  # type: ignore[index]
 
     def on_end(self, span: ReadableSpan) -> None:
         # The hot path: SDK fields read directly (the public properties cost more than
         # the rest of this method); see record.py for the record itself.
-        if not self.enabled:
+        if not self._enabled:
             return
         cell = self._cell_of.pop(span._context[1], None) if self._cell_of else None  # type: ignore[index]
-        record = record_of(span, cell)
-        with self._lock:
-            self._buffer.append(record)
-            self._appended += 1
+        buffer = self._buffer
+        buffer.append(record_of(span, cell))
+        if len(buffer) > self._trim_at:
+            with self._lock:
+                self._trim()
 
     def add_entries(self, entries: list[tuple[ReadableSpan, CellRef | None]],
                     cells: list[CellRef]) -> None:
@@ -142,7 +172,7 @@ class SpanCollector(SpanProcessor):
                 if cell is not None:
                     self._known_cells.setdefault(cell.seq, cell)
             self._buffer.extend(records)
-            self._appended += len(records)
+            self._trim()
 
     def shutdown(self) -> None:
         self.enabled = False
@@ -175,15 +205,15 @@ class SpanCollector(SpanProcessor):
         """The records from number ``since`` on (all of them after a clear that
         ``generation`` did not see), with what a reader needs to make sense of them."""
         with self._lock:
-            oldest = self._appended - len(self._buffer)
             if generation is not None and generation != self._generation:
                 since = 0
-            records = self._tail(since)
+            appended, records = self._tail(since)
+            oldest = appended - min(appended - self._evicted, self._max)
             return Snapshot(
-                first_seq=self._appended - len(records),
+                first_seq=appended - len(records),
                 records=records,
                 oldest_seq=oldest,
-                dropped=self._appended - len(self._buffer),
+                dropped=oldest,
                 generation=self._generation,
                 cells=dict(self._known_cells),
             )
@@ -191,25 +221,49 @@ class SpanCollector(SpanProcessor):
     @property
     def appended(self) -> int:
         """Spans ever appended since the last clear (a cheap "anything new?" check)."""
-        return self._appended
+        with self._lock:
+            return self._evicted + len(self._buffer)
 
     def records_since(self, seq: int) -> list[Record]:
         """The records appended after the first ``seq`` (those still in the buffer)."""
         with self._lock:
-            return self._tail(seq)
+            return self._tail(seq)[1]
 
-    def _tail(self, since: int) -> list[Record]:
-        """The records numbered ``since`` and after; the caller holds the lock."""
-        count = len(self._buffer) - max(since - (self._appended - len(self._buffer)), 0)
-        if count >= len(self._buffer):
-            return list(self._buffer)
-        # walk from the new end: a deque is a linked list of blocks
-        records = list(itertools.islice(reversed(self._buffer), max(count, 0)))
-        records.reverse()
-        return records
+    def _tail(self, since: int) -> tuple[int, list[Record]]:
+        """(records ever appended, the kept ones numbered ``since`` and after).
+
+        The caller holds the lock, which keeps trims and clears out but not writers:
+        a copy that a writer appended during is taken again (the deque's iterator
+        raises, or its length moved).
+        """
+        buffer = self._buffer
+        while True:
+            size = len(buffer)
+            appended = self._evicted + size
+            first = appended - min(size, self._max)  # number of the oldest record kept
+            count = appended - max(since, first)
+            try:
+                if count >= size:
+                    records = list(buffer)
+                else:
+                    # walk from the new end: a deque is a linked list of blocks
+                    records = list(itertools.islice(reversed(buffer), max(count, 0)))
+                    records.reverse()
+            except RuntimeError:  # "deque mutated during iteration"
+                continue
+            if len(buffer) == size:
+                return appended, records
+
+    def _trim(self) -> None:
+        """Drop the records past the bound off the old end; the caller holds the lock."""
+        buffer = self._buffer
+        excess = len(buffer) - self._max
+        for _ in range(excess):
+            buffer.popleft()
+        self._evicted += max(excess, 0)
 
     def __len__(self) -> int:
-        return len(self._buffer)
+        return min(len(self._buffer), self._max)
 
     def __iter__(self) -> Iterator[ReadableSpan]:
         return (span for span, _ in self.snapshot().spans())
@@ -218,19 +272,21 @@ class SpanCollector(SpanProcessor):
     def dropped(self) -> int:
         """Spans evicted to keep the bound, since the last clear."""
         with self._lock:
-            return self._appended - len(self._buffer)
+            return self._evicted + max(len(self._buffer) - self._max, 0)
 
     @property
     def max_spans(self) -> int:
-        return self._buffer.maxlen or 0
+        return self._max
 
     def resize(self, max_spans: int) -> None:
         """Change the bound; shrinking evicts the oldest spans (and counts them)."""
         if max_spans < 1:
             raise ValueError(f"max_spans must be at least 1, got {max_spans}")
         with self._lock:
-            # the newest max_spans stay; the rest count as dropped (appended minus kept)
-            self._buffer = deque(self._buffer, maxlen=max_spans)
+            # the newest max_spans stay; the rest count as dropped
+            self._max = max_spans
+            self._trim_at = max_spans + _slack(max_spans)
+            self._trim()
 
     def clear(self) -> None:
         with self._lock:
@@ -238,5 +294,5 @@ class SpanCollector(SpanProcessor):
             # A cell still running (`%llmtrace clear` inside a traced cell) stays known.
             self._cells = [c for c in self._cells if c.end_ns is None]
             self._known_cells = {c.seq: c for c in self._cells}
-            self._appended = 0
+            self._evicted = 0
             self._generation += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -100,6 +101,77 @@ def test_threads_each_span_collected_exactly_once() -> None:
     names = [s.name for s, _ in entries]
     assert len(names) == 4000 == len(set(names))
     assert all(c is cell for _, c in entries)
+
+
+def test_bound_holds_after_every_span() -> None:
+    # on_end trims lazily (past the bound by a slack); readers must never see that
+    collector, provider = make(max_spans=10)
+    tracer = provider.get_tracer("t")
+    for i in range(1, 200):
+        with tracer.start_as_current_span(f"s{i}"):
+            pass
+        snap = collector.snapshot()
+        kept = min(i, 10)
+        assert len(collector) == len(snap.records) == kept
+        assert collector.dropped == snap.dropped == snap.oldest_seq == i - kept
+        assert collector.appended == snap.end_seq == i
+        names = [f"s{j}" for j in range(i - kept + 1, i + 1)]
+        assert [s.name for s, _ in snap.spans()] == names
+        assert [r[3] for r in collector.records_since(i - 3)] == names[-3:]
+        assert len(collector._buffer) <= 11  # what is held, slack included
+
+
+@pytest.mark.parametrize("max_spans", [100_000, 500])
+def test_readers_beside_writers_see_each_span_once_in_order(max_spans: int) -> None:
+    # Writers append without the lock; an incremental reader (like the DataFrame cache
+    # and the live line) must still see every kept span once, numbered right.
+    collector, provider = make(max_spans=max_spans)
+    tracer = provider.get_tracer("t")
+    writers, per_writer = 4, 3_000
+    seen: list[str] = []
+    done = threading.Event()
+
+    def work(n: int) -> None:
+        for i in range(per_writer):
+            with tracer.start_as_current_span(f"{n}:{i}"):
+                pass
+
+    def read() -> None:
+        since = 0
+        while True:
+            last = done.is_set()
+            snap = collector.snapshot(since)
+            assert snap.first_seq == max(since, snap.oldest_seq)
+            seen.extend(r[3] for r in snap.records)
+            since = snap.end_seq
+            if last:
+                return
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, mid on_end included
+    try:
+        reader = threading.Thread(target=read)
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(writers)]
+        reader.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done.set()
+        reader.join()
+    finally:
+        sys.setswitchinterval(interval)
+    total = writers * per_writer
+    assert collector.appended == total
+    assert len(collector) == min(total, max_spans)
+    assert collector.dropped == total - len(collector)
+    assert len(seen) == len(set(seen))
+    if max_spans >= total:
+        assert len(seen) == total
+    for n in range(writers):  # each writer's spans in the order it ended them
+        mine = [int(name.split(":")[1]) for name in seen if name.startswith(f"{n}:")]
+        assert mine == sorted(mine)
+    assert seen[-len(collector):] == [r[3] for r in collector.snapshot().records]
 
 
 def test_record_rebuilds_the_span_an_exporter_would_see() -> None:
