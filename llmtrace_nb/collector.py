@@ -14,11 +14,11 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from .record import CELL, Record, record_of, to_readable
+from .record import CELL, ENTRY, Record, entry_of, join, to_readable
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -93,15 +93,16 @@ class SpanCollector(SpanProcessor):
         if max_spans < 1:
             raise ValueError(f"max_spans must be at least 1, got {max_spans}")
         self._lock = threading.Lock()
-        # on_end appends without the lock: deque.append is atomic, and the lock would
-        # cost more than the rest of on_end (~1.5% of a bare span). So the deque has no
-        # maxlen (a writer could not count what it evicted) and is trimmed off the old
-        # end, under the lock, once it holds `_slack` records more than the bound.
-        # Readers only ever see the newest `_max`; the rest count as dropped.
-        self._buffer: deque[Record] = deque()
+        # Each record is ENTRY items side by side (record.py says why). on_end adds them
+        # in one deque.extend, atomic, without the lock: the lock would cost more than
+        # the rest of on_end (~1.5% of a bare span). So the deque has no maxlen (a writer
+        # could not count what it evicted) and is trimmed off the old end, under the
+        # lock, once it holds `_slack` records more than the bound. Readers only ever
+        # see the newest `_max`; the rest count as dropped.
+        self._buffer: deque[Any] = deque()
         self._evicted = 0  # records trimmed off the old end since the last clear
         self._max = max_spans
-        self._trim_at = max_spans + _slack(max_spans)
+        self._trim_at = ENTRY * (max_spans + _slack(max_spans))  # in items
         # Bumped by clear(): lets DataFrame caches know their rows are gone.
         self._generation = 0
         # span_id -> cell, for spans that are running. Single dict operations are atomic
@@ -157,7 +158,7 @@ class SpanCollector(SpanProcessor):
             return
         cell = self._cell_of.pop(span._context[1], None) if self._cell_of else None  # type: ignore[index]
         buffer = self._buffer
-        buffer.append(record_of(span, cell))
+        buffer.extend(entry_of(span, cell))
         if len(buffer) > self._trim_at:
             with self._lock:
                 self._trim()
@@ -165,13 +166,14 @@ class SpanCollector(SpanProcessor):
     def add_entries(self, entries: list[tuple[ReadableSpan, CellRef | None]],
                     cells: list[CellRef]) -> None:
         """Add spans read from a file, as if they had been collected (bound included)."""
-        records = [record_of(span, None if cell is None else cell.seq) for span, cell in entries]
+        items = [item for span, cell in entries
+                 for item in entry_of(span, None if cell is None else cell.seq)]
         with self._lock:
             self._cells.extend(cells)
             for _, cell in entries:
                 if cell is not None:
                     self._known_cells.setdefault(cell.seq, cell)
-            self._buffer.extend(records)
+            self._buffer.extend(items)
             self._trim()
 
     def shutdown(self) -> None:
@@ -222,7 +224,7 @@ class SpanCollector(SpanProcessor):
     def appended(self) -> int:
         """Spans ever appended since the last clear (a cheap "anything new?" check)."""
         with self._lock:
-            return self._evicted + len(self._buffer)
+            return self._evicted + len(self._buffer) // ENTRY
 
     def records_since(self, seq: int) -> list[Record]:
         """The records appended after the first ``seq`` (those still in the buffer)."""
@@ -238,32 +240,33 @@ class SpanCollector(SpanProcessor):
         """
         buffer = self._buffer
         while True:
-            size = len(buffer)
+            length = len(buffer)
+            size = length // ENTRY
             appended = self._evicted + size
             first = appended - min(size, self._max)  # number of the oldest record kept
             count = appended - max(since, first)
             try:
                 if count >= size:
-                    records = list(buffer)
+                    items = list(buffer)
                 else:
                     # walk from the new end: a deque is a linked list of blocks
-                    records = list(itertools.islice(reversed(buffer), max(count, 0)))
-                    records.reverse()
+                    items = list(itertools.islice(reversed(buffer), ENTRY * max(count, 0)))
+                    items.reverse()
             except RuntimeError:  # "deque mutated during iteration"
                 continue
-            if len(buffer) == size:
-                return appended, records
+            if len(buffer) == length:
+                return appended, join(items)
 
     def _trim(self) -> None:
         """Drop the records past the bound off the old end; the caller holds the lock."""
         buffer = self._buffer
-        excess = len(buffer) - self._max
-        for _ in range(excess):
+        excess = len(buffer) // ENTRY - self._max
+        for _ in range(ENTRY * excess):
             buffer.popleft()
         self._evicted += max(excess, 0)
 
     def __len__(self) -> int:
-        return min(len(self._buffer), self._max)
+        return min(len(self._buffer) // ENTRY, self._max)
 
     def __iter__(self) -> Iterator[ReadableSpan]:
         return (span for span, _ in self.snapshot().spans())
@@ -272,7 +275,7 @@ class SpanCollector(SpanProcessor):
     def dropped(self) -> int:
         """Spans evicted to keep the bound, since the last clear."""
         with self._lock:
-            return self._evicted + max(len(self._buffer) - self._max, 0)
+            return self._evicted + max(len(self._buffer) // ENTRY - self._max, 0)
 
     @property
     def max_spans(self) -> int:
@@ -285,7 +288,7 @@ class SpanCollector(SpanProcessor):
         with self._lock:
             # the newest max_spans stay; the rest count as dropped
             self._max = max_spans
-            self._trim_at = max_spans + _slack(max_spans)
+            self._trim_at = ENTRY * (max_spans + _slack(max_spans))
             self._trim()
 
     def clear(self) -> None:

@@ -175,7 +175,7 @@ def records_frame(records: Sequence[Record], cell_of: CellLookup,
     from the finished frame costs more than the rest of a small incremental build.
     """
     n = len(records)
-    columns = list(zip(*records, strict=True)) if n else [()] * (rec.RARE + 1)
+    columns = list(zip(*records, strict=True)) if n else [()] * rec.WIDTH
     col = lambda pos: list(columns[pos])  # noqa: E731
     events, names = col(rec.EVENTS), col(rec.NAME)
     norm = normalize(columns[rec.ATTRS], events, names)

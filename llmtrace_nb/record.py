@@ -2,15 +2,21 @@
 
 Keeping the SDK's ``ReadableSpan`` objects costs about 30% on top of a bare span and
 2.7 KB per span: each one holds a dozen objects (a lock among them) that stay alive and
-that the cyclic garbage collector rescans. A record is one tuple of the span's own ints
-and strings plus its attribute dict — nothing new is allocated but the tuple — built in
-under a microsecond. ``to_readable`` rebuilds an SDK span only when one leaves as a span
-(a file, a replay).
+that the cyclic garbage collector rescans. A record keeps the span's own ints and strings
+and its attribute dict; nothing is allocated but one tuple.
 
-Measured alternatives (benchmarks/RESULTS.md has the method): copying the attributes into
-tuples makes the record invisible to the GC but costs more in allocation than the GC
-saves; a NamedTuple or a slotted class costs more to build. The positions are named by
-the constants below.
+The buffer holds each record as four items side by side (``ENTRY``): that tuple of plain
+values, the attribute dict, the Resource and the InstrumentationScope. Split so, nothing
+per span stays tracked by the garbage collector — a tuple of plain values is untracked by
+its first collection, while a tuple holding a dict or a Resource never is — so a growing
+buffer adds no objects for the full collections to rescan. Held as one tuple, records
+made those collections cost ~6% of a bare span, on top of the ~9% of everything else
+(benchmarks/RESULTS.md has the method). Readers get whole records (``join``) with the
+positions named below; ``to_readable`` rebuilds an SDK span only when one leaves as a
+span (a file, a replay).
+
+Measured alternatives: copying the attributes into tuples costs more in allocation and
+in rebuilding dicts for DataFrames; a NamedTuple or a slotted class costs more to build.
 """
 
 from __future__ import annotations
@@ -45,13 +51,19 @@ START = 5  # int ns | None
 END = 6  # int ns | None
 STATUS = 7  # int, StatusCode value
 STATUS_MESSAGE = 8  # str | None
-ATTRS = 9  # the attribute dict (the ended span's own: it can no longer change)
-EVENTS = 10  # tuple of EventRecord
-CELL = 11  # CellRef.seq of the cell the span belongs to, or None
-RESOURCE = 12  # the span's Resource (one object shared by the provider's spans)
-SCOPE = 13  # its InstrumentationScope (shared by the tracer's spans)
-FLAGS = 14  # int trace flags
-RARE = 15  # None, or ((name, value), ...) of what most spans lack (see _rare)
+EVENTS = 9  # tuple of EventRecord
+CELL = 10  # CellRef.seq of the cell the span belongs to, or None
+FLAGS = 11  # int trace flags
+RARE = 12  # None, or ((name, value), ...) of what most spans lack (see _rare)
+# the positions above are the plain tuple of an entry; these three sit beside it
+ATTRS = 13  # the attribute dict (the ended span's own: it can no longer change)
+RESOURCE = 14  # the span's Resource (one object shared by the provider's spans)
+SCOPE = 15  # its InstrumentationScope (shared by the tracer's spans)
+WIDTH = 16  # positions in a record
+ENTRY = 4  # buffer items per record: plain tuple, attributes, resource, scope
+
+#: (plain tuple, attributes, resource, scope): one record as the buffer holds it
+Entry = tuple[tuple[Any, ...], Mapping[str, Any], Any, Any]
 
 _INTERNAL = SpanKind.INTERNAL
 _UNSET = StatusCode.UNSET
@@ -97,8 +109,8 @@ def _rare(span: ReadableSpan) -> tuple[tuple[str, Any], ...] | None:
     return tuple(rare) or None
 
 
-def record_of(span: ReadableSpan, cell: int | None) -> Record:
-    """The record of an ended span (any ``ReadableSpan``: collected or read from a file).
+def entry_of(span: ReadableSpan, cell: int | None) -> Entry:
+    """The buffer entry of an ended span (any ``ReadableSpan``: collected or from a file).
 
     This runs for every span, so it reads the span's own fields (the public properties
     wrap or copy them) and unpacks the SpanContext, a tuple, in one step (its properties
@@ -133,24 +145,38 @@ def record_of(span: ReadableSpan, cell: int | None) -> Record:
             or (parent is not None and parent[2])):
         rare = _rare(span)
     return (
-        trace_id,
-        span_id,
-        None if parent is None else parent[1],
-        span._name,
-        # _value_ is the enum's own slot; .value is a slower descriptor on this hot path
-        0 if kind is _INTERNAL else kind._value_,
-        span._start_time,
-        span._end_time,
-        0 if code is _UNSET else code._value_,
-        status._description,
+        (
+            trace_id,
+            span_id,
+            None if parent is None else parent[1],
+            span._name,
+            # _value_ is the enum's own slot; .value is a slower descriptor on this hot path
+            0 if kind is _INTERNAL else kind._value_,
+            span._start_time,
+            span._end_time,
+            0 if code is _UNSET else code._value_,
+            status._description,
+            _events(event_list) if event_list else (),
+            cell,
+            flags + 0,  # a plain int: TraceFlags instances are GC-tracked
+            rare,
+        ),
         attrs,
-        _events(event_list) if event_list else (),
-        cell,
         span._resource,
         span._instrumentation_scope,
-        flags + 0,  # a plain int: TraceFlags instances are GC-tracked
-        rare,
     )
+
+
+def record_of(span: ReadableSpan, cell: int | None) -> Record:
+    """The whole record of an ended span (what readers of the buffer get)."""
+    plain, attrs, resource, scope = entry_of(span, cell)
+    return (*plain, attrs, resource, scope)
+
+
+def join(items: list[Any]) -> list[Record]:
+    """Records from buffer items, ``ENTRY`` per record (a copy of part of the buffer)."""
+    return list(map(tuple.__add__, items[0::ENTRY],
+                    zip(items[1::ENTRY], items[2::ENTRY], items[3::ENTRY], strict=True)))
 
 
 def to_readable(record: Record) -> ReadableSpan:
