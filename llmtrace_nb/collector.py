@@ -9,16 +9,17 @@ happen later, when a DataFrame or a view is asked for.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from .record import CELL, ENTRY, Record, entry_of, join, to_readable
+from .record import CELL, ENTRY, Record, columns_of, entry_of, join, to_readable
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -57,10 +58,14 @@ class CellRef:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A consistent view of the buffer: records numbered from ``first_seq``."""
+    """A consistent view of the buffer: records numbered from ``first_seq``.
+
+    It holds the buffer's items as copied (``ENTRY`` per record); whole records are
+    made only when asked for, since a DataFrame reads columns straight from the items.
+    """
 
     first_seq: int
-    records: list[Record]
+    items: list[Any]
     #: the number of the oldest record still in the buffer (records may start later)
     oldest_seq: int
     dropped: int
@@ -68,9 +73,20 @@ class Snapshot:
     #: CellRef.seq -> cell, for every cell a record names
     cells: dict[int, CellRef]
 
+    def __len__(self) -> int:
+        return len(self.items) // ENTRY
+
     @property
     def end_seq(self) -> int:
-        return self.first_seq + len(self.records)
+        return self.first_seq + len(self)
+
+    @functools.cached_property
+    def records(self) -> list[Record]:
+        return join(self.items)
+
+    def columns(self, start: int = 0) -> list[Sequence[Any]]:
+        """The records from index ``start`` on, as one sequence per record position."""
+        return columns_of(self.items[ENTRY * start:])
 
     def cell_of(self, record: Record) -> CellRef | None:
         seq = record[CELL]
@@ -209,11 +225,11 @@ class SpanCollector(SpanProcessor):
         with self._lock:
             if generation is not None and generation != self._generation:
                 since = 0
-            appended, records = self._tail(since)
+            appended, items = self._tail(since)
             oldest = appended - min(appended - self._evicted, self._max)
             return Snapshot(
-                first_seq=appended - len(records),
-                records=records,
+                first_seq=appended - len(items) // ENTRY,
+                items=items,
                 oldest_seq=oldest,
                 dropped=oldest,
                 generation=self._generation,
@@ -229,10 +245,10 @@ class SpanCollector(SpanProcessor):
     def records_since(self, seq: int) -> list[Record]:
         """The records appended after the first ``seq`` (those still in the buffer)."""
         with self._lock:
-            return self._tail(seq)[1]
+            return join(self._tail(seq)[1])
 
-    def _tail(self, since: int) -> tuple[int, list[Record]]:
-        """(records ever appended, the kept ones numbered ``since`` and after).
+    def _tail(self, since: int) -> tuple[int, list[Any]]:
+        """(records ever appended, the items of the kept ones numbered ``since`` on).
 
         The caller holds the lock, which keeps trims and clears out but not writers:
         a copy that a writer appended during is taken again (the deque's iterator
@@ -255,7 +271,7 @@ class SpanCollector(SpanProcessor):
             except RuntimeError:  # "deque mutated during iteration"
                 continue
             if len(buffer) == length:
-                return appended, join(items)
+                return appended, items
 
     def _trim(self) -> None:
         """Drop the records past the bound off the old end; the caller holds the lock."""

@@ -25,7 +25,6 @@ from . import semconv
 from .collector import CellRef, Snapshot, SpanCollector
 from .normalize import normalize
 from .pricing import PriceBook, cost_column
-from .record import Record
 
 STRING_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "error_type", "cell_name", "provider",
@@ -167,15 +166,15 @@ def _no_price(columns: dict[str, np.ndarray]) -> np.ndarray:
     return columns["_given_cost"]
 
 
-def records_frame(records: Sequence[Record], cell_of: CellLookup,
+def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
                   price: Pricer = _no_price) -> pd.DataFrame:
-    """The spans_df() columns of records (and the private ones), a column at a time.
+    """The spans_df() columns of records given as columns (``Snapshot.columns``), and
+    the private ones, a column at a time.
 
     Cost is priced here, from plain arrays, before any pandas object exists: pricing
     from the finished frame costs more than the rest of a small incremental build.
     """
-    n = len(records)
-    columns = list(zip(*records, strict=True)) if n else [()] * rec.WIDTH
+    n = len(columns[rec.NAME])
     col = lambda pos: list(columns[pos])  # noqa: E731
     events, names = col(rec.EVENTS), col(rec.NAME)
     norm = normalize(columns[rec.ATTRS], events, names)
@@ -286,22 +285,22 @@ class FrameBuilder:
                 frame = self._repriced(frame, cache)
             cache.price_version = self.prices.version
             start = max(cache.end_seq - snap.first_seq, 0)
-            new_records = snap.records[start:]
+            any_new = start < len(snap)
             new = None
             with _gc_paused():
-                if new_records or frame is None:
-                    new = records_frame(new_records, self._cell_lookup(snap),
+                if any_new or frame is None:
+                    new = records_frame(snap.columns(start), self._cell_lookup(snap),
                                         self._pricer(cache))
                 if frame is None:
                     frame = new
-                elif new_records:
+                elif any_new:
                     frame = pd.concat([frame, new], ignore_index=True)
             assert frame is not None
             cache.frame = frame
             cache.end_seq = snap.end_seq
             cache.first_seq = snap.end_seq - len(frame)
             self._cache = cache
-            self.last_converted = len(new_records)
+            self.last_converted = max(len(snap) - start, 0)
             unpriced = cache.unpriced - cache.priced
         return frame, snap, unpriced
 

@@ -21,7 +21,7 @@ in rebuilding dicts for DataFrames; a NamedTuple or a slotted class costs more t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -171,6 +171,13 @@ def record_of(span: ReadableSpan, cell: int | None) -> Record:
     """The whole record of an ended span (what readers of the buffer get)."""
     plain, attrs, resource, scope = entry_of(span, cell)
     return (*plain, attrs, resource, scope)
+
+
+def columns_of(items: list[Any]) -> list[Sequence[Any]]:
+    """Buffer items as one sequence per record position (what a DataFrame is built of)."""
+    plain = items[0::ENTRY]
+    columns: list[Sequence[Any]] = list(zip(*plain, strict=True)) if plain else [()] * ATTRS
+    return [*columns, items[1::ENTRY], items[2::ENTRY], items[3::ENTRY]]
 
 
 def join(items: list[Any]) -> list[Record]:
