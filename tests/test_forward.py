@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -165,9 +166,18 @@ def test_bad_endpoints_never_hurt_the_cell(fwd: InteractiveShell, kind: str) -> 
                     break
                 run(fwd, "%llmtrace status")
                 time.sleep(0.2)
-            assert session.require().forwarder.counts()["failed"] >= 4
+            failed = session.require().forwarder.counts()["failed"]
+            assert failed >= 4
             _, out = run(fwd, "%%trace --quiet\nx = 1")
-            assert out.stderr.count("could not be forwarded") == 1
+            outs.append(out)
+            # Every failure is told once, on the first traced cell that ends after it was
+            # counted: a fast failure (500 is not retried) can be counted before its own
+            # cell's end is told, so which cell says it varies; the sum does not.
+            told = [int(m.replace(",", "")) for o in outs
+                    for m in re.findall(r"([\d,]+) spans? could not be forwarded", o.stderr)]
+            assert all(o.stderr.count("could not be forwarded") <= 1 for o in outs)
+            # (the last cell's own root span may fail fast enough to be told with them)
+            assert failed <= sum(told) <= failed + 1, [o.stderr for o in outs]
     finally:
         run(fwd, "%llmtrace forward off")
         gen.close()

@@ -316,7 +316,8 @@ class Forwarder(SpanProcessor):
         failed = pipeline.counter.failed - self._warned_failures
         self._warned_failures = pipeline.counter.failed
         reason = pipeline.counter.last_error or self._catcher.last or "no answer"
-        return (f"llmtrace_nb: {failed:,} spans could not be forwarded to "
+        spans = "span" if failed == 1 else "spans"
+        return (f"llmtrace_nb: {failed:,} {spans} could not be forwarded to "
                 f"{pipeline.config.endpoint} ({reason}); they are still in the notebook")
 
     def counts(self) -> dict[str, int] | None:
