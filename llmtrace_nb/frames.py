@@ -69,21 +69,35 @@ def _hex_column(ids: list[int | None], width: int) -> np.ndarray:
     return out
 
 
+def _times(values: Sequence[int | None]) -> np.ndarray:
+    """Nanosecond timestamps as int64, NaT's value where a span has none."""
+    if None not in values:
+        return np.array(values, dtype="int64")
+    return np.array([_NAT if v is None else v for v in values], dtype="int64")
+
+
 def _nullable_int(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    n = len(values)
+    # A column is mostly all counted or all missing: count the Nones at C speed (an
+    # elementwise == None on an object array is a Python comparison per value).
+    missing = values.tolist().count(None)
+    if missing == 0:
+        return pd.arrays.IntegerArray(values.astype("int64"), np.zeros(n, dtype=bool))
+    if missing == n:
+        return pd.arrays.IntegerArray(np.zeros(n, "int64"), np.ones(n, dtype=bool))
     mask = values == None  # noqa: E711 - elementwise on an object array
-    data = np.where(mask, 0, values).astype("int64") if len(values) else np.zeros(0, "int64")
-    return pd.arrays.IntegerArray(data, mask.astype(bool))
+    return pd.arrays.IntegerArray(np.where(mask, 0, values).astype("int64"), mask.astype(bool))
 
 
 def _float(values: np.ndarray | list[Any]) -> np.ndarray:
-    arr = np.asarray(values, dtype=object)
-    return np.where(arr == None, np.nan, arr).astype("float64")  # noqa: E711
+    # an object array's astype turns None into NaN
+    return np.asarray(values, dtype=object).astype("float64")
 
 
 def _objects(values: list[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
+    # fromiter keeps each value as one object (no nested-list discovery) and is the
+    # fastest way to fill an object array
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _error_types(fields: np.ndarray, events: list[Any], status: np.ndarray) -> np.ndarray:
@@ -180,8 +194,7 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
     norm = normalize(columns[rec.ATTRS], events, names)
     f = norm.fields
     cells = cell_of(columns[rec.CELL], columns[rec.TRACE_ID])
-    starts = np.array([_NAT if v is None else v for v in col(rec.START)], dtype="int64")
-    ends = np.array([_NAT if v is None else v for v in col(rec.END)], dtype="int64")
+    starts, ends = _times(columns[rec.START]), _times(columns[rec.END])
     status_codes = _STATUS_LUT[np.array(col(rec.STATUS), dtype="int64")] if n else \
         np.zeros(0, "int64")
     status = pd.Categorical.from_codes(status_codes, categories=STATUSES)
@@ -195,7 +208,7 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
         "span_id": _hex_column(col(rec.SPAN_ID), 8),
         "parent_span_id": _hex_column(col(rec.PARENT_ID), 8),
         "name": _objects(names),
-        "kind": pd.Categorical.from_codes([_KIND_CODE[k] for k in norm.kinds],
+        "kind": pd.Categorical.from_codes(list(map(_KIND_CODE.__getitem__, norm.kinds)),
                                           categories=semconv.KINDS),
         "status": status,
         "error_type": _error_types(f["error_type"], events, np.asarray(status)),

@@ -73,8 +73,32 @@ class Normalized:
     unreadable: dict[int, list[str]] = field(default_factory=dict)
 
 
+def _distinct(values: list[Any]) -> set[Any] | None:
+    """The set of the values, or None when one is unhashable (a list read from a file)."""
+    try:
+        return set(values)
+    except TypeError:
+        return None
+
+
 def _coerce_column(raw: list[Any], name: str) -> list[Any]:
     coerce = semconv.COERCE.get(name, semconv.to_text)
+    # A column from one instrumentation is nearly always of one type and already usable
+    # (model names, token counts): checking its types and distinct values in C is far
+    # cheaper than checking every value in Python. Types first, as the set of values
+    # merges 1, 1.0 and True.
+    types = set(map(type, raw))
+    if len(types) == 1:
+        only = next(iter(types))
+        if only is str and coerce in (semconv.to_text, semconv.to_reasons) \
+                and "" not in raw:
+            return raw
+        if only is int and coerce is semconv.to_count:
+            distinct = set(raw)
+            if min(distinct) >= 0 and max(distinct) < _COUNT_LIMIT:
+                return raw
+        if only is bool and coerce is semconv.to_bool:
+            return raw
     if coerce is semconv.to_count:
         return [v if type(v) is int and 0 <= v < _COUNT_LIMIT else coerce(v) for v in raw]
     if coerce is semconv.to_text:
@@ -124,7 +148,11 @@ def _scrubbed(keys: tuple[str, ...], group: list[Mapping[str, Any]], plan: _Plan
 
 
 def _suspect(values: list[Any]) -> bool:
-    """Could any of these values hold a secret? One search over all of them joined."""
+    """Could any of these values hold a secret? One search over their distinct values
+    joined (attribute values repeat: models, operations, URLs, system prompts)."""
+    distinct = _distinct(values)
+    if distinct is not None:
+        values = list(distinct)
     texts = [v for v in values if type(v) is str]
     if len(texts) < len(values):  # sequences and mappings can hold strings too
         texts += [repr(v) for v in values if type(v) not in (str, int, float, bool)]
@@ -135,12 +163,15 @@ def _kinds(group: list[Mapping[str, Any]], plan: _Plan) -> list[str | None]:
     kinds: list[str | None] = [None] * len(group)
     for key, table in plan.kind_keys:
         column = [a[key] for a in group]
-        try:  # few distinct values: look each up once
-            found = {v: table.get(v.lower()) for v in set(column) if type(v) is str}
-        except TypeError:  # an unhashable value (a mapping read from a file)
-            found = {}
+        distinct = _distinct(column)  # few distinct values: look each up once
+        found = {v: table.get(v.lower()) for v in distinct or () if type(v) is str}
+        if kinds.count(None) == len(kinds) and set(map(type, column)) == {str}:
+            kinds = list(map(found.get, column))  # the first key found: no kind yet
+            continue
         kinds = [k if k is not None else found.get(v) if type(v) is str else None
                  for k, v in zip(kinds, column, strict=True)]
+        if None not in kinds:
+            break
     return kinds
 
 
@@ -183,15 +214,17 @@ def normalize(attributes: Sequence[Mapping[str, Any]],
         if plan.messages:
             message_rows.extend(rows)
     _finish_fields(fields)
-    for row in [row for row, kind in enumerate(kinds) if kind is None]:
-        kinds[row] = _kind_from_fields(fields, row)
+    if None in kinds:
+        for row in [row for row, kind in enumerate(kinds) if kind is None]:
+            kinds[row] = _kind_from_fields(fields, row)
     inputs: list[Any] = [None] * n
     outputs: list[Any] = [None] * n
     # Messages come from the scrubbed attributes, so they need no scrubbing of their own;
     # those read from events (old dialects) are scrubbed after.
     with_messages = set(message_rows)
-    candidates = with_messages.union([row for row, e in enumerate(events) if e],
-                                     [row for row, kind in enumerate(kinds) if kind == "tool"])
+    candidates = with_messages.union(
+        [row for row, e in enumerate(events) if e] if any(events) else (),
+        [row for row, kind in enumerate(kinds) if kind == "tool"] if "tool" in kinds else ())
     for i in sorted(candidates):
         inp, out = semconv.messages(scrubbed[i], events[i], kinds[i], names[i])
         if events[i] and i not in with_messages:

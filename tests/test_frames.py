@@ -213,3 +213,23 @@ def test_summary_groups_and_percentiles() -> None:
     assert by_two.index.names == ["provider", "model"] and len(by_two) == 2
     with pytest.raises(KeyError, match="no column"):
         frames.summary(calls, by="nope")
+
+
+def test_columns_of_one_shape_keep_row_values() -> None:
+    """Spans of one key set: equal message lists stay one list per row, and a count
+    column with one unreadable value keeps the others (the columnar fast paths)."""
+    rec = Recorder()
+    messages = [{"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+                {"role": "assistant", "parts": [{"type": "text", "content": "yo"}]}]
+    for tokens in (5, "-3", 7):
+        rec.span("openai.chat", {"gen_ai.operation.name": "chat",
+                                 "gen_ai.request.model": "gpt-4o",
+                                 "gen_ai.usage.input_tokens": tokens,
+                                 "gen_ai.input.messages": json.dumps(messages)})
+    df = rec.frames.spans()
+    assert df["input_tokens"].tolist() == [5, pd.NA, 7]
+    assert df["output_tokens"].isna().all() and str(df["output_tokens"].dtype) == "Int64"
+    assert [len(m) for m in df["input_messages"]] == [2, 2, 2]
+    assert df["input_messages"][0][1]["role"] == "assistant"
+    # input tokens alone are priced; a call with no readable count is not
+    assert df["cost_usd"].notna().tolist() == [True, False, True]

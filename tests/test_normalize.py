@@ -44,6 +44,14 @@ def same(a: Any, b: Any) -> bool:
 @given(st.lists(SPAN, min_size=1, max_size=12))
 @example([{"gen_ai.usage.input_tokens": -3, "llm.usage.prompt_tokens": 5},
           {"gen_ai.usage.input_tokens": 4}, {"gen_ai.request.model": ""}])
+# one key set, values of one type or of types that compare equal (1, 1.0, True): the
+# normalizer's fast paths judge a column by its types and distinct values
+@example([{"gen_ai.usage.input_tokens": v, "gen_ai.operation.name": op,
+           "gen_ai.request.model": m}
+          for v, op, m in [(1, "chat", "gpt-4o"), (True, "CHAT", "gpt-4o"),
+                           (1.0, "execute_tool", ""), (2**63, "x", "m"), (-1, "chat", "m")]])
+@example([{"gen_ai.usage.input_tokens": 7, "gen_ai.operation.name": "chat",
+           "gen_ai.is_streaming": True, "openinference.span.kind": "TOOL"}] * 3)
 def test_normalize_equals_semconv_span_by_span(spans: list[dict[str, Any]]) -> None:
     events: list[tuple[Any, ...]] = [()] * len(spans)
     out = normalize(spans, events, ["span"] * len(spans))
