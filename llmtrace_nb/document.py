@@ -242,7 +242,7 @@ def _totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     # a model is unpriced when a call reported usage and still got no cost; a call with
     # no usage (a stream without include_usage) has nothing to price
-    unpriced = sorted({str(r["model"]) for r in calls
+    unpriced = sorted({clean_text(str(r["model"])) for r in calls
                        if _number(r["cost_usd"]) is None and _text(r["model"])
                        and (_number(r["input_tokens"]) or _number(r["output_tokens"]))})
     return {

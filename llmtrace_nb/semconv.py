@@ -153,7 +153,8 @@ def to_count(value: Any) -> int | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit() and len(text) < 19:
+        # isdigit alone admits "²" and other digits int() refuses
+        if text.isascii() and text.isdigit() and len(text) < 19:
             return int(text)
     return None
 

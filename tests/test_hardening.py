@@ -11,7 +11,7 @@ import time
 import hypothesis.strategies as st
 import openai
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from IPython.core.interactiveshell import InteractiveShell
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -149,6 +149,9 @@ VALUES = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=12))
+@example({"gen_ai.usage.input_tokens": "²"})  # a digit int() refuses
+@example({"gen_ai.provider.name": "", "gen_ai.request.model": "\udcff\ud800 lone",
+          "gen_ai.usage.input_tokens": 1})  # an unpriced model named with lone surrogates
 def test_any_attributes_give_a_usable_row_document_and_view(attrs: dict) -> None:
     rec = Recorder()
     rec.span("fuzz", attrs)
