@@ -3,20 +3,22 @@
 Keeping the SDK's ``ReadableSpan`` objects costs about 30% on top of a bare span and
 2.7 KB per span: each one holds a dozen objects (a lock among them) that stay alive and
 that the cyclic garbage collector rescans. A record keeps the span's own ints and strings
-and its attribute dict; nothing is allocated but one tuple.
+and its attribute dict, and nothing else: no object is allocated for it at all.
 
-The buffer holds each record as four items side by side (``ENTRY``): that tuple of plain
-values, the attribute dict, the Resource and the InstrumentationScope. Split so, nothing
-per span stays tracked by the garbage collector — a tuple of plain values is untracked by
-its first collection, while a tuple holding a dict or a Resource never is — so a growing
-buffer adds no objects for the full collections to rescan. Held as one tuple, records
-made those collections cost ~6% of a bare span, on top of the ~9% of everything else
-(benchmarks/RESULTS.md has the method). Readers get whole records (``join``) with the
-positions named below; ``to_readable`` rebuilds an SDK span only when one leaves as a
-span (a file, a replay).
+The buffer holds each record as its ``ENTRY`` values side by side, flat in one deque
+(the positions are named below): ids, name, kind, times, status, events, cell, flags,
+the attribute dict, the Resource and the InstrumentationScope. Flat, a record is no
+object of its own: nothing per span stays tracked by the garbage collector, nothing is
+allocated for the record (the span's ints and dict were made by the SDK already; the
+deque's blocks hold 64 slots each), and a DataFrame's column is one slice of the buffer.
+Held as a tuple per record instead, ``on_end`` cost ~0.2 µs more per span (a 160-byte
+tuple in fresh memory for every span kept) and the columns had to be unzipped.
+Readers that want whole records get tuples (``join``) with the same positions;
+``to_readable`` rebuilds an SDK span only when one leaves as a span (a file, a replay).
 
 Measured alternatives: copying the attributes into tuples costs more in allocation and
-in rebuilding dicts for DataFrames; a NamedTuple or a slotted class costs more to build.
+in rebuilding dicts for DataFrames; a NamedTuple or a slotted class costs more to build;
+ints in ``array`` columns beside the deque would need a lock to stay aligned.
 """
 
 from __future__ import annotations
@@ -55,15 +57,11 @@ EVENTS = 9  # tuple of EventRecord
 CELL = 10  # CellRef.seq of the cell the span belongs to, or None
 FLAGS = 11  # int trace flags
 RARE = 12  # None, or ((name, value), ...) of what most spans lack (see _rare)
-# the positions above are the plain tuple of an entry; these three sit beside it
 ATTRS = 13  # the attribute dict (the ended span's own: it can no longer change)
 RESOURCE = 14  # the span's Resource (one object shared by the provider's spans)
 SCOPE = 15  # its InstrumentationScope (shared by the tracer's spans)
 WIDTH = 16  # positions in a record
-ENTRY = 4  # buffer items per record: plain tuple, attributes, resource, scope
-
-#: (plain tuple, attributes, resource, scope): one record as the buffer holds it
-Entry = tuple[tuple[Any, ...], Mapping[str, Any], Any, Any]
+ENTRY = WIDTH  # buffer items per record
 
 _INTERNAL = SpanKind.INTERNAL
 _UNSET = StatusCode.UNSET
@@ -109,8 +107,9 @@ def _rare(span: ReadableSpan) -> tuple[tuple[str, Any], ...] | None:
     return tuple(rare) or None
 
 
-def entry_of(span: ReadableSpan, cell: int | None) -> Entry:
-    """The buffer entry of an ended span (any ``ReadableSpan``: collected or from a file).
+def entry_of(span: ReadableSpan, cell: int | None) -> Record:
+    """The record of an ended span (any ``ReadableSpan``: collected or from a file), as
+    the values the buffer takes.
 
     This runs for every span, so it reads the span's own fields (the public properties
     wrap or copy them) and unpacks the SpanContext, a tuple, in one step (its properties
@@ -145,45 +144,34 @@ def entry_of(span: ReadableSpan, cell: int | None) -> Entry:
             or (parent is not None and parent[2])):
         rare = _rare(span)
     return (
-        (
-            trace_id,
-            span_id,
-            None if parent is None else parent[1],
-            span._name,
-            # _value_ is the enum's own slot; .value is a slower descriptor on this hot path
-            0 if kind is _INTERNAL else kind._value_,
-            span._start_time,
-            span._end_time,
-            0 if code is _UNSET else code._value_,
-            status._description,
-            _events(event_list) if event_list else (),
-            cell,
-            flags + 0,  # a plain int: TraceFlags instances are GC-tracked
-            rare,
-        ),
+        trace_id,
+        span_id,
+        None if parent is None else parent[1],
+        span._name,
+        # _value_ is the enum's own slot; .value is a slower descriptor on this hot path
+        0 if kind is _INTERNAL else kind._value_,
+        span._start_time,
+        span._end_time,
+        0 if code is _UNSET else code._value_,
+        status._description,
+        _events(event_list) if event_list else (),
+        cell,
+        flags + 0,  # a plain int: TraceFlags instances are GC-tracked
+        rare,
         attrs,
         span._resource,
         span._instrumentation_scope,
     )
 
 
-def record_of(span: ReadableSpan, cell: int | None) -> Record:
-    """The whole record of an ended span (what readers of the buffer get)."""
-    plain, attrs, resource, scope = entry_of(span, cell)
-    return (*plain, attrs, resource, scope)
-
-
 def columns_of(items: list[Any]) -> list[Sequence[Any]]:
     """Buffer items as one sequence per record position (what a DataFrame is built of)."""
-    plain = items[0::ENTRY]
-    columns: list[Sequence[Any]] = list(zip(*plain, strict=True)) if plain else [()] * ATTRS
-    return [*columns, items[1::ENTRY], items[2::ENTRY], items[3::ENTRY]]
+    return [items[position::ENTRY] for position in range(ENTRY)]
 
 
 def join(items: list[Any]) -> list[Record]:
     """Records from buffer items, ``ENTRY`` per record (a copy of part of the buffer)."""
-    return list(map(tuple.__add__, items[0::ENTRY],
-                    zip(items[1::ENTRY], items[2::ENTRY], items[3::ENTRY], strict=True)))
+    return list(zip(*columns_of(items), strict=True))
 
 
 def to_readable(record: Record) -> ReadableSpan:
