@@ -14,7 +14,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +107,8 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000) -> list[Result]:
     variants = {
         "ours": ours,
         "in_cell": with_processor(in_cell),
+        # a bound of a tenth of the run: most spans evict the oldest one
+        "full": with_processor(lambda: SpanCollector(max(n // 10, 1))),
         "memory": with_processor(lambda: SimpleSpanProcessor(InMemorySpanExporter())),
         "aged": ours,
     }
@@ -112,8 +116,8 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000) -> list[Result]:
     # leaves behind (pools with scattered free blocks) makes every later run that
     # retains objects pay cache misses: our collector measured ~9 % before and ~19 %
     # after it in one process. So our variants run first, interleaved with each other
-    # so a busy spell hits both, and "aged" repeats ours after the exporter's runs.
-    order = ([name for _ in range(repeats) for name in ("ours", "in_cell")]
+    # so a busy spell hits them all, and "aged" repeats ours after the exporter's runs.
+    order = ([name for _ in range(repeats) for name in ("ours", "in_cell", "full")]
              + [name for _ in range(repeats) for name in ("memory", "aged")])
     bare: list[float] = []
     absolute: dict[str, list[float]] = {name: [] for name in variants}
@@ -137,6 +141,8 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000) -> list[Result]:
                ours_runs, "%", statistics.median(ours_runs) <= 10),
         Result("collector overhead vs bare span, inside a traced cell (whole run)",
                "≤ 10 %", in_cell_runs, "%", statistics.median(in_cell_runs) <= 10),
+        Result("collector overhead vs bare span, buffer full (each span evicts one)",
+               "(reference)", whole["full"], "%", None),
         Result("collector overhead, median block (steady cost, GC spikes left out)",
                "(reference)", steady["ours"], "%", None),
         Result("SimpleSpanProcessor + InMemorySpanExporter vs bare (whole run)",
@@ -185,6 +191,28 @@ def frames_cases(sizes: list[int], repeats: int) -> list[Result]:
                               "≤ 20 ms" if target else "(scale)", incr, "ms",
                               statistics.median(incr) <= 20 if target else None))
     return results
+
+
+def aged_frames_case(n: int, repeats: int) -> list[Result]:
+    """spans_df() cold at n spans in a heap that the SDK's own exporter has aged: it kept
+    n ReadableSpans and freed them, as a long session frees what it no longer needs."""
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    for _ in range(n):
+        with tracer.start_as_current_span("openai.chat", attributes=ATTRS):
+            pass
+    exporter.clear()
+    del provider, exporter, tracer
+    gc.collect()
+    cold = []
+    for _ in range(repeats):
+        _, _, frames = filled(n)
+        cold.append(timed(frames.spans))
+        del frames
+    return [Result(f"spans_df() cold at {n:,} spans, heap aged by {n:,} freed SDK spans",
+                   "(reference)", cold, "s", None)]
 
 
 def analysis_cases(n: int, repeats: int) -> list[Result]:
@@ -353,6 +381,42 @@ def machine() -> str:
     return (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; {pkgs}")
 
 
+#: the full run's case groups, in order; each runs in a fresh interpreter
+CASES: dict[str, Callable[[], list[Result]]] = {
+    "per-span": lambda: per_span_overhead(100_000, 5),
+    "frames": lambda: frames_cases([10_000, 100_000], 5) + aged_frames_case(100_000, 5),
+    "frames-1m": lambda: frames_cases([1_000_000], 1),
+    "analysis": lambda: analysis_cases(100_000, 5),
+    "content": lambda: content_case(100_000, 3),
+    "trace-view": lambda: trace_view_cases([100, 1_000, 10_000], 5),
+    "memory": lambda: memory_per_span(100_000),
+    "forwarding": lambda: forwarding_cases(9, 10_000),
+    "phoenix": lambda: phoenix_cases(5_000, 3),
+}
+
+
+def quick() -> list[Result]:
+    """Every case once on small sizes, in this process (what `make test` runs)."""
+    return (per_span_overhead(2_000, 1) + frames_cases([2_000], 1)
+            + aged_frames_case(2_000, 1) + analysis_cases(2_000, 1) + content_case(500, 1)
+            + trace_view_cases([100], 1) + memory_per_span(2_000)
+            + forwarding_cases(1, 500))
+
+
+def run_isolated(name: str) -> list[Result]:
+    """One case group in a fresh interpreter.
+
+    A case that keeps and frees 100k spans leaves the heap fragmented for the next one
+    (the "aged" rows show by how much), so, as pyperf does, no case inherits another's
+    heap. Ratios stay side by side inside their own case.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.json"
+        subprocess.run([sys.executable, "-m", "benchmarks", "--case", name,
+                        "--case-out", str(out)], check=True, cwd=HERE.parent)
+        return [Result(**r) for r in json.loads(out.read_text(encoding="utf-8"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
@@ -360,27 +424,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-phoenix", action="store_true",
                         help="skip the side by side with Arize Phoenix (about 4 minutes; "
                         "builds Phoenix's own venv on first use)")
+    parser.add_argument("--case", choices=list(CASES),
+                        help="run one case group in this process and write its results")
+    parser.add_argument("--case-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.quick:
-        results = (per_span_overhead(2_000, 1) + frames_cases([2_000], 1)
-                   + analysis_cases(2_000, 1) + content_case(500, 1)
-                   + trace_view_cases([100], 1) + memory_per_span(2_000)
-                   + forwarding_cases(1, 500))
+    if args.case:
+        results = CASES[args.case]()
+        if args.case_out:
+            args.case_out.write_text(json.dumps([vars(r) for r in results]),
+                                     encoding="utf-8")
+    elif args.quick:
+        results = quick()
     else:
-        results = (per_span_overhead(100_000, 5) + frames_cases([10_000, 100_000], 5)
-                   + frames_cases([1_000_000], 1) + analysis_cases(100_000, 5)
-                   + content_case(100_000, 3)
-                   + trace_view_cases([100, 1_000, 10_000], 5) + memory_per_span(100_000)
-                   + forwarding_cases(9, 10_000))
-        if not args.no_phoenix:
-            results += phoenix_cases(5_000, 3)
+        results = []
+        for name in CASES:
+            if name == "phoenix" and args.no_phoenix:
+                continue
+            print(f"… {name}", file=sys.stderr, flush=True)
+            results += run_isolated(name)
     header = ["| case | target | median (min–max) | |", "|---|---|---|---|"]
     table = "\n".join(header + [r.row() for r in results])
     print(table)
-    if not args.quick:
+    if not args.quick and not args.case:
         args.out.write_text(
             f"# Benchmark results\n\nMachine: {machine()}\n\n"
-            f"Measured {time.strftime('%Y-%m-%d')} with `make bench`.\n\n{table}\n",
+            f"Measured {time.strftime('%Y-%m-%d')} with `make bench`; each case group "
+            f"in a fresh interpreter.\n\n{table}\n",
             encoding="utf-8")
         raw = args.out.parent / "results.json"  # every run's figure, for a closer look
         raw.write_text(json.dumps([vars(r) for r in results], indent=1), encoding="utf-8")

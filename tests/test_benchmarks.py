@@ -15,9 +15,18 @@ def test_benchmarks_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
                  "memory per retained LLM span", "refused OTLP endpoint: added time",
                  "black hole OTLP endpoint: added time", "forwarding throughput",
                  "inside a traced cell", "llm_calls_df() + summary()",
-                 "LLM spans with messages"):
+                 "LLM spans with messages", "buffer full", "heap aged by"):
         assert case in out
     assert " µs " in out and " ms " in out
+
+
+def test_a_case_group_runs_in_its_own_interpreter() -> None:
+    """The full run's plumbing: one case group in a fresh interpreter, results read back."""
+    from benchmarks.__main__ import run_isolated
+
+    (result,) = run_isolated("memory")
+    assert result.case == "memory per retained LLM span (100,000 kept)"
+    assert result.unit == "KB" and 0 < result.runs[0] < 4 and result.met is True
 
 
 def test_phoenix_side_by_side_runs() -> None:
