@@ -383,7 +383,7 @@ def machine() -> str:
 
 #: the full run's case groups, in order; each runs in a fresh interpreter
 CASES: dict[str, Callable[[], list[Result]]] = {
-    "per-span": lambda: per_span_overhead(100_000, 5),
+    "per-span": lambda: per_span_overhead(100_000, 7),
     "frames": lambda: frames_cases([10_000, 100_000], 5) + aged_frames_case(100_000, 5),
     "frames-1m": lambda: frames_cases([1_000_000], 1),
     "analysis": lambda: analysis_cases(100_000, 5),
