@@ -82,15 +82,7 @@ def _paired(make: Callable[[], TracerProvider], n: int, block: int
     return runs
 
 
-def per_span_overhead(n: int, repeats: int, block: int = 1_000) -> list[Result]:
-    """Each run keeps one provider per variant (so retained spans pile up as in a session,
-    n of them) taking turns with a bare provider, `repeats` runs per variant.
-
-    The figure is the whole run's CPU time over the bare provider's: the garbage
-    collector's full collections, which retained objects trigger every so often, land
-    in a few blocks only, and a median over blocks would leave them out. The median
-    over blocks is shown beside it as the steady per-span cost.
-    """
+def _variants(n: int) -> dict[str, Callable[[], TracerProvider]]:
     def with_processor(processor: Any) -> Callable[[], TracerProvider]:
         def make() -> TracerProvider:
             provider = TracerProvider()
@@ -104,7 +96,7 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000) -> list[Result]:
         return collector
 
     ours = with_processor(lambda: SpanCollector(max(n, 1)))
-    variants = {
+    return {
         "ours": ours,
         "in_cell": with_processor(in_cell),
         # a bound of a tenth of the run: most spans evict the oldest one
@@ -112,19 +104,46 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000) -> list[Result]:
         "memory": with_processor(lambda: SimpleSpanProcessor(InMemorySpanExporter())),
         "aged": ours,
     }
-    # The SDK's exporter frees 100k ReadableSpans when its run ends, and the heap that
-    # leaves behind (pools with scattered free blocks) makes every later run that
-    # retains objects pay cache misses: our collector measured ~9 % before and ~19 %
-    # after it in one process. So our variants run first, interleaved with each other
-    # so a busy spell hits them all, and "aged" repeats ours after the exporter's runs.
-    order = ([name for _ in range(repeats) for name in ("ours", "in_cell", "full")]
-             + [name for _ in range(repeats) for name in ("memory", "aged")])
+
+
+def variant_run(name: str, n: int, block: int = 1_000) -> tuple[list[float], list[float]]:
+    """One run of one variant: (bare µs per span, variant µs per span) per block.
+
+    "aged" is our collector after a run of the SDK's exporter in the same process: the
+    heap its n freed spans leave behind (pools with scattered free blocks) makes anything
+    that keeps objects afterwards pay cache misses.
+    """
+    variants = _variants(n)
+    if name == "aged":
+        _paired(variants["memory"], n, block)
+        gc.collect()
+    return _paired(variants[name], n, block)
+
+
+def per_span_overhead(n: int, repeats: int, block: int = 1_000,
+                      run: Callable[[str], tuple[list[float], list[float]]] | None = None
+                      ) -> list[Result]:
+    """`repeats` runs per variant, each keeping one provider (so retained spans pile up as
+    in a session, n of them) taking turns with a bare provider.
+
+    The figure is the whole run's CPU time over the bare provider's: the garbage
+    collector's full collections, which retained objects trigger every so often, land
+    in a few blocks only, and a median over blocks would leave them out. The median
+    over blocks is shown beside it as the steady per-span cost. ``run`` makes one run of
+    a variant (the full benchmark gives each its own interpreter: a run that frees 100k
+    kept spans ages the heap for every later one in the process, as the "aged" row
+    shows); by default the runs share this process.
+    """
+    run = run or (lambda name: variant_run(name, n, block))
+    # interleaved, so a busy spell of the host hits every variant alike
+    order = [name for _ in range(repeats) for name in ("ours", "in_cell", "full", "memory",
+                                                       "aged")]
     bare: list[float] = []
-    absolute: dict[str, list[float]] = {name: [] for name in variants}
-    whole: dict[str, list[float]] = {name: [] for name in variants}
-    steady: dict[str, list[float]] = {name: [] for name in variants}
+    absolute: dict[str, list[float]] = {name: [] for name in _variants(n)}
+    whole: dict[str, list[float]] = {name: [] for name in absolute}
+    steady: dict[str, list[float]] = {name: [] for name in absolute}
     for name in order:
-        base, runs = _paired(variants[name], n, block)
+        base, runs = run(name)
         if name != "aged":
             bare.append(statistics.median(base))
         absolute[name].append(statistics.mean(runs))
@@ -147,9 +166,18 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000) -> list[Result]:
                "(reference)", steady["ours"], "%", None),
         Result("SimpleSpanProcessor + InMemorySpanExporter vs bare (whole run)",
                "(reference)", whole["memory"], "%", None),
-        Result("collector overhead after the SDK exporter's runs freed their spans",
+        Result("collector overhead after the SDK exporter's run freed its spans",
                "(reference)", whole["aged"], "%", None),
     ]
+
+
+def _isolated_variant_run(name: str) -> tuple[list[float], list[float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.json"
+        subprocess.run([sys.executable, "-m", "benchmarks", "--variant-run", name,
+                        "--case-out", str(out)], check=True, cwd=HERE.parent)
+        base, runs = json.loads(out.read_text(encoding="utf-8"))
+        return base, runs
 
 
 def filled(n: int) -> tuple[TracerProvider, SpanCollector, FrameBuilder]:
@@ -383,7 +411,7 @@ def machine() -> str:
 
 #: the full run's case groups, in order; each runs in a fresh interpreter
 CASES: dict[str, Callable[[], list[Result]]] = {
-    "per-span": lambda: per_span_overhead(100_000, 7),
+    "per-span": lambda: per_span_overhead(100_000, 7, run=_isolated_variant_run),
     "frames": lambda: frames_cases([10_000, 100_000], 5) + aged_frames_case(100_000, 5),
     "frames-1m": lambda: frames_cases([1_000_000], 1),
     "analysis": lambda: analysis_cases(100_000, 5),
@@ -427,7 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", choices=list(CASES),
                         help="run one case group in this process and write its results")
     parser.add_argument("--case-out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--variant-run", choices=list(_variants(1)), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.variant_run:  # one run of one per-span variant, for per_span_overhead
+        args.case_out.write_text(json.dumps(variant_run(args.variant_run, 100_000)),
+                                 encoding="utf-8")
+        return 0
     if args.case:
         results = CASES[args.case]()
         if args.case_out:

@@ -29,6 +29,15 @@ def test_a_case_group_runs_in_its_own_interpreter() -> None:
     assert result.unit == "KB" and 0 < result.runs[0] < 4 and result.met is True
 
 
+def test_a_per_span_run_gets_its_own_interpreter() -> None:
+    """Each per-span run of the full benchmark starts from a fresh heap."""
+    from benchmarks.__main__ import _isolated_variant_run
+
+    bare, ours = _isolated_variant_run("in_cell")
+    assert len(bare) == len(ours) == 100  # blocks of 1,000 spans
+    assert all(0 < b < 1_000 for b in bare) and all(0 < o < 1_000 for o in ours)  # µs
+
+
 def test_phoenix_side_by_side_runs() -> None:
     """The Phoenix case of `make bench`, small: both DataFrames hold the cell's spans."""
     from IPython.core.interactiveshell import InteractiveShell
