@@ -20,7 +20,7 @@ import llmtrace_nb
 from llmtrace_nb import session
 from llmtrace_nb.ship.forward import ForwardConfigError, make_config, traces_endpoint
 
-from conftest import run
+from conftest import Output, run
 from otlp_receiver import attributes, black_hole, receiver, refused_url
 
 
@@ -49,6 +49,16 @@ def llm_cell(tokens: int = 100, prompt: str = "hello") -> str:
             "    pass\n")
 
 
+def status_once_sent(shell: InteractiveShell, n: int, timeout: float = 10.0) -> Output:
+    """`%llmtrace status` once n spans count as sent. The receiver holds the spans before
+    its answer reaches the exporter, and only the answer makes them count as sent."""
+    deadline = time.monotonic() + timeout
+    while (session.require().forwarder.counts() or {}).get("sent", 0) < n \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return run(shell, "%llmtrace status")[1]
+
+
 def by_name(spans: list) -> dict:
     return {s.name: s for s in spans}
 
@@ -67,7 +77,7 @@ def test_traced_cell_arrives_scrubbed(fwd: InteractiveShell) -> None:
         root = attributes(by_name(spans)["sent"])
         assert root["llmtrace.cell.number"] == result.execution_count
         assert rx.requests[0]["x-team"] == "ml"
-        _, out = run(fwd, "%llmtrace status")
+        out = status_once_sent(fwd, 2)
         assert "forward: " + rx.url in out.text and "2 sent, 0 failed" in out.text
 
 
@@ -123,7 +133,7 @@ def test_ten_thousand_spans_none_lost(fwd: InteractiveShell) -> None:
         spans = rx.wait_for(10_001, timeout=60)
         assert len(spans) == 10_001
         assert len({s.span_id for s in spans}) == 10_001
-        _, out = run(fwd, "%llmtrace status")
+        out = status_once_sent(fwd, 10_001)
         assert "10,001 sent, 0 failed, 0 queued, 0 dropped" in out.text
 
 
