@@ -106,23 +106,29 @@ def _variants(n: int) -> dict[str, Callable[[], TracerProvider]]:
     }
 
 
+def _age_heap(n: int) -> None:
+    """Let the SDK's own exporter keep n spans, then free them: the heap that leaves
+    behind (pools with scattered free blocks) makes anything that keeps objects
+    afterwards pay cache misses, as in a long session that freed what it no longer
+    needs."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    span_cost_us(provider, n)
+    del provider
+    gc.collect()
+
+
 def variant_run(name: str, n: int, block: int = 1_000) -> tuple[list[float], list[float]]:
     """One run of one variant: (bare µs per span, variant µs per span) per block.
-
-    "aged" is our collector after a run of the SDK's exporter in the same process: the
-    heap its n freed spans leave behind (pools with scattered free blocks) makes anything
-    that keeps objects afterwards pay cache misses.
-    """
-    variants = _variants(n)
+    "aged" is our collector in a heap aged by the SDK's exporter (``_age_heap``)."""
     if name == "aged":
-        _paired(variants["memory"], n, block)
-        gc.collect()
-    return _paired(variants[name], n, block)
+        _age_heap(n)
+    return _paired(_variants(n)[name], n, block)
 
 
 def per_span_overhead(n: int, repeats: int, block: int = 1_000,
-                      run: Callable[[str], tuple[list[float], list[float]]] | None = None
-                      ) -> list[Result]:
+                      run: Callable[[str, int, int], tuple[list[float], list[float]]]
+                      = variant_run) -> list[Result]:
     """`repeats` runs per variant, each keeping one provider (so retained spans pile up as
     in a session, n of them) taking turns with a bare provider.
 
@@ -134,7 +140,6 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000,
     kept spans ages the heap for every later one in the process, as the "aged" row
     shows); by default the runs share this process.
     """
-    run = run or (lambda name: variant_run(name, n, block))
     # interleaved, so a busy spell of the host hits every variant alike
     order = [name for _ in range(repeats) for name in ("ours", "in_cell", "full", "memory",
                                                        "aged")]
@@ -143,7 +148,7 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000,
     whole: dict[str, list[float]] = {name: [] for name in absolute}
     steady: dict[str, list[float]] = {name: [] for name in absolute}
     for name in order:
-        base, runs = run(name)
+        base, runs = run(name, n, block)
         if name != "aged":
             bare.append(statistics.median(base))
         absolute[name].append(statistics.mean(runs))
@@ -171,13 +176,20 @@ def per_span_overhead(n: int, repeats: int, block: int = 1_000,
     ]
 
 
-def _isolated_variant_run(name: str) -> tuple[list[float], list[float]]:
+def _in_fresh_interpreter(*args: str) -> Any:
+    """What ``python -m benchmarks ARGS --case-out FILE`` wrote to FILE."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run.json"
-        subprocess.run([sys.executable, "-m", "benchmarks", "--variant-run", name,
-                        "--case-out", str(out)], check=True, cwd=HERE.parent)
-        base, runs = json.loads(out.read_text(encoding="utf-8"))
-        return base, runs
+        out = Path(tmp) / "out.json"
+        subprocess.run([sys.executable, "-m", "benchmarks", *args, "--case-out", str(out)],
+                       check=True, cwd=HERE.parent)
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _isolated_variant_run(name: str, n: int, block: int = 1_000
+                          ) -> tuple[list[float], list[float]]:
+    base, runs = _in_fresh_interpreter("--variant-run", name, "--spans", str(n),
+                                       "--block", str(block))
+    return base, runs
 
 
 def filled(n: int) -> tuple[TracerProvider, SpanCollector, FrameBuilder]:
@@ -222,18 +234,8 @@ def frames_cases(sizes: list[int], repeats: int) -> list[Result]:
 
 
 def aged_frames_case(n: int, repeats: int) -> list[Result]:
-    """spans_df() cold at n spans in a heap that the SDK's own exporter has aged: it kept
-    n ReadableSpans and freed them, as a long session frees what it no longer needs."""
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("bench")
-    for _ in range(n):
-        with tracer.start_as_current_span("openai.chat", attributes=ATTRS):
-            pass
-    exporter.clear()
-    del provider, exporter, tracer
-    gc.collect()
+    """spans_df() cold at n spans in a heap aged by the SDK's exporter (``_age_heap``)."""
+    _age_heap(n)
     cold = []
     for _ in range(repeats):
         _, _, frames = filled(n)
@@ -438,11 +440,7 @@ def run_isolated(name: str) -> list[Result]:
     (the "aged" rows show by how much), so, as pyperf does, no case inherits another's
     heap. Ratios stay side by side inside their own case.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "results.json"
-        subprocess.run([sys.executable, "-m", "benchmarks", "--case", name,
-                        "--case-out", str(out)], check=True, cwd=HERE.parent)
-        return [Result(**r) for r in json.loads(out.read_text(encoding="utf-8"))]
+    return [Result(**r) for r in _in_fresh_interpreter("--case", name)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -456,10 +454,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run one case group in this process and write its results")
     parser.add_argument("--case-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--variant-run", choices=list(_variants(1)), help=argparse.SUPPRESS)
+    parser.add_argument("--spans", type=int, default=100_000, help=argparse.SUPPRESS)
+    parser.add_argument("--block", type=int, default=1_000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.variant_run:  # one run of one per-span variant, for per_span_overhead
-        args.case_out.write_text(json.dumps(variant_run(args.variant_run, 100_000)),
-                                 encoding="utf-8")
+        args.case_out.write_text(
+            json.dumps(variant_run(args.variant_run, args.spans, args.block)),
+            encoding="utf-8")
         return 0
     if args.case:
         results = CASES[args.case]()

@@ -84,19 +84,17 @@ def _distinct(values: list[Any]) -> set[Any] | None:
 def _coerce_column(raw: list[Any], name: str) -> list[Any]:
     coerce = semconv.COERCE.get(name, semconv.to_text)
     # A column from one instrumentation is nearly always of one type and already usable
-    # (model names, token counts): checking its types and distinct values in C is far
-    # cheaper than checking every value in Python. Types first, as the set of values
-    # merges 1, 1.0 and True.
+    # (model names, token counts): checking its types (and a count column's range) in C
+    # is far cheaper than checking every value in Python.
     types = set(map(type, raw))
     if len(types) == 1:
         only = next(iter(types))
         if only is str and coerce in (semconv.to_text, semconv.to_reasons) \
                 and "" not in raw:
             return raw
-        if only is int and coerce is semconv.to_count:
-            distinct = set(raw)
-            if min(distinct) >= 0 and max(distinct) < _COUNT_LIMIT:
-                return raw
+        if only is int and coerce is semconv.to_count \
+                and min(raw) >= 0 and max(raw) < _COUNT_LIMIT:
+            return raw
         if only is bool and coerce is semconv.to_bool:
             return raw
     if coerce is semconv.to_count:
