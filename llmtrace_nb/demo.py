@@ -1,37 +1,57 @@
-"""A local, deterministic, OpenAI-compatible HTTP server for demos and tests.
+"""A local, deterministic, OpenAI- and Anthropic-compatible HTTP server for demos and tests.
 
-Notebooks, the test suite and ``make demo`` point the real ``openai`` client at this server
-so every code path (plain calls, streaming, tool calls, retries, timeouts) can be exercised
-with no API key and no network::
+Notebooks, the test suite and ``make demo`` point the real ``openai`` (or ``anthropic``) client
+at this server so every code path (plain calls, streaming, tool calls, retries, timeouts) can be
+exercised with no API key and no network::
 
     from llmtrace_nb.demo import DemoServer
 
     with DemoServer() as srv:
         client = openai.OpenAI(base_url=srv.base_url, api_key="sk-demo")
         client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+        claude = anthropic.Anthropic(base_url=srv.anthropic_base_url, api_key="demo")
+        claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=100, messages=[...])
 
-or from a shell: ``python -m llmtrace_nb.demo [--port N] [--latency S] [--chunk-delay S]``
-prints the base URL as its first line of stdout and serves until Ctrl-C / SIGTERM.
+``srv.base_url`` is ``http://127.0.0.1:PORT/v1``; ``srv.anthropic_base_url`` is
+``http://127.0.0.1:PORT`` (the anthropic client appends ``/v1/messages`` itself).
+From a shell, ``python -m llmtrace_nb.demo [--port N] [--latency S] [--chunk-delay S]``
+prints the (OpenAI) base URL as its first line of stdout and serves until Ctrl-C / SIGTERM.
 
 Only the standard library is used. The server binds to loopback only (it checks no API key;
-any ``Authorization`` header is accepted and never logged or echoed) and prints no access log.
+any ``Authorization`` or ``x-api-key`` header is accepted and never logged or echoed) and prints
+no access log. Sockets use ``TCP_NODELAY``, and a small response's headers and body (or a
+stream's headers and first frame) leave in one write, so a call costs about a millisecond
+instead of waiting ~40 ms for the client's delayed ACK.
 
 Endpoints (under ``/v1``)
     ``POST /chat/completions`` (``n``, ``stream``, ``stream_options.include_usage``, ``tools``),
     ``POST /embeddings`` (``encoding_format`` float or base64, ``dimensions``),
-    ``POST /responses`` (``instructions``, ``stream``) and ``GET /models``.
+    ``POST /responses`` (``instructions``, ``stream``, function ``tools``), ``GET /models``,
+    and Anthropic's ``POST /messages`` (``max_tokens``, ``system``, ``tools``, ``stream``).
     Anything else is a 404; a body that is not a JSON object, or lacks ``model``, is a 400.
-    Errors use OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
+    Errors use OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, except under
+    ``/v1/messages``, where they use Anthropic's: ``{"type": "error", "error": {"type",
+    "message"}, "request_id"}`` (types ``invalid_request_error``, ``not_found_error``,
+    ``rate_limit_error``, ``api_error``, ``overloaded_error`` for 529, ...). The request id is
+    sent as ``x-request-id`` (OpenAI routes) or ``request-id`` (Anthropic).
 
 Deterministic replies
-    Chat and Responses reply ``"Demo reply to: <first 60 chars of the last user message>"``.
-    If the last message is a tool result the reply is
-    ``"Tool result received: <first 60 chars of the tool output>"``. If the chat request has
-    ``tools`` (and ``tool_choice`` is not ``"none"``) the reply is instead one call to the first
-    function tool (or the one named by ``tool_choice``), with arguments built from its JSON
-    schema: strings get the last word of the last user message, enums their first value,
-    numbers ``1``, booleans ``true``, arrays ``[]`` and objects ``{}``.
-    Embeddings are 8 floats (or ``dimensions``), an L2-normalised hash of each input.
+    Chat, Responses and Messages reply
+    ``"Demo reply to: <first 60 chars of the last user message>"``. If the conversation ends
+    with a tool result (a ``tool`` message, a ``function_call_output`` item, or a user message
+    with a ``tool_result`` block) the reply is
+    ``"Tool result received: <first 60 chars of the tool output>"``. If the request has
+    ``tools`` (and ``tool_choice`` is not ``"none"`` / ``{"type": "none"}``) the reply is instead
+    one call to the first function tool (or the one named by ``tool_choice``), with arguments
+    built from its JSON schema (``parameters``; Anthropic's ``input_schema``): strings get the
+    last word of the last user message, enums their first value, numbers ``1``, booleans
+    ``true``, arrays ``[]`` and objects ``{}``. ``"auto"``, ``"required"`` and Anthropic's
+    ``"auto"`` / ``"any"`` all call the tool. The call is a chat ``tool_calls`` entry
+    (``call_demo_N``), a Responses ``function_call`` output item (id ``fc_demo_N``, call_id
+    ``call_demo_N``) or an Anthropic ``tool_use`` block (``toolu_demo_N``); ``N`` is the
+    server's request counter. Anthropic server tools (a ``type`` other than ``"custom"``) are
+    never called. Embeddings are 8 floats (or ``dimensions``), an L2-normalised hash of each
+    input.
 
 Token accounting (see :func:`count_tokens`)
     ``count_tokens(text)`` counts words (runs of ``\\w``) plus every other non-space character.
@@ -42,14 +62,36 @@ Token accounting (see :func:`count_tokens`)
     ``cached_tokens`` is ``prompt_tokens // 2`` when any message contains ``[cached]``, else 0.
     Models whose name starts with ``o`` (``o3-mini``) report 10 ``reasoning_tokens`` per choice,
     included in ``completion_tokens``. ``gpt-4o-mini`` and ``gpt-4o`` answer with their dated
-    snapshot names, like the real API; other model names are echoed.
+    snapshot names, like the real API (as do the Claude aliases below); other model names are
+    echoed.
+
+Anthropic Messages (``POST /v1/messages``)
+    The prompt total ``P`` = ``4 + count_tokens(system)`` (when ``system`` is given; a string
+    or text blocks, ``cache_control`` ignored) plus, per message, ``4 + count_tokens(text)``,
+    where a message's text is its string content or its ``text`` blocks and ``tool_result``
+    contents joined by spaces (``tool_use`` blocks count nothing). Usage follows Anthropic:
+    ``cache_read_input_tokens`` = ``P // 2`` if any system or message text contains
+    ``[cached]``; ``cache_creation_input_tokens`` = ``(P - cache_read_input_tokens) // 2`` if
+    any contains ``[cache-write]`` (also under ``cache_creation.ephemeral_5m_input_tokens``);
+    ``input_tokens`` is the uncached rest, so the three add up to ``P``. ``output_tokens`` as
+    for chat (no reasoning tokens). ``max_tokens`` (required) cuts a text reply after that many
+    tokens with ``stop_reason`` ``"max_tokens"``; otherwise it is ``"end_turn"``, or
+    ``"tool_use"`` for a tool call (never cut). A streamed answer sends ``message_start``
+    (usage with ``output_tokens: 1``, as the real API does), ``content_block_start``, ``ping``,
+    ``content_block_delta`` (``text_delta`` or ``input_json_delta``), ``content_block_stop``,
+    ``message_delta`` (``stop_reason`` and the cumulative usage) and ``message_stop``.
+    ``claude-3-5-haiku-latest``, ``claude-3-7-sonnet-latest``, ``claude-sonnet-4-0`` and
+    ``claude-haiku-4-5`` answer with their dated snapshot names (``claude-3-5-haiku-20241022``,
+    ``claude-3-7-sonnet-20250219``, ``claude-sonnet-4-20250514``,
+    ``claude-haiku-4-5-20251001``); other names are echoed.
 
 Fault injection
     ``srv.fail_next(status, count=1, retry_after=None)`` makes the next ``count`` API requests
     fail; ``srv.set_latency(seconds)`` delays every response (the first chunk of streams);
-    ``chunk_delay`` spaces stream chunks. Magic model names need no server handle:
+    ``chunk_delay`` spaces stream chunks. Magic model names need no server handle (they work
+    on every endpoint, Anthropic's included):
 
-    * ``demo-error-500``: HTTP 500 ``server_error``.
+    * ``demo-error-500``: HTTP 500 ``server_error`` (Anthropic: ``api_error``).
     * ``demo-error-429``: HTTP 429 ``rate_limit_error`` with ``retry-after: 0``.
     * ``demo-slow``: the response is held for 2 s, so a client ``timeout`` below that fires.
 
@@ -96,11 +138,19 @@ JSON = dict[str, Any]
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini", "text-embedding-3-small")
 # The real API answers with the dated snapshot; tracing code must cope with the mismatch.
-_MODEL_SNAPSHOTS = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18", "gpt-4o": "gpt-4o-2024-08-06"}
+_MODEL_SNAPSHOTS = {
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "claude-3-5-haiku-latest": "claude-3-5-haiku-20241022",
+    "claude-3-7-sonnet-latest": "claude-3-7-sonnet-20250219",
+    "claude-sonnet-4-0": "claude-sonnet-4-20250514",
+    "claude-haiku-4-5": "claude-haiku-4-5-20251001",
+}
 
 TOKENS_PER_MESSAGE = 4
 REASONING_TOKENS = 10
 CACHE_MARKER = "[cached]"
+CACHE_WRITE_MARKER = "[cache-write]"
 EMBEDDING_DIMENSIONS = 8
 SNIPPET_CHARS = 60
 SLOW_MODEL = "demo-slow"
@@ -164,6 +214,15 @@ class ApiError(Exception):
             }
         }
 
+    def anthropic_body(self, request_id: str) -> JSON:
+        """The same error in the Anthropic Messages API's shape."""
+        message = f"{self.param}: {self.message}" if self.param else self.message
+        return {
+            "type": "error",
+            "error": {"type": _anthropic_error_type(self.status), "message": message},
+            "request_id": request_id,
+        }
+
 
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
     401: ("authentication_error", "invalid_api_key"),
@@ -179,6 +238,23 @@ def _error_kind(status: int) -> tuple[str, str | None]:
     if status >= 500:
         return ("server_error", "server_error")
     return ("invalid_request_error", None)
+
+
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def _anthropic_error_type(status: int) -> str:
+    if status in _ANTHROPIC_ERROR_TYPES:
+        return _ANTHROPIC_ERROR_TYPES[status]
+    return "api_error" if status >= 500 else "invalid_request_error"
 
 
 def _injected_error(status: int, retry_after: float | None) -> ApiError:
@@ -357,6 +433,32 @@ def _tool_arguments(parameters: Any, user_text: str) -> JSON:
     return {name: _placeholder(properties.get(name), word) for name in names}
 
 
+def _pick_tool(tools: list[JSON], wanted: Any) -> JSON | None:
+    """The tool named ``wanted`` if there is one, else the first tool (``None`` if no tools)."""
+    named = [t for t in tools if wanted is not None and t.get("name") == wanted]
+    chosen = named or tools
+    return chosen[0] if chosen else None
+
+
+def _plan_reply(
+    tool_output: str | None, user_text: str, tool: JSON | None, schema_key: str, call_id: str
+) -> _Reply:
+    """The reply all three APIs share (see "Deterministic replies" in the module docstring).
+
+    ``tool_output`` is the text of a tool result ending the conversation (else ``None``),
+    ``tool`` the tool definition to call (else ``None``), its JSON schema under ``schema_key``.
+    """
+    if tool_output is not None:
+        return _Reply(text=f"Tool result received: {_snippet(tool_output)}")
+    if tool is None:
+        return _Reply(text=f"Demo reply to: {_snippet(user_text)}")
+    return _Reply(
+        tool_name=str(tool.get("name", "")),
+        tool_arguments=json.dumps(_tool_arguments(tool.get(schema_key), user_text)),
+        tool_call_id=call_id,
+    )
+
+
 def _select_tool(tools: Any, tool_choice: Any) -> JSON | None:
     """The function definition to call, honouring ``tool_choice`` "none" and named choices."""
     if tool_choice == "none":
@@ -364,10 +466,8 @@ def _select_tool(tools: Any, tool_choice: Any) -> JSON | None:
     # Chat tools look like {"type": "function", "function": {"name", "parameters"}}.
     functions = [_as_dict(_as_dict(t).get("function")) for t in _as_list(tools)]
     functions = [f for f in functions if f]
-    if isinstance(tool_choice, dict):
-        wanted = _as_dict(tool_choice.get("function")).get("name")
-        functions = [f for f in functions if f.get("name") == wanted] or functions
-    return functions[0] if functions else None
+    wanted = _as_dict(_as_dict(tool_choice).get("function")).get("name")
+    return _pick_tool(functions, wanted)
 
 
 def _last_user_text(messages: list[JSON]) -> str:
@@ -380,16 +480,10 @@ def _last_user_text(messages: list[JSON]) -> str:
 def _plan_chat_reply(body: JSON, request_no: int) -> _Reply:
     messages: list[JSON] = body["messages"]
     last = messages[-1]
-    if last.get("role") == "tool":
-        return _Reply(text=f"Tool result received: {_snippet(_text_of(last.get('content')))}")
-    user_text = _last_user_text(messages)
+    tool_output = _text_of(last.get("content")) if last.get("role") == "tool" else None
     tool = _select_tool(body.get("tools"), body.get("tool_choice"))
-    if tool is None:
-        return _Reply(text=f"Demo reply to: {_snippet(user_text)}")
-    return _Reply(
-        tool_name=str(tool.get("name", "")),
-        tool_arguments=json.dumps(_tool_arguments(tool.get("parameters"), user_text)),
-        tool_call_id=f"call_demo_{request_no}",
+    return _plan_reply(
+        tool_output, _last_user_text(messages), tool, "parameters", f"call_demo_{request_no}"
     )
 
 
@@ -591,11 +685,21 @@ def _item_text(item: JSON) -> str:
     return _text_of(item.get("content", item.get("output")))
 
 
-def _response_reply(items: list[JSON]) -> str:
-    if items[-1].get("type") == "function_call_output":
-        return f"Tool result received: {_snippet(_item_text(items[-1]))}"
+def _select_response_tool(tools: Any, tool_choice: Any) -> JSON | None:
+    """The function tool to call; Responses tools are flat: ``{"type", "name", "parameters"}``."""
+    if tool_choice == "none":
+        return None
+    functions = [t for t in map(_as_dict, _as_list(tools)) if t.get("type") == "function"]
+    return _pick_tool(functions, _as_dict(tool_choice).get("name"))
+
+
+def _plan_response_reply(body: JSON, items: list[JSON], request_no: int) -> _Reply:
+    last = items[-1]
+    tool_output = _item_text(last) if last.get("type") == "function_call_output" else None
     user_texts = [_item_text(i) for i in items if i.get("role") == "user"]
-    return f"Demo reply to: {_snippet(user_texts[-1] if user_texts else '')}"
+    tool = _select_response_tool(body.get("tools"), body.get("tool_choice"))
+    user_text = user_texts[-1] if user_texts else ""
+    return _plan_reply(tool_output, user_text, tool, "parameters", f"call_demo_{request_no}")
 
 
 @dataclass(frozen=True)
@@ -604,9 +708,9 @@ class _ResponseCall:
 
     body: JSON
     id: str
-    message_id: str
+    item_id: str
     created: int
-    text: str
+    reply: _Reply
     usage: _Usage
 
     @classmethod
@@ -617,14 +721,15 @@ class _ResponseCall:
         if isinstance(instructions, str):
             texts.insert(0, instructions)
         prompt = sum(TOKENS_PER_MESSAGE + count_tokens(t) for t in texts)
-        text = _response_reply(items)
+        reply = _plan_response_reply(body, items, request_no)
+        prefix = "msg" if reply.text is not None else "fc"
         return cls(
             body=body,
             id=f"resp_demo_{request_no}",
-            message_id=f"msg_demo_{request_no}",
+            item_id=f"{prefix}_demo_{request_no}",
             created=int(time.time()),
-            text=text,
-            usage=_Usage.compute(body["model"], prompt, "\n".join(texts), count_tokens(text)),
+            reply=reply,
+            usage=_Usage.compute(body["model"], prompt, "\n".join(texts), reply.tokens()),
         )
 
     def part(self, text: str) -> JSON:
@@ -633,16 +738,31 @@ class _ResponseCall:
     def message(self, status: str, parts: list[JSON]) -> JSON:
         return {
             "type": "message",
-            "id": self.message_id,
+            "id": self.item_id,
             "status": status,
             "role": "assistant",
             "content": parts,
         }
 
+    def function_call(self, *, done: bool) -> JSON:
+        return {
+            "type": "function_call",
+            "id": self.item_id,
+            "call_id": self.reply.tool_call_id,
+            "name": self.reply.tool_name,
+            "arguments": self.reply.tool_arguments if done else "",
+            "status": "completed" if done else "in_progress",
+        }
+
+    def output_item(self) -> JSON:
+        """The finished output item: a message, or a function call."""
+        if self.reply.text is None:
+            return self.function_call(done=True)
+        return self.message("completed", [self.part(self.reply.text)])
+
     def response(self, *, done: bool) -> JSON:
         """The Response object; in progress (no output, no usage) until ``done``."""
         body = self.body
-        output = [self.message("completed", [self.part(self.text)])] if done else []
         return {
             "id": self.id,
             "object": "response",
@@ -650,7 +770,7 @@ class _ResponseCall:
             "completed_at": int(time.time()) if done else None,
             "status": "completed" if done else "in_progress",
             "model": response_model(body["model"]),
-            "output": output,
+            "output": [self.output_item()] if done else [],
             "usage": self.usage.as_responses() if done else None,
             "error": None,
             "incomplete_details": None,
@@ -672,22 +792,42 @@ class _ResponseCall:
 
     def events(self) -> Iterator[JSON]:
         """The Responses streaming event sequence, without sequence numbers."""
-        where = {"item_id": self.message_id, "output_index": 0, "content_index": 0}
         yield {"type": "response.created", "response": self.response(done=False)}
         yield {"type": "response.in_progress", "response": self.response(done=False)}
+        if self.reply.text is None:
+            yield from self._function_call_events()
+        else:
+            yield from self._message_events(self.reply.text)
+        yield {"type": "response.output_item.done", "output_index": 0, "item": self.output_item()}
+        yield {"type": "response.completed", "response": self.response(done=True)}
+
+    def _message_events(self, text: str) -> Iterator[JSON]:
+        where = {"item_id": self.item_id, "output_index": 0, "content_index": 0}
         yield {
             "type": "response.output_item.added",
             "output_index": 0,
             "item": self.message("in_progress", []),
         }
         yield {"type": "response.content_part.added", **where, "part": self.part("")}
-        for piece in _stream_pieces(self.text):
+        for piece in _stream_pieces(text):
             yield {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
-        yield {"type": "response.output_text.done", **where, "text": self.text, "logprobs": []}
-        yield {"type": "response.content_part.done", **where, "part": self.part(self.text)}
-        done_item = self.message("completed", [self.part(self.text)])
-        yield {"type": "response.output_item.done", "output_index": 0, "item": done_item}
-        yield {"type": "response.completed", "response": self.response(done=True)}
+        yield {"type": "response.output_text.done", **where, "text": text, "logprobs": []}
+        yield {"type": "response.content_part.done", **where, "part": self.part(text)}
+
+    def _function_call_events(self) -> Iterator[JSON]:
+        where = {"item_id": self.item_id, "output_index": 0}
+        yield {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": self.function_call(done=False),
+        }
+        for fragment in _fragments(self.reply.tool_arguments):
+            yield {"type": "response.function_call_arguments.delta", **where, "delta": fragment}
+        yield {
+            "type": "response.function_call_arguments.done",
+            **where,
+            "arguments": self.reply.tool_arguments,
+        }
 
 
 def _responses(body: JSON, request_no: int) -> JSON | Iterator[bytes]:
@@ -701,6 +841,219 @@ def _responses_stream(call: _ResponseCall) -> Iterator[bytes]:
     # Unlike chat completions, the Responses stream has named events and no [DONE] sentinel.
     for number, event in enumerate(call.events()):
         yield _sse({**event, "sequence_number": number}, event=event["type"])
+
+
+# --------------------------------------------------------------------------- anthropic messages
+
+
+def _claude_block_text(block: JSON) -> str:
+    """What a content block adds to the prompt: its text, or a tool result's content."""
+    if block.get("type") == "tool_result":
+        return _text_of(block.get("content"))
+    text = block.get("text") if block.get("type") == "text" else None
+    return text if isinstance(text, str) else ""
+
+
+def _claude_text(content: Any) -> str:
+    """Plain text of a message's ``content``: a string or a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    parts = [_claude_block_text(b) for b in map(_as_dict, _as_list(content))]
+    return " ".join(p for p in parts if p)
+
+
+def _claude_messages(body: JSON) -> list[JSON]:
+    messages = _as_list(body.get("messages"))
+    valid = all(isinstance(m, dict) and m.get("role") in ("user", "assistant") for m in messages)
+    _require(
+        bool(messages) and valid,
+        "must be a non-empty array of user and assistant messages.",
+        "messages",
+    )
+    return messages
+
+
+def _claude_system(body: JSON) -> str | None:
+    """The text of ``system`` (a string or a list of text blocks), ``None`` if absent."""
+    system = body.get("system")
+    if system is None:
+        return None
+    _require(
+        isinstance(system, (str, list)),
+        "must be a string or an array of text blocks.",
+        "system",
+    )
+    return _text_of(system)
+
+
+def _claude_max_tokens(body: JSON) -> int:
+    value = body.get("max_tokens")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ApiError(400, "must be a positive integer (the field is required).", param="max_tokens")
+
+
+def _select_claude_tool(tools: Any, tool_choice: Any) -> JSON | None:
+    """The client tool to call; server tools (a ``type`` other than "custom") are skipped."""
+    choice = _as_dict(tool_choice)
+    if choice.get("type") == "none":
+        return None
+    client_tools = [
+        t for t in map(_as_dict, _as_list(tools)) if t.get("type", "custom") == "custom"
+    ]
+    return _pick_tool(client_tools, choice.get("name") if choice.get("type") == "tool" else None)
+
+
+def _claude_tool_output(message: JSON) -> str | None:
+    """The content of the last ``tool_result`` block of a user message, if it has one."""
+    if message.get("role") != "user":
+        return None
+    blocks = map(_as_dict, _as_list(message.get("content")))
+    results = [b for b in blocks if b.get("type") == "tool_result"]
+    return _text_of(results[-1].get("content")) if results else None
+
+
+def _first_tokens(text: str, limit: int) -> str:
+    """``text`` cut after its first ``limit`` demo tokens (see :func:`count_tokens`)."""
+    tokens = list(_TOKEN_RE.finditer(text))
+    return text[: tokens[limit - 1].end()] if len(tokens) > limit else text
+
+
+@dataclass(frozen=True)
+class _ClaudeUsage:
+    """Anthropic usage: ``input`` excludes the cache writes and reads, unlike OpenAI's."""
+
+    input: int
+    cache_write: int
+    cache_read: int
+    output: int
+
+    @classmethod
+    def compute(cls, prompt: int, prompt_text: str, output: int) -> _ClaudeUsage:
+        # Documented in the module docstring so tests can predict the split.
+        read = prompt // 2 if CACHE_MARKER in prompt_text else 0
+        write = (prompt - read) // 2 if CACHE_WRITE_MARKER in prompt_text else 0
+        return cls(prompt - read - write, write, read, output)
+
+    def as_delta(self) -> JSON:
+        """The cumulative counts a ``message_delta`` event carries."""
+        return {
+            "input_tokens": self.input,
+            "cache_creation_input_tokens": self.cache_write,
+            "cache_read_input_tokens": self.cache_read,
+            "output_tokens": self.output,
+        }
+
+    def as_message(self, output: int | None = None) -> JSON:
+        return {
+            **self.as_delta(),
+            "output_tokens": self.output if output is None else output,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write,
+                "ephemeral_1h_input_tokens": 0,
+            },
+            "service_tier": "standard",
+        }
+
+
+@dataclass(frozen=True)
+class _ClaudeCall:
+    """A validated Anthropic Messages request and the pieces of its answer."""
+
+    id: str
+    model: str
+    reply: _Reply
+    stop_reason: str
+    usage: _ClaudeUsage
+
+    @classmethod
+    def from_body(cls, body: JSON, request_no: int) -> _ClaudeCall:
+        messages = _claude_messages(body)
+        max_tokens = _claude_max_tokens(body)
+        system = _claude_system(body)
+        texts = [_claude_text(m.get("content")) for m in messages]
+        if system is not None:
+            texts.insert(0, system)
+        prompt = sum(TOKENS_PER_MESSAGE + count_tokens(t) for t in texts)
+        tool = _select_claude_tool(body.get("tools"), body.get("tool_choice"))
+        reply = _plan_reply(
+            _claude_tool_output(messages[-1]),
+            _last_user_text(messages),
+            tool,
+            "input_schema",
+            f"toolu_demo_{request_no}",
+        )
+        stop_reason = "end_turn" if reply.text is not None else "tool_use"
+        if reply.text is not None and count_tokens(reply.text) > max_tokens:
+            reply, stop_reason = _Reply(text=_first_tokens(reply.text, max_tokens)), "max_tokens"
+        return cls(
+            id=f"msg_demo_{request_no}",
+            model=response_model(body["model"]),
+            reply=reply,
+            stop_reason=stop_reason,
+            usage=_ClaudeUsage.compute(prompt, "\n".join(texts), reply.tokens()),
+        )
+
+    def block(self, *, done: bool) -> JSON:
+        """The content block: complete, or empty as ``content_block_start`` announces it."""
+        reply = self.reply
+        if reply.text is not None:
+            return {"type": "text", "text": reply.text if done else ""}
+        return {
+            "type": "tool_use",
+            "id": reply.tool_call_id,
+            "name": reply.tool_name,
+            "input": json.loads(reply.tool_arguments) if done else {},
+        }
+
+    def message(self, *, done: bool) -> JSON:
+        """The Message; as ``message_start`` sends it (no content, 1 output token) until done."""
+        return {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [self.block(done=True)] if done else [],
+            "stop_reason": self.stop_reason if done else None,
+            "stop_sequence": None,
+            "usage": self.usage.as_message() if done else self.usage.as_message(output=1),
+        }
+
+    def deltas(self) -> list[JSON]:
+        if self.reply.text is not None:
+            return [{"type": "text_delta", "text": p} for p in _stream_pieces(self.reply.text)]
+        return [
+            {"type": "input_json_delta", "partial_json": fragment}
+            for fragment in _fragments(self.reply.tool_arguments)
+        ]
+
+    def events(self) -> Iterator[JSON]:
+        """The Messages streaming event sequence, in Anthropic's order."""
+        yield {"type": "message_start", "message": self.message(done=False)}
+        yield {"type": "content_block_start", "index": 0, "content_block": self.block(done=False)}
+        yield {"type": "ping"}
+        for delta in self.deltas():
+            yield {"type": "content_block_delta", "index": 0, "delta": delta}
+        yield {"type": "content_block_stop", "index": 0}
+        yield {
+            "type": "message_delta",
+            "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+            "usage": self.usage.as_delta(),
+        }
+        yield {"type": "message_stop"}
+
+
+def _anthropic_messages(body: JSON, request_no: int) -> JSON | Iterator[bytes]:
+    call = _ClaudeCall.from_body(body, request_no)
+    if body.get("stream") is True:
+        return _anthropic_stream(call)
+    return call.message(done=True)
+
+
+def _anthropic_stream(call: _ClaudeCall) -> Iterator[bytes]:
+    # The anthropic client skips SSE frames without an event name, so every frame has one.
+    for event in call.events():
+        yield _sse(event, event=event["type"])
 
 
 # --------------------------------------------------------------------------- models
@@ -719,6 +1072,7 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/v1/chat/completions"): _chat_completions,
     ("POST", "/v1/embeddings"): _embeddings,
     ("POST", "/v1/responses"): _responses,
+    ("POST", "/v1/messages"): _anthropic_messages,
     ("GET", "/v1/models"): _models,
 }
 
@@ -788,6 +1142,13 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "llmtrace-demo/1.0"
     sys_version = ""
     server: _HTTPServer
+    # No Nagle stall: with Nagle's algorithm on, a response written as headers then body
+    # waits for the client's delayed ACK before the body goes out (~40 ms per call on
+    # loopback). TCP_NODELAY sends every write at once, and a buffered wfile (flushed by
+    # the base class after each response, and per frame by _write_chunk) puts the headers
+    # and the body, or the first stream frame, in a single segment.
+    disable_nagle_algorithm = True
+    wbufsize = -1
 
     def setup(self) -> None:
         super().setup()
@@ -801,6 +1162,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Print nothing: keeps notebook and test output clean, and headers out of logs."""
+
+    def handle_expect_100(self) -> bool:
+        # The interim "100 Continue" must leave the buffered wfile before the body is read.
+        accepted = super().handle_expect_100()
+        self.wfile.flush()
+        return accepted
 
     def do_GET(self) -> None:
         self._handle()
@@ -853,10 +1220,17 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "Invalid Content-Length header.")
         return self.rfile.read(length) if length else b""
 
+    def _is_anthropic(self) -> bool:
+        """Whether this is an Anthropic Messages API route (errors in Anthropic's shape)."""
+        path = urlsplit(self.path).path.rstrip("/")
+        return path == "/v1/messages" or path.startswith("/v1/messages/")
+
     def _start(self, status: int, content_type: str, request_no: int) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("x-request-id", f"req_demo_{request_no}")
+        # OpenAI's clients read x-request-id, Anthropic's request-id.
+        name = "request-id" if self._is_anthropic() else "x-request-id"
+        self.send_header(name, f"req_demo_{request_no}")
 
     def _send_json(
         self, status: int, payload: JSON, request_no: int, headers: dict[str, str] | None = None
@@ -873,7 +1247,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {}
         if error.retry_after is not None:
             headers["retry-after"] = f"{error.retry_after:g}"
-        self._send_json(error.status, error.body(), request_no, headers)
+        if self._is_anthropic():
+            body = error.anthropic_body(f"req_demo_{request_no}")
+        else:
+            body = error.body()
+        self._send_json(error.status, body, request_no, headers)
 
     def _send_stream(self, frames: Iterator[bytes], request_no: int) -> None:
         # Chunked encoding delimits the body without knowing its length up front, so the
@@ -997,6 +1375,14 @@ class DemoServer:
         return f"http://{self.host}:{self.port}/v1"
 
     @property
+    def anthropic_base_url(self) -> str:
+        """What to pass as ``base_url=`` to ``anthropic.Anthropic``: ``http://127.0.0.1:PORT``.
+
+        The anthropic client appends ``/v1/messages`` itself, so this has no ``/v1``.
+        """
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def requests(self) -> int:
         """Number of HTTP requests received so far (any route, including failures)."""
         with self._lock:
@@ -1080,7 +1466,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     server = start(port=args.port, latency=args.latency, chunk_delay=args.chunk_delay)
     print(server.base_url, flush=True)
-    print("llmtrace demo server running; Ctrl-C to stop.", file=sys.stderr, flush=True)
+    print(
+        f"llmtrace demo server running (anthropic base_url: {server.anthropic_base_url}); "
+        "Ctrl-C to stop.",
+        file=sys.stderr,
+        flush=True,
+    )
     # Treat SIGTERM like Ctrl-C so the `finally` below runs under process managers too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
