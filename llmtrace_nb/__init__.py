@@ -141,9 +141,12 @@ def explore(source: Any = None, *, auto_refresh: bool = False, max_rows: int = 2
 
 
 def set_price(model: str, input_per_mtok: float, output_per_mtok: float,
-              cache_read_per_mtok: float | None = None) -> None:
-    """Override the price of ``model`` in USD per million tokens."""
-    _source().prices.set_price(model, input_per_mtok, output_per_mtok, cache_read_per_mtok)
+              cache_read_per_mtok: float | None = None,
+              cache_write_per_mtok: float | None = None) -> None:
+    """Override the price of ``model`` in USD per million tokens (cache reads and writes
+    default to the input price)."""
+    _source().prices.set_price(model, input_per_mtok, output_per_mtok, cache_read_per_mtok,
+                               cache_write_per_mtok)
 
 
 def status() -> str:

@@ -13,8 +13,8 @@ Schema (version 1)::
      "trace_id": the cell's main trace (hex) | null,
      "open": false,            # spans of the cell were still running when it was shown
      "totals": {"spans", "llm_calls", "input_tokens", "output_tokens", "total_tokens",
-                "cache_read_tokens", "cost_usd" (null = no price), "duration_ms",
-                "errors", "unpriced_models": [...]},
+                "cache_read_tokens", "cache_write_tokens", "cost_usd" (null = no price),
+                "duration_ms", "errors", "same_call_spans", "unpriced_models": [...]},
      "omitted": null | {"spans", "llm_calls", "input_tokens", "output_tokens",
                         "cost_usd", "errors"},   # spans past the limit, summarized
      "limits": {"max_spans", "max_text"},
@@ -22,9 +22,9 @@ Schema (version 1)::
                  "error_type", "depth", "start_ms", "duration_ms", "ttft_ms",
                  "provider", "model", "request_model", "response_model",
                  "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
-                 "reasoning_tokens", "cost_usd", "is_streaming", "finish_reasons",
-                 "input_messages", "output_messages", "attributes",
-                 "truncated": true, "detail": "omitted"} ... ]}
+                 "cache_write_tokens", "reasoning_tokens", "cost_usd", "is_streaming",
+                 "finish_reasons", "duplicate_of", "input_messages", "output_messages",
+                 "attributes", "truncated": true, "detail": "omitted"} ... ]}
 
 Keys of a span whose value is unknown are omitted (``span_id``, ``parent_span_id``,
 ``name``, ``kind``, ``depth``, ``start_ms`` and ``duration_ms`` are always there), and so
@@ -33,7 +33,10 @@ document's, ``request_model`` / ``response_model`` when equal to ``model``,
 ``total_tokens`` when it is input + output, zero cache-read or reasoning tokens,
 ``is_streaming`` when false, ``truncated`` when false, ``attributes`` when empty.
 ``detail: "omitted"`` marks a span whose messages and attributes did not fit the size
-bound. Spans are in tree order (a parent before its children, siblings by start time);
+bound. ``duplicate_of`` names the span that counts for the same call (a framework's span
+and the client's span of one HTTP call): totals count the call once, and views show the
+duplicate as "same call" rather than as a second charged call. Spans are in tree order
+(a parent before its children, siblings by start time);
 ``depth`` is 0 for a span whose parent is not in the cell. Numbers are never NaN (NaN is
 not JSON); ``cost_usd: null`` in the totals means no price. ``start_ms`` is the offset
 from the cell start.
@@ -66,7 +69,10 @@ TRUNCATION_MARKER = "… [truncated {n:,} more characters]"
 SPAN_FIELDS = ("span_id", "parent_span_id", "trace_id", "name", "kind", "status",
                "error_type", "provider", "model", "request_model", "response_model",
                "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
-               "reasoning_tokens", "cost_usd", "ttft_ms", "is_streaming", "finish_reasons")
+               "cache_write_tokens", "reasoning_tokens", "cost_usd", "ttft_ms", "is_streaming",
+               "finish_reasons", "duplicate_of")
+_COUNTS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
+           "cache_write_tokens", "reasoning_tokens", "cost_usd", "ttft_ms")
 PRICED_KINDS = ("llm", "embedding")
 _ALWAYS = frozenset(("span_id", "parent_span_id", "name", "kind", "depth", "start_ms",
                      "duration_ms"))
@@ -233,8 +239,13 @@ def _tree_order(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
     return ordered
 
 
+def _counts(row: Mapping[str, Any]) -> bool:
+    """Whether a row counts in totals (it is not the duplicate of another row's call)."""
+    return _text(row.get("duplicate_of")) is None
+
+
 def _totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    calls = [r for r in rows if r["kind"] in PRICED_KINDS]
+    calls = [r for r in rows if r["kind"] in PRICED_KINDS and _counts(r)]
     costs = [r["cost_usd"] for r in calls if _number(r["cost_usd"]) is not None]
 
     def total(key: str) -> int:
@@ -252,9 +263,12 @@ def _totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "output_tokens": total("output_tokens"),
         "total_tokens": total("input_tokens") + total("output_tokens"),
         "cache_read_tokens": total("cache_read_tokens"),
+        "cache_write_tokens": total("cache_write_tokens"),
         # no calls cost nothing; calls none of which has a price have no known cost
         "cost_usd": float(sum(costs)) if costs else (0.0 if not calls else None),
-        "errors": sum(1 for r in rows if r["status"] == "error"),
+        "errors": sum(1 for r in rows if r["status"] == "error" and _counts(r)),
+        # spans that describe a call another span counts (see calls.py)
+        "same_call_spans": sum(1 for r in rows if not _counts(r)),
         "unpriced_models": unpriced,
     }
 
@@ -329,8 +343,7 @@ def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
     out: dict[str, Any] = {}
     for key in SPAN_FIELDS:
         value = row.get(key)
-        if key in ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
-                   "reasoning_tokens", "cost_usd", "ttft_ms"):
+        if key in _COUNTS:
             out[key] = _number(value)
         elif key == "is_streaming":
             out[key] = None if value is None or value is pd.NA else bool(value)
@@ -370,7 +383,7 @@ def _drop_redundant(out: dict[str, Any], trace_id: str | None) -> None:
     if out.get("total_tokens") == (out.get("input_tokens") or 0) + (
             out.get("output_tokens") or 0):
         out["total_tokens"] = None
-    for key in ("cache_read_tokens", "reasoning_tokens"):
+    for key in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
         if out.get(key) == 0:
             out[key] = None
     if out.get("is_streaming") is False:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,31 +21,35 @@ import numpy as np
 import pandas as pd
 from opentelemetry.trace import StatusCode
 
+from . import calls, semconv
 from . import record as rec
-from . import semconv
+from .calls import SameCalls
 from .collector import CellRef, Snapshot, SpanCollector
 from .normalize import normalize
 from .pricing import PriceBook, cost_column
 
 STRING_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "error_type", "cell_name", "provider",
-    "request_model", "response_model", "model", "finish_reasons",
+    "request_model", "response_model", "model", "finish_reasons", "duplicate_of",
 )
 INT_COLUMNS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
-               "reasoning_tokens")
+               "cache_write_tokens", "reasoning_tokens")
 
 #: spans_df() columns, in order
 SPAN_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "kind", "status", "error_type",
     "start_time", "end_time", "duration_ms", "cell", "cell_name", "provider",
-    "request_model", "response_model", "model", *INT_COLUMNS, "cost_usd", "ttft_ms",
+    "request_model", "response_model", "model", *INT_COLUMNS, "duplicate_of", "cost_usd",
+    "ttft_ms",
     "is_streaming", "finish_reasons", "input_messages", "output_messages", "attributes",
 )
 # Columns kept while building, dropped from the public frame.
-_PRIVATE = ("_given_cost", "_cell_seq")
+_PRIVATE = ("_given_cost", "_cell_seq", "_scope", "_response_id")
 
 STATUSES = ("ok", "error", "unset")
 PRICED_KINDS = ("llm", "embedding")
+#: the token counts a call is priced from
+PRICED_COUNTS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 
 CELL_COLUMNS = ("cell", "cell_name", "trace_id", "start_time", "duration_ms", "llm_calls",
                 "input_tokens", "output_tokens", "cost_usd", "errors", "tags")
@@ -136,6 +141,20 @@ def _ttft(fields: np.ndarray, events: list[Any], starts: np.ndarray) -> np.ndarr
     return ttft
 
 
+def _streaming(kinds: list[str], flags: np.ndarray, ttft: np.ndarray) -> dict[str, Any]:
+    """``ttft_ms`` and ``is_streaming``: a time to first token counts only for a streamed
+    LLM call (openlit records one on every call; for a call it did not stream, it is the
+    whole duration), and a call with one whose dialect has no streaming flag
+    (pydantic-ai's ``time_to_first_chunk``, first-chunk events) was streamed."""
+    llm = np.array([k == "llm" for k in kinds], dtype=bool)
+    known = ~np.isnan(ttft)
+    if known.any():
+        flags = flags.copy()
+        flags[known & llm & (flags == None)] = True  # noqa: E711 - elementwise
+        ttft = np.where(known & llm & (flags != False), ttft, np.nan)  # noqa: E712
+    return {"ttft_ms": ttft, "is_streaming": pd.array(flags, dtype="boolean")}
+
+
 def _marked(attrs: list[Any], unreadable: dict[int, list[str]], inputs: list[Any],
             outputs: list[Any]) -> list[Any]:
     """Name the attributes (and messages) that could not be read, in the row's attributes."""
@@ -222,8 +241,8 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
         "response_model": response,
         "model": model,
         **{c: _nullable_int(f[c]) for c in INT_COLUMNS},
-        "ttft_ms": _ttft(f["ttft_s"], events, starts),
-        "is_streaming": pd.array(f["is_streaming"], dtype="boolean"),
+        "duplicate_of": np.full(n, None, dtype=object),
+        **_streaming(norm.kinds, f["is_streaming"], _ttft(f["ttft_s"], events, starts)),
         "finish_reasons": _finish_reasons(f["finish_reasons"], norm.outputs),
         "input_messages": _objects(inputs),
         "output_messages": _objects(norm.outputs),
@@ -231,12 +250,14 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
                                        norm.outputs)),
         "_given_cost": _float(f["cost_usd"]),
         "_cell_seq": _float([c.seq if c else None for c in cells]),
+        "_scope": _objects([getattr(scope, "name", None) for scope in columns[rec.SCOPE]]),
+        "_response_id": f["response_id"],
     }
     kind_codes = np.asarray(data["kind"].codes)
     data = _with_cost(data, price({
         "priced_kind": np.isin(kind_codes, [_KIND_CODE[k] for k in PRICED_KINDS]),
         "provider": f["provider"], "model": model,
-        **{c: _float(f[c]) for c in ("input_tokens", "cache_read_tokens", "output_tokens")},
+        **{c: _float(f[c]) for c in PRICED_COUNTS},
         "_given_cost": data["_given_cost"]}))
     for name in STRING_COLUMNS:
         data[name] = pd.array(data[name], dtype="string")
@@ -262,6 +283,12 @@ class _Cache:
     price_version: int = -1
     unpriced: set[str] = field(default_factory=set)
     priced: set[str] = field(default_factory=set)
+    #: which GenAI rows describe the same call (keys are row numbers, as seqs)
+    calls: SameCalls = field(default_factory=SameCalls)
+    #: the own values of rows that now hold the merged fields of their call
+    originals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: tool calls the models asked for, by call id: their arguments (see _tool_calls)
+    tool_calls: OrderedDict[str, Any] = field(default_factory=OrderedDict)
 
 
 class FrameBuilder:
@@ -293,6 +320,7 @@ class FrameBuilder:
                 evicted = min(snap.oldest_seq - cache.first_seq, len(frame))
                 frame = frame.iloc[evicted:].reset_index(drop=True)
                 cache.first_seq += evicted
+                cache.calls.forget_before(cache.first_seq)
             if frame is not None and cache.price_version != self.prices.version:
                 cache.unpriced, cache.priced = set(), set()
                 frame = self._repriced(frame, cache)
@@ -304,6 +332,9 @@ class FrameBuilder:
                 if any_new or frame is None:
                     new = records_frame(snap.columns(start), self._cell_lookup(snap),
                                         self._pricer(cache))
+                    _tool_calls(cache.tool_calls, new)
+                    frame, new = self._one_row_per_call(cache, frame, new,
+                                                        snap.first_seq + start)
                 if frame is None:
                     frame = new
                 elif any_new:
@@ -316,6 +347,68 @@ class FrameBuilder:
             self.last_converted = max(len(snap) - start, 0)
             unpriced = cache.unpriced - cache.priced
         return frame, snap, unpriced
+
+    def _one_row_per_call(self, cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame,
+                          new_first: int) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+        """Mark the rows that describe a call another row counts (``duplicate_of``) and
+        give the counted row the call's most complete fields (calls.py has the rule)."""
+        changed = cache.calls.add(*_call_spans(new, new_first))
+        if not changed:
+            return old, new
+        new_values = {c: new[c].to_numpy(dtype=object, na_value=None) for c in _CALL_COLUMNS}
+        old_len = 0 if old is None else len(old)
+
+        def position(seq: int) -> int:
+            """Where row ``seq`` is in old followed by new (negative: evicted)."""
+            return seq - cache.first_seq if seq < new_first else old_len + seq - new_first
+
+        def own(seq: int) -> dict[str, Any] | None:
+            """A row's own values (before any merge), None when it was evicted."""
+            if seq in cache.originals:
+                return cache.originals[seq]
+            if seq >= new_first:
+                return {c: new_values[c][seq - new_first] for c in _CALL_COLUMNS}
+            pos = position(seq)
+            if old is None or not 0 <= pos < old_len:
+                return None
+            return {c: _plain(old[c].iat[pos]) for c in _CALL_COLUMNS}
+
+        writes: dict[str, dict[int, Any]] = {c: {} for c in (*_CALL_COLUMNS, "duplicate_of")}
+        merged_rows: list[tuple[int, dict[str, Any]]] = []
+        for group in changed:
+            counted, duplicates = group.counted, group.duplicates()
+            counted_own = own(counted.key)
+            if counted_own is None:
+                continue  # the counted row was evicted: nothing to write into
+            inner_first = [r for m in group.innermost_first() if (r := own(m.key)) is not None]
+            cache.originals.setdefault(counted.key, counted_own)
+            merged_rows.append((position(counted.key), calls.merged(counted_own, inner_first)))
+            writes["duplicate_of"][position(counted.key)] = None
+            for member in duplicates:
+                values = cache.originals.pop(member.key, None) or own(member.key)
+                if values is None:
+                    continue
+                for c in _CALL_COLUMNS:
+                    writes[c][position(member.key)] = values[c]
+                writes["duplicate_of"][position(member.key)] = str(counted.span_id)
+        self._price_merged(cache, merged_rows, writes)
+        return _write(old, new, writes)
+
+    def _price_merged(self, cache: _Cache, rows: list[tuple[int, dict[str, Any]]],
+                      writes: dict[str, dict[int, Any]]) -> None:
+        """Write the merged fields of counted rows, priced from those fields."""
+        if not rows:
+            return
+        column = lambda name: np.array([r[name] for _, r in rows], dtype=object)  # noqa: E731
+        costs = self._pricer(cache)({
+            "priced_kind": np.ones(len(rows), dtype=bool),
+            "provider": column("provider"), "model": column("model"),
+            **{c: _float(list(column(c))) for c in PRICED_COUNTS},
+            "_given_cost": _float(list(column("given_cost")))})
+        for (at, values), cost in zip(rows, costs, strict=True):
+            for c in _CALL_COLUMNS:
+                writes[c][at] = cost if c == "cost_usd" else values[
+                    "given_cost" if c == "_given_cost" else c]
 
     def _cell_lookup(self, snap: Snapshot) -> CellLookup:
         # Spans with no cell stamp (a thread with no active cell) join their trace's cell.
@@ -340,7 +433,8 @@ class FrameBuilder:
                             & np.isnan(columns["output_tokens"])))
             cost, unpriced = cost_column(
                 self.prices, columns["provider"], models, columns["input_tokens"],
-                columns["cache_read_tokens"], columns["output_tokens"], eligible)
+                columns["cache_read_tokens"], columns["cache_write_tokens"],
+                columns["output_tokens"], eligible)
             given = columns["_given_cost"]
             # A cost the instrumentation already computed wins over ours.
             cost = np.where(np.isnan(given), cost, given)
@@ -356,8 +450,7 @@ class FrameBuilder:
             "priced_kind": df["kind"].isin(PRICED_KINDS).to_numpy(),
             "provider": df["provider"].to_numpy(dtype=object, na_value=None),
             "model": df["model"].to_numpy(dtype=object, na_value=None),
-            **{c: df[c].to_numpy(dtype="float64", na_value=np.nan)
-               for c in ("input_tokens", "cache_read_tokens", "output_tokens")},
+            **{c: df[c].to_numpy(dtype="float64", na_value=np.nan) for c in PRICED_COUNTS},
             "_given_cost": df["_given_cost"].to_numpy()})
         df = df.copy(deep=False)
         df["cost_usd"] = cost
@@ -379,11 +472,123 @@ class FrameBuilder:
         return df
 
 
+# -- one call, one row ----------------------------------------------------------------------
+
+#: the columns a counted row takes from the spans of its call (calls.merged)
+_CALL_COLUMNS = ("provider", "request_model", "response_model", "model", *INT_COLUMNS,
+                 "cost_usd", "_given_cost", "ttft_ms", "is_streaming", "finish_reasons",
+                 "input_messages", "output_messages")
+
+
+#: tool calls remembered for the tool spans that run them
+_TOOL_CALLS_KEPT = 10_000
+
+
+def _tool_calls(known: OrderedDict[str, Any], new: pd.DataFrame) -> None:
+    """Give a tool row the arguments of the call the model made, when its own are not a
+    JSON object: OpenInference's LangChain tool spans record ``{"city": "Paris"}`` as
+    ``Paris``. The model's call and the tool's row share the call id. The new rows'
+    messages were made for this frame alone, so they are completed in place."""
+    kinds = new["kind"].to_numpy()
+    for messages in new["output_messages"].to_numpy()[np.isin(kinds, PRICED_KINDS)]:
+        for message in messages or ():
+            for call in message.get("tool_calls") or ():
+                args = semconv.loads(call.get("arguments"))
+                if call.get("id") and isinstance(args, dict):
+                    known[str(call["id"])] = args
+                    known.move_to_end(str(call["id"]))
+    while len(known) > _TOOL_CALLS_KEPT:
+        known.popitem(last=False)
+    if not known:
+        return
+    for messages in new["input_messages"].to_numpy()[kinds == "tool"]:
+        for message in messages or ():
+            for call in message.get("tool_calls") or ():
+                if not isinstance(call.get("arguments"), dict) and call.get("id") in known:
+                    call["arguments"] = known[call["id"]]
+
+
+def _plain(value: Any) -> Any:
+    """A frame value as the matcher's rows hold it: None for missing, numpy as Python."""
+    if value is None or value is pd.NA:
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _call_spans(df: pd.DataFrame, first_seq: int
+                ) -> tuple[list[calls.CallSpan], list[tuple[Any, Any, Any]]]:
+    """The GenAI rows of ``df`` as the matcher's spans, and (span, parent, place) of all.
+
+    A span's place is its cell (spans of one call may sit in different traces of a
+    cell: auto mode has no root span), else its trace.
+    """
+    genai = np.flatnonzero(df["kind"].isin(PRICED_KINDS).to_numpy())
+    if not len(genai):
+        return [], []
+    span_ids = df["span_id"].to_numpy(dtype=object, na_value=None)
+    parents = df["parent_span_id"].to_numpy(dtype=object, na_value=None)
+    cells = df["_cell_seq"].to_numpy()
+    places = [t if np.isnan(c) else int(c)
+              for c, t in zip(cells, df["trace_id"].to_numpy(dtype=object), strict=True)]
+    pick = lambda name: df[name].to_numpy(dtype=object, na_value=None)[genai]  # noqa: E731
+    starts = df["start_time"].array.asi8[genai]
+    ends = df["end_time"].array.asi8[genai]
+    spans = [
+        calls.CallSpan(key=first_seq + int(i), span_id=span_ids[i], parent_id=parents[i],
+                       place=places[i], scope=scope, response_id=rid,
+                       family=calls.model_family(model), input_tokens=inp,
+                       output_tokens=out, start=None if start == _NAT else int(start),
+                       end=None if end == _NAT else int(end))
+        for i, scope, rid, model, inp, out, start, end in zip(
+            genai, pick("_scope"), pick("_response_id"), pick("model"), pick("input_tokens"),
+            pick("output_tokens"), starts, ends, strict=True)]
+    return spans, list(zip(span_ids, parents, places, strict=True))
+
+
+def _write(old: pd.DataFrame | None, new: pd.DataFrame, writes: dict[str, dict[int, Any]]
+           ) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """``old`` and ``new`` with the values at positions of old followed by new replaced;
+    columns are replaced, never written in place: frames handed out share them."""
+    old_len = 0 if old is None else len(old)
+    out: list[pd.DataFrame | None] = []
+    for df, lo in ((old, 0), (new, old_len)):
+        if df is None:
+            out.append(None)
+            continue
+        df = df.copy(deep=False)
+        for name, values in writes.items():
+            here = {pos - lo: v for pos, v in values.items() if lo <= pos < lo + len(df)}
+            if here:
+                df[name] = _replaced(df[name], here)
+        out.append(df)
+    assert out[1] is not None
+    return out[0], out[1]
+
+
+def _replaced(column: pd.Series, values: dict[int, Any]) -> Any:
+    if column.dtype == object:
+        array = column.to_numpy(dtype=object, copy=True)
+        for pos, value in values.items():
+            array[pos] = value  # one by one: a value may be a list (messages)
+        return array
+    array = column.array.copy()
+    array[np.fromiter(values, dtype=np.intp, count=len(values))] = [
+        pd.NA if v is None and column.dtype != "float64" else
+        (np.nan if v is None else v) for v in values.values()]
+    return array
+
+
 # -- derived frames -----------------------------------------------------------------------
 
 
+def counted(spans: pd.DataFrame) -> pd.Series:
+    """Rows that count in totals: every span but the duplicates of a call."""
+    return spans["duplicate_of"].isna()
+
+
 def llm_calls(spans: pd.DataFrame) -> pd.DataFrame:
-    out = spans[spans["kind"].isin(PRICED_KINDS)].reset_index(drop=True)
+    """One row per LLM or embedding call: the GenAI rows that count."""
+    out = spans[spans["kind"].isin(PRICED_KINDS) & counted(spans)].reset_index(drop=True)
     out.attrs = dict(spans.attrs)
     return out
 
@@ -406,14 +611,14 @@ def cells(spans: pd.DataFrame, registry: Sequence[CellRef]) -> pd.DataFrame:
             start = group["start_time"].min()
             duration = (group["end_time"].max() - start).total_seconds() * 1000.0
             tags = {}
-        calls = group[group["kind"].isin(PRICED_KINDS)]
-        cost = calls["cost_usd"]
+        group = group[counted(group)]
+        llm = group[group["kind"].isin(PRICED_KINDS)]
         rows.append({
             "cell": cell_no, "cell_name": cell_name, "trace_id": trace_id,
-            "start_time": start, "duration_ms": duration, "llm_calls": len(calls),
-            "input_tokens": calls["input_tokens"].sum(min_count=1),
-            "output_tokens": calls["output_tokens"].sum(min_count=1),
-            "cost_usd": cost.sum(min_count=1),
+            "start_time": start, "duration_ms": duration, "llm_calls": len(llm),
+            "input_tokens": llm["input_tokens"].sum(min_count=1),
+            "output_tokens": llm["output_tokens"].sum(min_count=1),
+            "cost_usd": llm["cost_usd"].sum(min_count=1),
             "errors": int((group["status"] == "error").sum()),
             "tags": tags,
         })

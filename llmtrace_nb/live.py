@@ -17,45 +17,53 @@ from typing import Any
 from opentelemetry.trace import StatusCode
 
 from . import record as rec
-from . import semconv
 from .collector import CellRef
-from .pricing import PriceBook, call_cost
+from .pricing import PriceBook
 from .record import Record
+from .totals import CallTotals
 from .views.text import format_cost, format_duration, plural
 
 TICK_SECONDS = 0.25
 
 
 class RunningTotals:
-    """Sums over the LLM calls of one cell, fed with collector records as they arrive."""
+    """Sums over the LLM calls of one cell, fed with collector records as they arrive.
+
+    A call traced by a framework and by the client is counted once (totals.py).
+    """
 
     def __init__(self, ref: CellRef, prices: PriceBook) -> None:
         self.ref = ref
-        self.prices = prices
-        self.calls = 0
-        self.tokens = 0
-        self.cost = 0.0
-        self.unpriced = 0
+        self._totals = CallTotals(prices)
         self.errors = 0
+
+    @property
+    def calls(self) -> int:
+        return self._totals.calls
+
+    @property
+    def tokens(self) -> int:
+        return self._totals.tokens
+
+    @property
+    def cost(self) -> float:
+        return self._totals.cost
+
+    @property
+    def unpriced(self) -> int:
+        return self._totals.unpriced
 
     def add(self, record: Record) -> None:
         """Count one collected span (a record) if it belongs to this cell."""
         if record[rec.CELL] != self.ref.seq and record[rec.TRACE_ID] != self.ref.trace_id:
             return
-        attrs = record[rec.ATTRS]
-        fields = semconv.scalar_fields(attrs)
         if record[rec.STATUS] == StatusCode.ERROR.value:
             self.errors += 1
-        if semconv.span_kind(attrs, fields) not in ("llm", "embedding"):
-            return
-        self.calls += 1
-        tokens = (fields["input_tokens"] or 0) + (fields["output_tokens"] or 0)
-        self.tokens += tokens
-        cost = call_cost(attrs, self.prices, fields)
-        if cost is None:
-            self.unpriced += 1 if tokens else 0
-        else:
-            self.cost += cost
+        # the cell is the place: a cell traced in auto mode has no root span to tie its
+        # traces together
+        self._totals.add(record[rec.SPAN_ID], record[rec.PARENT_ID], self.ref.seq,
+                         getattr(record[rec.SCOPE], "name", None), record[rec.ATTRS],
+                         record[rec.START], record[rec.END])
 
     def line(self, name: str, elapsed_s: float) -> str:
         parts = [f"⏳ {name}", plural(self.calls, "LLM call"), f"{self.tokens:,} tokens"]

@@ -35,7 +35,7 @@ LLMTRACE_USAGE = """\
 %llmtrace [status]                     collector size, drops, instrumentations, options
 %llmtrace auto on|off                  trace every cell without %%trace
 %llmtrace content on|off               capture prompt and completion text or not
-%llmtrace price MODEL IN_USD_PER_MTOK OUT_USD_PER_MTOK [CACHE_READ_USD_PER_MTOK]
+%llmtrace price MODEL IN_USD_PER_MTOK OUT_USD_PER_MTOK [CACHE_READ [CACHE_WRITE]]
 %llmtrace clear                        drop collected spans
 %llmtrace save PATH / load PATH        write / read the spans as OTLP JSON lines
 %llmtrace forward URL [--protocol P] [--header K=V ...] [--only RULES] [--redact MODE]
@@ -293,13 +293,15 @@ class TraceMagics(Magics):
         elif command == "content" and len(args) == 1:
             sess.set_capture_content(_on_off(args[0], "content"))
             print(f"llmtrace_nb: content capture {'on' if sess.capture_content else 'off'}")
-        elif command == "price" and len(args) in (3, 4):
+        elif command == "price" and len(args) in (3, 4, 5):
             model = args[0]
             rates = [_price(args[1], "input price"), _price(args[2], "output price")]
-            cache = _price(args[3], "cache-read price") if len(args) == 4 else None
-            sess.prices.set_price(model, rates[0], rates[1], cache)
+            cache = _price(args[3], "cache-read price") if len(args) >= 4 else None
+            write = _price(args[4], "cache-write price") if len(args) == 5 else None
+            sess.prices.set_price(model, rates[0], rates[1], cache, write)
             print(f"llmtrace_nb: price for {model}: ${rates[0]:g} in / ${rates[1]:g} out"
                   + (f" / ${cache:g} cache read" if cache is not None else "")
+                  + (f" / ${write:g} cache write" if write is not None else "")
                   + " per million tokens")
         elif command in ("save", "load") and len(args) == 1:
             self._file(command, args[0])

@@ -23,15 +23,6 @@ from .scrub import is_secret_key, might_hold_secret, scrub_attributes, scrub_val
 
 SCALARS = tuple(semconv.FIELD_KEYS)
 _COUNT_LIMIT = 2**62
-#: keys that make the OpenInference invocation-parameters fallback or the cost sum apply
-_INVOCATION = "llm.invocation_parameters"
-_COST_PARTS = ("llm.cost.prompt", "llm.cost.completion")
-#: keys and prefixes the message readers look at (semconv.INPUT_READERS / OUTPUT_READERS)
-_MESSAGE_KEYS = frozenset(("gen_ai.input.messages", "gen_ai.output.messages", "input.value",
-                           "output.value", "traceloop.entity.input",
-                           "traceloop.entity.output"))
-_MESSAGE_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.",
-                     "gen_ai.completion.", "embedding.embeddings.")
 
 
 @dataclass(frozen=True)
@@ -53,9 +44,9 @@ def _plan(keys: tuple[str, ...]) -> _Plan:
         fields=tuple((name, found) for name, candidates in semconv.FIELD_KEYS.items()
                      if (found := tuple(k for k in candidates if k in present))),
         kind_keys=tuple((k, table) for k, table in semconv.KIND_KEYS if k in present),
-        fallbacks=_INVOCATION in present or any(k in present for k in _COST_PARTS),
-        messages=bool(_MESSAGE_KEYS & present) or any(k.startswith(_MESSAGE_PREFIXES)
-                                                      for k in keys),
+        fallbacks=any(k in present for k in semconv.FALLBACK_KEYS),
+        messages=bool(semconv.MESSAGE_KEYS & present) or any(
+            k.startswith(semconv.MESSAGE_PREFIXES) for k in keys),
         secret_keys=any(is_secret_key(k) for k in keys),
     )
 
@@ -232,19 +223,17 @@ def normalize(attributes: Sequence[Mapping[str, Any]],
 
 
 def _fallbacks(attrs: Mapping[str, Any], fields: dict[str, np.ndarray], i: int) -> None:
-    """semconv.scalar_fields' fallbacks: invocation parameters, cost from its parts."""
-    out = {"request_model": fields["request_model"][i],
-           "is_streaming": fields["is_streaming"][i]}
-    semconv._from_invocation_parameters(attrs, out)  # same rule, one place
-    fields["request_model"][i], fields["is_streaming"][i] = (out["request_model"],
-                                                             out["is_streaming"])
-    if fields["cost_usd"][i] is None:
-        parts = [semconv.to_float(attrs.get(k)) for k in _COST_PARTS]
-        if any(p is not None for p in parts):
-            fields["cost_usd"][i] = sum(p for p in parts if p is not None)
+    """semconv's fallbacks (invocation parameters, cost from its parts) for row ``i``."""
+    out = {name: fields[name][i] for name in ("request_model", "is_streaming", "cost_usd")}
+    semconv.fallbacks(attrs, out)
+    for name, value in out.items():
+        fields[name][i] = value
 
 
 def _finish_fields(fields: dict[str, np.ndarray]) -> None:
+    cost = fields["cost_usd"]
+    for i in np.flatnonzero(cost != None):  # noqa: E711 - elementwise on an object array
+        cost[i] = semconv.given_cost(cost[i])
     errors = fields["error_type"]
     present = np.flatnonzero(errors != None)  # noqa: E711 - elementwise on an object array
     names: dict[str, str] = {}
@@ -256,7 +245,5 @@ def _finish_fields(fields: dict[str, np.ndarray]) -> None:
 
 
 def _kind_from_fields(fields: dict[str, np.ndarray], i: int) -> str:
-    # A span that names a model and counts tokens is an LLM call whatever its dialect.
-    has_model = fields["request_model"][i] or fields["response_model"][i]
-    has_usage = fields["input_tokens"][i] is not None or fields["output_tokens"][i] is not None
-    return "llm" if has_model and has_usage else "other"
+    return semconv.kind_from_fields(fields["request_model"][i], fields["response_model"][i],
+                                    fields["input_tokens"][i], fields["output_tokens"][i])

@@ -54,18 +54,24 @@ PROVIDER_IDS = {
 
 @dataclass(frozen=True)
 class Rates:
-    """USD per million tokens. ``cache_read`` defaults to the input rate."""
+    """USD per million tokens. Cache reads and writes default to the input rate.
+
+    Input tokens include the cached ones, as in genai-prices' ``Usage``: the uncached
+    rest is ``input - cache_read - cache_write``.
+    """
 
     input: float
     output: float
     cache_read: float | None = None
+    cache_write: float | None = None
     source: str = "genai-prices"
 
-    def cost(self, input_tokens: np.ndarray, cache_read: np.ndarray,
+    def cost(self, input_tokens: np.ndarray, cache_read: np.ndarray, cache_write: np.ndarray,
              output_tokens: np.ndarray) -> np.ndarray:
-        cache_rate = self.input if self.cache_read is None else self.cache_read
-        uncached = np.maximum(input_tokens - cache_read, 0.0)
-        return (uncached * self.input + cache_read * cache_rate
+        read_rate = self.input if self.cache_read is None else self.cache_read
+        write_rate = self.input if self.cache_write is None else self.cache_write
+        uncached = np.maximum(input_tokens - cache_read - cache_write, 0.0)
+        return (uncached * self.input + cache_read * read_rate + cache_write * write_rate
                 + output_tokens * self.output) / MTOK
 
 
@@ -76,14 +82,17 @@ class _Tiered:
         self.model = model
         self.provider_id = provider_id
 
-    def cost(self, input_tokens: np.ndarray, cache_read: np.ndarray,
+    def cost(self, input_tokens: np.ndarray, cache_read: np.ndarray, cache_write: np.ndarray,
              output_tokens: np.ndarray) -> np.ndarray:
         out = np.full(len(input_tokens), np.nan)
-        memo: dict[tuple[float, float, float], float] = {}
-        for i, key in enumerate(zip(input_tokens, cache_read, output_tokens, strict=True)):
+        memo: dict[tuple[float, float, float, float], float] = {}
+        for i, key in enumerate(zip(input_tokens, cache_read, cache_write, output_tokens,
+                                    strict=True)):
             if key not in memo:
-                usage = Usage(input_tokens=int(key[0]), cache_read_tokens=int(key[1]),
-                              output_tokens=int(key[2]))
+                # genai-prices refuses cached counts above the input count
+                inp = max(int(key[0]), int(key[1]) + int(key[2]))
+                usage = Usage(input_tokens=inp, cache_read_tokens=int(key[1]),
+                              cache_write_tokens=int(key[2]), output_tokens=int(key[3]))
                 memo[key] = float(calc_price(usage, model_ref=self.model,
                                              provider_id=self.provider_id).total_price)
             out[i] = memo[key]
@@ -108,12 +117,12 @@ class PriceBook:
         return self._version
 
     def set_price(self, model: str, input_per_mtok: float, output_per_mtok: float,
-                  cache_read_per_mtok: float | None = None) -> None:
+                  cache_read_per_mtok: float | None = None,
+                  cache_write_per_mtok: float | None = None) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError("model must be a non-empty string")
         values = [input_per_mtok, output_per_mtok]
-        if cache_read_per_mtok is not None:
-            values.append(cache_read_per_mtok)
+        values += [v for v in (cache_read_per_mtok, cache_write_per_mtok) if v is not None]
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)) \
                     or not math.isfinite(float(v)) or float(v) < 0:
@@ -122,6 +131,7 @@ class PriceBook:
         rates = Rates(
             float(input_per_mtok), float(output_per_mtok),
             None if cache_read_per_mtok is None else float(cache_read_per_mtok),
+            None if cache_write_per_mtok is None else float(cache_write_per_mtok),
             source="override",
         )
         with self._lock:
@@ -170,13 +180,15 @@ def _lookup_genai_prices(provider: str | None, model: str) -> Price | None:
                             provider_id=pid)
         cached = calc_price(Usage(input_tokens=MTOK, cache_read_tokens=MTOK, output_tokens=0),
                             model_ref=model, provider_id=pid)
+        written = calc_price(Usage(input_tokens=MTOK, cache_write_tokens=MTOK, output_tokens=0),
+                             model_ref=model, provider_id=pid)
         return Rates(float(probe.total_price), float(output.total_price),
-                     float(cached.total_price))
+                     float(cached.total_price), float(written.total_price))
     return None
 
 
 def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
-                input_tokens: np.ndarray, cache_read: np.ndarray,
+                input_tokens: np.ndarray, cache_read: np.ndarray, cache_write: np.ndarray,
                 output_tokens: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, set[str]]:
     """Cost per row (NaN where unknown) and the names of models with no known price.
 
@@ -193,6 +205,7 @@ def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
         ["p", "m"], dropna=False, sort=False).indices
     inp = np.nan_to_num(input_tokens, nan=0.0)
     cached = np.nan_to_num(cache_read, nan=0.0)
+    written = np.nan_to_num(cache_write, nan=0.0)
     out = np.nan_to_num(output_tokens, nan=0.0)
     for (provider, model), positions in groups.items():
         provider = None if pd.isna(provider) else provider
@@ -201,33 +214,22 @@ def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
             unpriced.add(model)
             continue
         rows = idx[positions]
-        cost[rows] = price.cost(inp[rows], cached[rows], out[rows])
+        cost[rows] = price.cost(inp[rows], cached[rows], written[rows], out[rows])
     return cost, unpriced
 
 
-def call_cost(attributes: Mapping[str, Any], book: PriceBook,
-              fields: Mapping[str, Any] | None = None) -> float | None:
-    """The cost of one LLM or embedding call from its raw attributes, or None.
-
-    For paths that see one span at a time (the live line, the forwarding policy); the
-    DataFrames price whole columns with :func:`cost_column` instead. ``fields`` are the
-    attributes' :func:`semconv.scalar_fields`, when the caller has them already.
-    """
-    from . import semconv
-
-    if fields is None:
-        fields = semconv.scalar_fields(attributes)
-    if semconv.span_kind(attributes, fields) not in ("llm", "embedding"):
-        return None
-    if fields["cost_usd"] is not None:
-        return float(fields["cost_usd"])
-    model = fields["response_model"] or fields["request_model"]
-    inp, out = fields["input_tokens"] or 0, fields["output_tokens"] or 0
+def fields_cost(fields: Mapping[str, Any], book: PriceBook) -> float | None:
+    """The cost of a call from its normalized fields (``provider``, ``model``, the token
+    counts and ``given_cost``, a positive cost another tool recorded), or None."""
+    if fields.get("given_cost") is not None:
+        return float(fields["given_cost"])
+    model = fields.get("model")
+    inp, out = fields.get("input_tokens") or 0, fields.get("output_tokens") or 0
     if not model or not (inp or out):
         return None
-    price = book.lookup(fields["provider"], model)
+    price = book.lookup(fields.get("provider"), model)
     if price is None:
         return None
-    cached = fields["cache_read_tokens"] or 0
-    return float(price.cost(np.array([inp], float), np.array([cached], float),
-                            np.array([out], float))[0])
+    counts = [np.array([float(fields.get(k) or 0)]) for k in (
+        "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")]
+    return float(price.cost(*counts)[0])

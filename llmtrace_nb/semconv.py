@@ -12,6 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # -- scalar fields ------------------------------------------------------------------------
@@ -52,6 +53,13 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry's earlier spelling
         "llm.token_count.prompt_details.cache_read",
     ),
+    # prompt-cache writes (Anthropic's cache_creation), priced at the cache-write rate
+    "cache_write_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",  # OpenLLMetry's earlier spelling
+        "llm.token_count.prompt_details.cache_write",
+    ),
     "reasoning_tokens": (
         "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.usage.reasoning_tokens",
@@ -64,10 +72,17 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
         "llm.response.finish_reason",
         "llm.finish_reason",  # OpenInference
         "gen_ai.completion.0.finish_reason",  # OpenLLMetry <= 0.54
+        "anthropic.message.stop_reason",  # the Anthropic SDK's own spans
     ),
     "operation": ("gen_ai.operation.name", "llm.request.type"),
+    # the provider's id of the answer: two spans with the same id describe one call
+    "response_id": ("gen_ai.response.id", "llm.response.id"),
     # seconds, per the GenAI conventions
-    "ttft_s": ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token"),
+    # (openlit sets its key on calls it did not stream too: frames.py keeps a TTFT only
+    # for streamed calls)
+    "ttft_s": ("gen_ai.response.time_to_first_chunk",
+               "gen_ai.client.operation.time_to_first_chunk",  # pydantic-ai
+               "gen_ai.server.time_to_first_token"),  # openlit
     # a cost the instrumentation already computed (OpenInference) wins over ours
     "cost_usd": ("llm.cost.total", "gen_ai.usage.cost"),
     "error_type": ("error.type", "exception.type"),
@@ -93,6 +108,9 @@ KIND_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
             "reranker": "retrieval",
             "agent": "agent",
             "chain": "chain",
+            # a prompt template being filled in, a guardrail: steps of a chain
+            "prompt": "chain",
+            "guardrail": "chain",
         },
     ),
     (
@@ -130,10 +148,16 @@ def span_kind(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
             kind = table.get(value.lower())
             if kind is not None:
                 return kind
-    # A span that names a model and counts tokens is an LLM call whatever its dialect.
-    has_model = fields.get("request_model") or fields.get("response_model")
-    has_usage = fields.get("input_tokens") is not None or fields.get("output_tokens") is not None
-    if has_model and has_usage:
+    return kind_from_fields(fields.get("request_model"), fields.get("response_model"),
+                            fields.get("input_tokens"), fields.get("output_tokens"))
+
+
+def kind_from_fields(request_model: Any, response_model: Any, input_tokens: Any,
+                     output_tokens: Any) -> str:
+    """The kind of a span no kind-carrying key names: a span that names a model and
+    counts tokens is an LLM call whatever its dialect."""
+    if (request_model or response_model) and (input_tokens is not None
+                                               or output_tokens is not None):
         return "llm"
     return "other"
 
@@ -210,6 +234,7 @@ COERCE: dict[str, Callable[[Any], Any]] = {
     "output_tokens": to_count,
     "total_tokens": to_count,
     "cache_read_tokens": to_count,
+    "cache_write_tokens": to_count,
     "reasoning_tokens": to_count,
     "is_streaming": to_bool,
     "finish_reasons": to_reasons,
@@ -241,27 +266,47 @@ def scalar_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
                 unreadable.append(key)
         out[field_name] = value
     out[UNREADABLE] = unreadable
-    _from_invocation_parameters(attrs, out)
-    if out["cost_usd"] is None:
-        parts = [to_float(attrs.get(k)) for k in ("llm.cost.prompt", "llm.cost.completion")]
-        if any(p is not None for p in parts):
-            out["cost_usd"] = sum(p for p in parts if p is not None)
+    fallbacks(attrs, out)
+    out["cost_usd"] = given_cost(out["cost_usd"])
     if out["error_type"] is not None:
         out["error_type"] = error_name(out["error_type"])
     return out
 
 
-def _from_invocation_parameters(attrs: Mapping[str, Any], out: dict[str, Any]) -> None:
-    """OpenInference keeps the requested model and ``stream`` in a JSON attribute."""
-    if out["request_model"] is not None and out["is_streaming"] is not None:
-        return
-    params = _loads(attrs.get("llm.invocation_parameters"))
-    if not isinstance(params, Mapping):
-        return
-    if out["request_model"] is None and isinstance(params.get("model"), str):
-        out["request_model"] = params["model"]
-    if out["is_streaming"] is None and "model" in params:
-        out["is_streaming"] = bool(params.get("stream", False))
+#: OpenInference keeps the requested model and ``stream`` in this JSON attribute
+INVOCATION_PARAMETERS = "llm.invocation_parameters"
+#: OpenInference's cost parts, summed when it gives no total
+COST_PARTS = ("llm.cost.prompt", "llm.cost.completion")
+#: the keys whose presence makes :func:`fallbacks` apply
+FALLBACK_KEYS = (INVOCATION_PARAMETERS, *COST_PARTS)
+
+
+def fallbacks(attrs: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """Fields some dialects give only indirectly; fills what ``out`` lacks, in place.
+
+    OpenInference keeps the requested model and ``stream`` in its invocation parameters
+    (a JSON string), and may give a cost only as prompt and completion parts.
+    """
+    if out.get("request_model") is None or out.get("is_streaming") is None:
+        params = _loads(attrs.get(INVOCATION_PARAMETERS))
+        if isinstance(params, Mapping):
+            if out.get("request_model") is None and isinstance(params.get("model"), str):
+                out["request_model"] = params["model"]
+            if out.get("is_streaming") is None and "model" in params:
+                out["is_streaming"] = bool(params.get("stream", False))
+    if out.get("cost_usd") is None:
+        parts = [to_float(attrs.get(k)) for k in COST_PARTS]
+        if any(p is not None for p in parts):
+            out["cost_usd"] = sum(p for p in parts if p is not None)
+
+
+def given_cost(value: float | None) -> float | None:
+    """A cost another tool recorded counts only when it is a positive number.
+
+    openlit records 0 when it could not download its price list; 0, negative or NaN
+    means "not priced", and the call is priced from genai-prices instead.
+    """
+    return value if value is not None and value > 0 else None
 
 
 _CLASS_REPR = re.compile(r"^<class '([^']+)'>$")
@@ -291,6 +336,11 @@ Message = dict[str, Any]
 def _is_mapping(value: Any) -> bool:
     # Parsed JSON gives dicts: test that first, the Mapping ABC check is ten times slower.
     return type(value) is dict or isinstance(value, Mapping)
+
+
+def loads(value: Any) -> Any:
+    """Parsed JSON when ``value`` is a JSON string (None when it is not), else ``value``."""
+    return _loads(value)
 
 
 def _loads(value: Any) -> Any:
@@ -518,33 +568,52 @@ def _event_message(attrs: Mapping[str, Any], default_role: str) -> Message:
     return msg
 
 
-#: message readers in order of preference; the first that finds messages wins
-INPUT_READERS: tuple[Callable[[Mapping[str, Any]], list[Message] | None], ...] = (
-    lambda a: _from_json_messages(a["gen_ai.input.messages"])
-    if "gen_ai.input.messages" in a else None,
-    lambda a: _from_openinference(a, "llm.input_messages."),
-    lambda a: _from_openllmetry(a, "gen_ai.prompt."),
-    lambda a: _from_embedding_texts(a),
-    lambda a: _from_value(a, "input.value", "user"),
-    lambda a: _from_value(a, "traceloop.entity.input", "user"),
-)
-OUTPUT_READERS: tuple[Callable[[Mapping[str, Any]], list[Message] | None], ...] = (
-    lambda a: _from_json_messages(a["gen_ai.output.messages"])
-    if "gen_ai.output.messages" in a else None,
-    lambda a: _from_openinference(a, "llm.output_messages."),
-    lambda a: _from_openllmetry(a, "gen_ai.completion."),
-    lambda a: _from_value(a, "output.value", "assistant"),
-    lambda a: _from_value(a, "traceloop.entity.output", "assistant"),
-)
+@dataclass(frozen=True)
+class MessageReader:
+    """One dialect's way of carrying messages, and the attribute keys it reads.
 
-#: attribute keys (or key prefixes) that carry prompt / completion text
-CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
-                "input.value", "output.value", "gen_ai.tool.call.arguments",
-                "gen_ai.tool.call.result")
-CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.",
-                    "llm.output_messages.", "llm.prompts.", "embedding.embeddings.",
-                    "traceloop.entity.input", "traceloop.entity.output",
-                    "tool_call.function.arguments")
+    The keys say which spans can hold messages at all (the DataFrame build skips the
+    others) and which attributes are prompt or completion text (content capture off,
+    redaction): one declaration, so a dialect that is read is also redacted.
+    """
+
+    read: Callable[[Mapping[str, Any]], list[Message] | None]
+    keys: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+
+
+def _json_messages_at(key: str) -> MessageReader:
+    return MessageReader(lambda a: _from_json_messages(a[key]) if key in a else None,
+                         keys=(key,))
+
+
+def _value_at(key: str, role: str) -> MessageReader:
+    return MessageReader(lambda a: _from_value(a, key, role), keys=(key,))
+
+
+#: message readers in order of preference; the first that finds messages wins
+INPUT_READERS: tuple[MessageReader, ...] = (
+    _json_messages_at("gen_ai.input.messages"),
+    MessageReader(lambda a: _from_openinference(a, "llm.input_messages."),
+                  prefixes=("llm.input_messages.",)),
+    MessageReader(lambda a: _from_openllmetry(a, "gen_ai.prompt."), prefixes=("gen_ai.prompt.",)),
+    MessageReader(lambda a: _from_embedding_texts(a), prefixes=("embedding.embeddings.",)),
+    _value_at("input.value", "user"),
+    _value_at("traceloop.entity.input", "user"),
+)
+OUTPUT_READERS: tuple[MessageReader, ...] = (
+    _json_messages_at("gen_ai.output.messages"),
+    MessageReader(lambda a: _from_openinference(a, "llm.output_messages."),
+                  prefixes=("llm.output_messages.",)),
+    MessageReader(lambda a: _from_openllmetry(a, "gen_ai.completion."),
+                  prefixes=("gen_ai.completion.",)),
+    _value_at("output.value", "assistant"),
+    _value_at("traceloop.entity.output", "assistant"),
+)
+#: every key and key prefix a message reader looks at
+MESSAGE_KEYS = frozenset(k for r in INPUT_READERS + OUTPUT_READERS for k in r.keys)
+MESSAGE_PREFIXES = tuple(dict.fromkeys(p for r in INPUT_READERS + OUTPUT_READERS
+                                       for p in r.prefixes))
 
 
 def _from_embedding_texts(attrs: Mapping[str, Any]) -> list[Message] | None:
@@ -561,6 +630,12 @@ TOOL_ARGS_KEYS = ("gen_ai.tool.call.arguments", "tool_call.function.arguments",
                   "tool.parameters", "input.value", "traceloop.entity.input")
 TOOL_ID_KEYS = ("gen_ai.tool.call.id", "tool_call.id")
 TOOL_RESULT_KEYS = ("gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
+
+#: attribute keys (or key prefixes) that carry prompt / completion text: what the message
+#: and tool readers read, and text no reader shows but that is content all the same
+CONTENT_KEYS = MESSAGE_KEYS | {*TOOL_ARGS_KEYS, *TOOL_RESULT_KEYS,
+                               "gen_ai.system_instructions"}
+CONTENT_PREFIXES = (*MESSAGE_PREFIXES, "llm.prompts.", "tool_call.function.arguments")
 
 
 def _first_key(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
@@ -579,9 +654,11 @@ def tool_messages(attrs: Mapping[str, Any], span_name: str) -> tuple[
     args = _loads(raw_args) if isinstance(raw_args, str) else raw_args
     if args is None and raw_args is not None:
         args = raw_args  # not JSON: keep the text as given
+    args, wrapped_id = _langchain_tool_input(args)
+    result, result_id = _langchain_tool_output(_first_key(attrs, TOOL_RESULT_KEYS))
+    call_id = call_id or wrapped_id or result_id
     call: dict[str, Any] = {"id": call_id, "name": name, "arguments": args}
     inputs: list[Message] = [{"role": "assistant", "content": None, "tool_calls": [call]}]
-    result = _first_key(attrs, TOOL_RESULT_KEYS)
     outputs: list[Message] | None = None
     if result is not None:
         out: Message = {"role": "tool", "content": _as_text(result), "name": name}
@@ -591,7 +668,37 @@ def tool_messages(attrs: Mapping[str, Any], span_name: str) -> tuple[
     return inputs, outputs
 
 
+def _langchain_tool_input(args: Any) -> tuple[Any, str | None]:
+    """LangChain's tool-start payload, as OpenLLMetry records it, is a wrapper:
+    ``{"input_str", "inputs": {...}, "kwargs": {"tool_call_id"}}``; the arguments are
+    its ``inputs``."""
+    if _is_mapping(args) and "input_str" in args and "inputs" in args:
+        kwargs = args.get("kwargs")
+        call_id = to_text(kwargs.get("tool_call_id")) if _is_mapping(kwargs) else None
+        return args["inputs"], call_id
+    return args, None
+
+
+def _langchain_tool_output(result: Any) -> tuple[Any, str | None]:
+    """A tool's result, out of LangChain's ToolMessage wrappers: OpenLLMetry's
+    ``{"output": <ToolMessage or text>, "kwargs"}`` and OpenInference's
+    ``{"type": "tool", "data": {"content", "tool_call_id"}}``; the call id with it."""
+    parsed = _loads(result) if isinstance(result, str) and result.startswith("{") else result
+    if not _is_mapping(parsed):
+        return result, None
+    if "output" in parsed and set(parsed) <= {"output", "kwargs"}:
+        parsed = parsed["output"]
+        if not _is_mapping(parsed):
+            return parsed, None
+    message: Any = parsed.get("kwargs") if parsed.get("lc") == 1 else parsed.get(
+        "data") if parsed.get("type") == "tool" else None
+    if _is_mapping(message) and "content" in message:
+        return message["content"], to_text(message.get("tool_call_id"))
+    return result, None
+
+
 def is_content_key(key: str) -> bool:
+    """Whether an attribute holds prompt or completion text."""
     return key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES)
 
 
@@ -621,10 +728,10 @@ def messages(attrs: Mapping[str, Any], events: Iterable[Any] = (), kind: str = "
     return inputs, outputs
 
 
-def _first(readers: Sequence[Callable[[Mapping[str, Any]], list[Message] | None]],
-           attrs: Mapping[str, Any]) -> list[Message] | None:
+def _first(readers: Sequence[MessageReader], attrs: Mapping[str, Any]
+           ) -> list[Message] | None:
     for reader in readers:
-        found = reader(attrs)
+        found = reader.read(attrs)
         if found:
             return found
     return None

@@ -21,7 +21,8 @@ CONTRACT_DTYPES = {
     "duration_ms": "float64", "cell": "Int64", "cell_name": "string", "provider": "string",
     "request_model": "string", "response_model": "string", "model": "string",
     "input_tokens": "Int64", "output_tokens": "Int64", "total_tokens": "Int64",
-    "cache_read_tokens": "Int64", "reasoning_tokens": "Int64", "cost_usd": "float64",
+    "cache_read_tokens": "Int64", "cache_write_tokens": "Int64", "reasoning_tokens": "Int64",
+    "duplicate_of": "string", "cost_usd": "float64",
     "ttft_ms": "float64", "is_streaming": "boolean", "finish_reasons": "string",
     "input_messages": "object", "output_messages": "object", "attributes": "object",
 }

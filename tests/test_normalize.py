@@ -17,10 +17,15 @@ from hypothesis import strategies as st
 from llmtrace_nb import semconv
 from llmtrace_nb.normalize import normalize
 
+# Keys from semconv's own tables (so a dialect added there is drawn here too), an indexed
+# key under every message prefix, and a key no table knows.
 KEYS = sorted({k for keys in semconv.FIELD_KEYS.values() for k in keys}
               | {k for k, _ in semconv.KIND_KEYS}
-              | {"llm.invocation_parameters", "llm.cost.prompt", "llm.cost.completion",
-                 "gen_ai.input.messages", "gen_ai.output.messages", "other.key"})
+              | set(semconv.FALLBACK_KEYS) | semconv.MESSAGE_KEYS
+              | {f"{p}0.{rest}" for p in semconv.MESSAGE_PREFIXES
+                 for rest in ("message.role", "message.content", "content", "role",
+                              "embedding.text")}
+              | {"input.mime_type", "other.key"})
 VALUES = st.one_of(
     st.integers(-3, 3), st.integers(0, 10**6), st.just(2**63),
     st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
@@ -28,7 +33,10 @@ VALUES = st.one_of(
                      "true", "no", "<class 'openai.RateLimitError'>", " 7 ",
                      json.dumps({"model": "m", "stream": True}),
                      json.dumps([{"role": "user", "parts": [{"type": "text",
-                                                             "content": "hi"}]}])]),
+                                                             "content": "hi"}]}]),
+                     "application/json", json.dumps({"messages": [{"role": "user",
+                                                                    "content": "x"}]}),
+                     "user", "assistant", "0", "-0.5", "0.002"]),
     st.tuples(st.sampled_from(["stop", "length"])),
 )
 SPAN = st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=8)

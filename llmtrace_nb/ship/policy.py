@@ -23,8 +23,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from .. import semconv
-from ..pricing import PriceBook, call_cost
+from ..pricing import PriceBook
 from ..scrub import scrub_attributes
+from ..totals import CallTotals
 from .spans import replace_span
 
 REDACT_MODES = ("none", "hash", "drop")
@@ -188,8 +189,14 @@ class PolicyExporter(SpanExporter):
         if only.slow_s is not None and duration_s > only.slow_s:
             return True
         if only.cost_usd is not None:
-            total = sum(call_cost(s.attributes or {}, self.prices) or 0.0 for s in spans)
-            if total > only.cost_usd:
+            # a call traced by a framework and by the client costs once (calls.py)
+            totals = CallTotals(self.prices)
+            for s in spans:
+                totals.add(s.context.span_id, s.parent.span_id if s.parent else None,
+                           s.context.trace_id, s.instrumentation_scope.name
+                           if s.instrumentation_scope else None, s.attributes or {},
+                           s.start_time, s.end_time)
+            if totals.cost > only.cost_usd:
                 return True
         return False
 

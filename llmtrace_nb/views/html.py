@@ -409,6 +409,10 @@ def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: i
         verb = "was" if running == 1 else "were"
         lines.append(f"{plural(running, 'span')} {verb} still running when this view was made"
                      if running else "some spans were still running when this view was made")
+    same = _count(totals.get("same_call_spans"))
+    if same:
+        lines.append(f"{plural(same, 'span')} marked “same call” describe a call another "
+                     "span counts (a framework's span and the client's): counted once")
     unpriced = _unpriced(totals)
     if unpriced:
         lines.append(f"no price for: {_esc(', '.join(unpriced))} "
@@ -425,8 +429,8 @@ def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: i
 class _Row:
     """The numbers and short texts of one span, validated and escaped once."""
 
-    __slots__ = ("cost", "dur", "error", "kind", "name", "start", "tin", "total", "tout",
-                 "ttft")
+    __slots__ = ("cost", "duplicate", "dur", "error", "kind", "name", "start", "tin", "total",
+                 "tout", "ttft")
 
     def __init__(self, span: Mapping[str, Any]) -> None:
         self.kind = _kind(span)
@@ -442,6 +446,7 @@ class _Row:
         if total is None and (self.tin is not None or self.tout is not None):
             total = (self.tin or 0) + (self.tout or 0)  # the document leaves it out
         self.total = total
+        self.duplicate = isinstance(span.get("duplicate_of"), str)
 
 
 def _key_number(span: Mapping[str, Any], row: _Row) -> str:
@@ -449,6 +454,8 @@ def _key_number(span: Mapping[str, Any], row: _Row) -> str:
     if row.error:
         error_type = span.get("error_type")
         return "✕ " + (_short(error_type) if isinstance(error_type, str) else "error")
+    if row.duplicate:
+        return "same call"  # counted once, on the row it names
     if row.kind in PRICED_KINDS and (row.total is not None or row.cost is not None):
         tok = f"{row.total:,} tok" if row.total is not None else ""
         price = format_cost(row.cost) if row.total else ""  # no usage → nothing to price
@@ -516,6 +523,8 @@ def _meta(span: Mapping[str, Any], row: _Row, doc_trace: Any) -> str:
     trace = span.get("trace_id")
     if isinstance(trace, str) and trace and trace != doc_trace:
         parts.append(f"trace {_short(trace)}")
+    if row.duplicate:
+        parts.append("the same call as another span here: counted once, there")
     return " · ".join(parts)
 
 
@@ -523,7 +532,8 @@ def _token_text(span: Mapping[str, Any], row: _Row) -> str:
     inner = []
     if row.tin is not None or row.tout is not None:
         inner.append(f"{format_count(row.tin)} in / {format_count(row.tout)} out")
-    for key, word in (("cache_read_tokens", "cached"), ("reasoning_tokens", "reasoning")):
+    for key, word in (("cache_read_tokens", "cached"), ("cache_write_tokens", "cache write"),
+                      ("reasoning_tokens", "reasoning")):
         n = _count(span.get(key))
         if n:
             inner.append(f"{n:,} {word}")

@@ -61,6 +61,10 @@ def summary(doc: Mapping[str, Any]) -> str:
     if t.get("unpriced_models"):
         lines.append(f"  no price for: {', '.join(t['unpriced_models'])} "
                      "(set one with %llmtrace price)")
+    same = t.get("same_call_spans")
+    if same:
+        lines.append(f"  {plural(same, 'span')} describe a call another span already counts "
+                     "(a framework's span and the client's): counted once")
     omitted = doc.get("omitted")
     if omitted:
         lines.append(f"  {omitted['spans']:,} more spans not shown "
