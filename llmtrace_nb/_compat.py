@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
 
 _OPENAI_INSTRUMENTATION = "opentelemetry.instrumentation.openai"
 
@@ -44,3 +47,56 @@ def otel_content_value(on: bool) -> str:
     if "gen_ai_latest_experimental" in os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", ""):
         return "SPAN_AND_EVENT" if on else "NO_CONTENT"
     return "true" if on else "false"
+
+
+def sdk_provider(provider: Any) -> TracerProvider | None:
+    """The SDK ``TracerProvider`` behind ``provider``: itself, or the one a proxy wraps.
+
+    logfire sets a ``ProxyTracerProvider`` of its own (neither OpenTelemetry's proxy nor
+    an SDK provider) as the global provider; the SDK provider it forwards to is its
+    ``provider`` attribute, which a second ``logfire.configure()`` replaces.
+    """
+    for _ in range(3):
+        if isinstance(provider, TracerProvider):
+            return provider
+        provider = getattr(provider, "provider", None)
+        if provider is None:
+            return None
+    return None
+
+
+def library_providers() -> list[tuple[str, TracerProvider]]:
+    """SDK providers that libraries keep for themselves, found without importing them.
+
+    logfire configured after another provider became the global one (the global can be
+    set once) keeps its spans, and pydantic-ai's when logfire instruments it, in a
+    provider of its own: the one its configuration holds.
+    """
+    found: list[tuple[str, TracerProvider]] = []
+    logfire = sys.modules.get("logfire")
+    if logfire is not None:
+        try:
+            config = logfire.DEFAULT_LOGFIRE_INSTANCE.config
+            provider = sdk_provider(config.get_tracer_provider()) if getattr(
+                config, "_initialized", True) else None
+        except Exception:  # another logfire release: look no further
+            provider = None
+        if provider is not None:
+            found.append(("logfire", provider))
+    return found
+
+
+def tracing_libraries() -> list[str]:
+    """Libraries that trace themselves without an OpenTelemetry instrumentor (which
+    ``session.active_instrumentations`` lists), when imported and switched on."""
+    found = []
+    pydantic_ai = sys.modules.get("pydantic_ai")
+    if pydantic_ai is not None and getattr(getattr(pydantic_ai, "Agent", None),
+                                           "_instrument_default", False):
+        found.append("pydantic-ai")
+    if "anthropic" in sys.modules and os.environ.get(
+            "ANTHROPIC_OPEN_TELEMETRY", "").lower() != "false":
+        found.append("anthropic SDK")
+    if library_providers():
+        found.append("logfire")
+    return found

@@ -168,6 +168,8 @@ class CellHooks:
         sess = session.current()
         cell = None
         if sess is not None and sess.active:
+            # a library may have set or swapped its provider since the last cell
+            session.attach_providers(sess)
             header = _trace_header(info.raw_cell or "")
             number = self._cell_number(info)
             opts = _valid_options(header) if header is not None else None
@@ -373,6 +375,7 @@ def status_text(sess: session.Session) -> str:
         f"{collector.dropped:,} dropped",
         f"  cells traced: {df['cell'].nunique():,}",
         f"  instrumentations: {sess.describe_instrumentations()}",
+        f"  providers collected: {sess.describe_providers()}",
         f"  content: {'captured' if sess.capture_content else 'not captured'}",
         f"  auto: {'on' if sess.auto else 'off'}",
         f"  forward: {forward_text(sess)}",
@@ -389,6 +392,7 @@ def status_line(sess: session.Session) -> str:
     where = f" and forwarded to {forward.describe()}" if forward else ""
     return (f"llmtrace_nb: spans kept in-process (up to {sess.collector.max_spans:,}){where} · "
             f"instrumented: {sess.describe_instrumentations()} · "
+            f"providers: {sess.describe_providers()} · "
             f"content {'captured' if sess.capture_content else 'not captured'}")
 
 

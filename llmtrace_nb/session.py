@@ -19,7 +19,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from ._compat import otel_content_value, unwrap_openai
+from ._compat import (
+    library_providers,
+    otel_content_value,
+    sdk_provider,
+    tracing_libraries,
+    unwrap_openai,
+)
 from .collector import DEFAULT_MAX_SPANS, SpanCollector
 from .frames import FrameBuilder
 from .pricing import PriceBook
@@ -29,6 +35,8 @@ DEFAULT_SERVICE_NAME = "llmtrace-notebook"
 
 CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 TRACELOOP_CONTENT_ENV = "TRACELOOP_TRACE_CONTENT"
+#: the Anthropic SDK's own spans hold no messages unless this says "content"
+ANTHROPIC_CONTENT_ENV = "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE"
 _FALSE = ("false", "0", "no", "off", "no_content")
 
 
@@ -72,6 +80,8 @@ class Session:
     #: instrumentations found active that someone else turned on
     found: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: (label, provider) of every SDK provider our processors are on
+    collected: list[tuple[str, TracerProvider]] = field(default_factory=list)
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -80,9 +90,14 @@ class Session:
         return self.provider.get_tracer("llmtrace_nb", __version__)
 
     def instrumentation_names(self) -> list[str]:
-        """Ours, then any other instrumentation found active in this process."""
+        """Ours, then any other instrumentation (or self-tracing library) found active."""
         names = [i.name for i in self.instrumented] + self.found
-        return names + [n for n in active_instrumentations() if n not in names]
+        names += [n for n in active_instrumentations() if n not in names]
+        return names + [n for n in tracing_libraries() if n not in names]
+
+    def describe_providers(self) -> str:
+        """The providers whose spans are collected: ours or the user's, and libraries'."""
+        return ", ".join(label for label, _ in self.collected)
 
     def describe_instrumentations(self) -> str:
         ours = [i.name for i in self.instrumented]
@@ -97,6 +112,7 @@ class Session:
         # contrib instrumentations read the OTel switch.
         os.environ[TRACELOOP_CONTENT_ENV] = "true" if on else "false"
         os.environ[CONTENT_ENV] = otel_content_value(on)
+        _anthropic_content(on, force=True)
 
 
 _lock = threading.RLock()
@@ -160,17 +176,30 @@ def active_instrumentations() -> list[str]:
     return sorted(found)
 
 
-def _provider() -> tuple[TracerProvider, bool, str | None]:
-    """The user's SDK provider if they set one, else one of ours set as the global."""
+def _anthropic_content(on: bool, *, force: bool) -> None:
+    # Read when an Anthropic client is made. Turned on only where the user said nothing
+    # (loading the extension); `%llmtrace content` says it for them.
+    if on and (force or ANTHROPIC_CONTENT_ENV not in os.environ):
+        os.environ[ANTHROPIC_CONTENT_ENV] = "content"
+    elif not on:
+        os.environ[ANTHROPIC_CONTENT_ENV] = "metadata_only"
+
+
+def _provider() -> tuple[TracerProvider, str, str | None]:
+    """The SDK provider spans are made with: the global one if it is an SDK provider
+    (the user's, a library's) or wraps one (logfire's proxy), else one of ours, set as
+    the global. Returns it, its label ("ours" when we made it) and a note."""
     current_provider = trace.get_tracer_provider()
-    if isinstance(current_provider, TracerProvider):
-        return current_provider, False, None
+    found = sdk_provider(current_provider)
+    if found is not None:
+        wrapper = type(current_provider).__module__.split(".")[0]
+        return found, "global" if found is current_provider else f"{wrapper}'s", None
     provider = TracerProvider(resource=_make_resource())
     if isinstance(current_provider, trace.ProxyTracerProvider):
         trace.set_tracer_provider(provider)
-        return provider, True, None
+        return provider, "ours", None
     # A non-SDK provider is set globally; we cannot add processors to it.
-    return provider, True, (
+    return provider, "ours", (
         f"the global tracer provider is a {type(current_provider).__name__}, not an SDK "
         "TracerProvider: llmtrace_nb uses a private provider for the instrumentations it "
         "turns on"
@@ -233,6 +262,25 @@ def _instrument(session: Session) -> None:
         session.instrumented.append(Instrumentation("threading", threading_inst.uninstrument))
 
 
+def attach_providers(session: Session) -> list[str]:
+    """Put the collector (and forwarder) on every SDK provider spans are made with now:
+    the global one — a library may have set or swapped it since — and those libraries
+    keep for themselves (logfire's). Cheap; run at load and before every cell. Returns
+    the labels of the providers newly attached."""
+    candidates = [("global", sdk_provider(trace.get_tracer_provider())),
+                  *library_providers()]
+    added = []
+    for label, provider in candidates:
+        if provider is None or any(p is provider for _, p in session.collected):
+            continue
+        provider.add_span_processor(session.collector)
+        if session.forwarder is not None:
+            provider.add_span_processor(session.forwarder)
+        session.collected.append((label, provider))
+        added.append(label)
+    return added
+
+
 def _forward_config(forward: str | Mapping[str, Any] | ForwardConfig) -> ForwardConfig:
     if isinstance(forward, ForwardConfig):
         return forward
@@ -267,7 +315,8 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
     with _lock:
         session = _session
         if session is None:
-            provider, owns, note = _provider()
+            provider, label, note = _provider()
+            owns = label == "ours"
             collector = SpanCollector(max_spans or DEFAULT_MAX_SPANS)
             provider.add_span_processor(collector)
             prices = PriceBook()
@@ -280,7 +329,9 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
                 provider=provider, owns_provider=owns, collector=collector, prices=prices,
                 frames=FrameBuilder(collector, prices), forwarder=forwarder,
                 capture_content=_content_from_env(),
+                collected=[(label, provider)],
             )
+            _anthropic_content(session.capture_content, force=False)
             if note:
                 session.notes.append(note)
             _session = session
@@ -291,6 +342,7 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             session.found.clear()
             _instrument(session)
             session.active = True
+        attach_providers(session)
         if capture_content is not None:
             session.set_capture_content(capture_content)
         if session.forwarder is not None:

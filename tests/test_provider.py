@@ -117,3 +117,60 @@ def test_content_switch_from_environment() -> None:
     """, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"})
     assert "content not captured" in out["line"]
     assert out["messages"] is None and out["tokens"] > 0
+
+
+LOGFIRE = """
+import logfire
+logfire.configure(send_to_logfire=False, console=False, inspect_arguments=False)
+logfire.instrument_openai()
+"""
+COLLECTED = """
+import llmtrace_nb
+df = llmtrace_nb.spans_df()
+print(json.dumps({"names": sorted(df["name"]), "calls": len(llmtrace_nb.llm_calls_df()),
+                  "status": llmtrace_nb.status(), "loaded": loaded}))
+"""
+
+
+@pytest.mark.parametrize("order", ["logfire first", "extension first"])
+def test_spans_of_a_library_with_a_provider_of_its_own_are_collected(order: str) -> None:
+    """logfire installs its own provider behind a proxy; set first, it is the global one
+    (and the SDK provider is found behind its proxy); set after, it keeps a private one,
+    found at the next cell."""
+    load = """
+with capture_output() as out:
+    ip.run_line_magic("load_ext", "llmtrace_nb")
+loaded = out.stdout
+"""
+    body = (LOGFIRE + load) if order == "logfire first" else (load + "cell(" + repr(
+        LOGFIRE) + ")\n")
+    out = run_py(body + "cell('%%trace\\n' + CALL)\n" + COLLECTED)
+    assert any(n.startswith("Chat Completion with") for n in out["names"]), out["names"]
+    assert "openai.chat" in out["names"]
+    assert out["calls"] == 1  # logfire's span and the instrumentation's: one call
+    label = "logfire's" if order == "logfire first" else "ours, logfire"
+    assert f"providers collected: {label}" in out["status"]
+    assert "logfire" in out["status"].split("instrumentations:")[1].splitlines()[0]
+
+
+def test_a_provider_set_after_loading_is_collected_at_the_next_cell() -> None:
+    """A library that sets the global provider after the extension loaded would be
+    refused (the global provider is set once); one that hands its own provider to its
+    users is still collected when it is the global one at a cell's start."""
+    out = run_py("""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        import llmtrace_nb.session as session
+        with capture_output():
+            ip.run_line_magic("load_ext", "llmtrace_nb")
+        other = TracerProvider()
+        # as a library does that swaps the global provider under a proxy of its own
+        trace._TRACER_PROVIDER = other
+        cell("%%trace\\nfrom opentelemetry import trace\\n"
+             "with trace.get_tracer('lib').start_as_current_span('library-step'): pass")
+        import llmtrace_nb
+        print(json.dumps({"names": sorted(llmtrace_nb.spans_df()["name"]),
+                          "providers": session.current().describe_providers()}))
+    """)
+    assert "library-step" in out["names"]
+    assert out["providers"] == "ours, global"
