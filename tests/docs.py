@@ -131,6 +131,32 @@ def big_doc(n: int = 10_000) -> dict[str, Any]:
     return _doc(rec, cell)
 
 
+def framework_doc() -> dict[str, Any]:
+    """A framework's chat span around the client's span of the same call (pydantic-ai's
+    shape): one call, the inner row a duplicate."""
+    rec, cell = Recorder(), CellRef(number=15, name="agent run")
+    from opentelemetry import trace
+
+    framework = rec.provider.get_tracer("pydantic-ai")
+    client = rec.provider.get_tracer("opentelemetry.instrumentation.openai.v1")
+    root = rec.tracer.start_span("agent run", attributes={"llmtrace.kind": "cell"},
+                                 start_time=T0)
+    chat = framework.start_span("chat gpt-4o-mini", context=trace.set_span_in_context(root),
+                                start_time=T0 + MS, attributes={
+                                    "gen_ai.operation.name": "chat",
+                                    "gen_ai.request.model": "gpt-4o-mini",
+                                    "gen_ai.response.id": "chatcmpl-1",
+                                    "gen_ai.usage.input_tokens": 100,
+                                    "gen_ai.usage.output_tokens": 20})
+    client.start_span("openai.chat", context=trace.set_span_in_context(chat),
+                      start_time=T0 + 2 * MS, attributes=openai_chat(
+                          response_model="gpt-4o-mini-2024-07-18", cached=40)
+                      ).end(end_time=T0 + 90 * MS)
+    chat.end(end_time=T0 + 100 * MS)
+    root.end(end_time=T0 + 120 * MS)
+    return _doc(rec, cell)
+
+
 def empty_doc() -> dict[str, Any]:
     return document.build(Recorder().frames.spans(), name="empty cell", cell=1)
 
@@ -139,7 +165,7 @@ def main(out_dir: str) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, make in [("agent", agent_doc), ("xss", xss_doc), ("empty", empty_doc),
-                       ("big", big_doc)]:
+                       ("big", big_doc), ("framework", framework_doc)]:
         (out / f"{name}.json").write_text(document.to_json(make()), encoding="utf-8")
 
 

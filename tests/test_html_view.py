@@ -402,3 +402,20 @@ def test_nothing_runs_in_a_browser(xss: dict[str, Any], tmp_path: Path) -> None:
     # the probe works: an unescaped payload would be caught
     assert browser_title('<img src="x" onerror="window.__xss = 2">', tmp_path) == "xss=2"
     assert browser_title(html.render(xss), tmp_path) == "xss=undefined"
+
+
+def test_a_call_traced_twice_reads_as_one_call() -> None:
+    """A framework's span and the client's span of one HTTP call (docs.framework_doc)."""
+    from docs import framework_doc
+
+    from llmtrace_nb.views import text as text_view
+
+    doc = framework_doc()
+    assert doc["totals"]["llm_calls"] == 1 and doc["totals"]["same_call_spans"] == 1
+    page = html.render(doc)
+    assert "1 LLM call" in page and "same call" in page
+    assert "counted once" in text_view.summary(doc)
+    inner = next(s for s in doc["spans"] if s["name"] == "openai.chat")
+    outer = next(s for s in doc["spans"] if s["name"] == "chat gpt-4o-mini")
+    assert inner["duplicate_of"] == outer["span_id"] and "duplicate_of" not in outer
+    assert outer["model"] == "gpt-4o-mini-2024-07-18" and outer["cache_read_tokens"] == 40

@@ -378,3 +378,16 @@ def test_token_counts_come_from_the_innermost_span() -> None:
                                 model_ref="claude-3-5-haiku-20241022",
                                 provider_id="anthropic").total_price)
     assert row["cost_usd"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_charts_and_the_explorer_count_a_call_once() -> None:
+    from llmtrace_nb.views import charts, widgets
+
+    c = Calls()
+    c.pair()
+    df = c.rec.frames.spans()
+    assert len(charts.llm_rows(df)) == 1
+    fig = charts.cost_by(df)
+    assert sum(fig.data[0].y) == pytest.approx(frames.llm_calls(df)["cost_usd"].sum())
+    inner = df[df["name"] == "openai.chat"].iloc[0].to_dict()
+    assert widgets._key_number(inner) == "same call"

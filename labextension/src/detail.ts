@@ -36,8 +36,12 @@ function tokensFact(span: Span): HTMLElement | null {
   let text = `${formatCount(span.totalTokens)} tokens`;
   if (span.inputTokens !== null) {
     text += ` · ${formatCount(span.inputTokens)} in`;
-    if (span.cacheReadTokens) {
-      text += ` (${formatCount(span.cacheReadTokens)} cached)`;
+    const cache = [
+      span.cacheReadTokens ? `${formatCount(span.cacheReadTokens)} cached` : null,
+      span.cacheWriteTokens ? `${formatCount(span.cacheWriteTokens)} cache write` : null
+    ].filter(Boolean);
+    if (cache.length) {
+      text += ` (${cache.join(', ')})`;
     }
   }
   if (span.outputTokens !== null) {
@@ -62,7 +66,12 @@ export function renderFacts(span: Span): HTMLElement {
     fact('duration', formatDuration(span.durationMs)),
     span.ttftMs !== null ? fact('TTFT', formatDuration(span.ttftMs)) : null,
     tokensFact(span),
-    isPriced(span) ? fact('cost', formatCost(span.costUsd), span.costUsd === null ? 'lt-muted' : '') : null,
+    isPriced(span) && span.duplicateOf === null
+      ? fact('cost', formatCost(span.costUsd), span.costUsd === null ? 'lt-muted' : '')
+      : null,
+    span.duplicateOf !== null
+      ? fact(null, 'the same call as another span here: counted once, there', 'lt-muted')
+      : null,
     span.finishReasons ? fact('finish', span.finishReasons) : null,
     span.isStreaming ? fact(null, 'streamed') : null,
     fact('start', `+${formatDuration(span.startMs)}`),

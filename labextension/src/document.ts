@@ -61,9 +61,13 @@ export interface Span {
   outputTokens: number | null;
   totalTokens: number | null;
   cacheReadTokens: number | null;
+  cacheWriteTokens: number | null;
   reasoningTokens: number | null;
   costUsd: number | null;
   isStreaming: boolean;
+  /** the span that counts for the same call (a framework's span and the client's): this
+   * one is shown as "same call" and left out of every total */
+  duplicateOf: string | null;
   finishReasons: string | null;
   inputMessages: Message[] | null;
   outputMessages: Message[] | null;
@@ -81,10 +85,13 @@ export interface Totals {
   outputTokens: number;
   totalTokens: number;
   cacheReadTokens: number;
+  cacheWriteTokens: number;
   /** null: no price known */
   costUsd: number | null;
   durationMs: number | null;
   errors: number;
+  /** spans that describe a call another span counts */
+  sameCallSpans: number;
   unpricedModels: string[];
 }
 
@@ -362,9 +369,11 @@ function readSpan(
     outputTokens,
     totalTokens,
     cacheReadTokens: r.count('cache_read_tokens'),
+    cacheWriteTokens: r.count('cache_write_tokens'),
     reasoningTokens: r.count('reasoning_tokens'),
     costUsd: r.number('cost_usd'),
     isStreaming: r.bool('is_streaming') ?? false,
+    duplicateOf: r.text('duplicate_of'),
     finishReasons: r.text('finish_reasons'),
     inputMessages: readMessages(r.list('input_messages'), problems),
     outputMessages: readMessages(r.list('output_messages'), problems),
@@ -379,7 +388,8 @@ const PRICED_KINDS: ReadonlySet<Kind> = new Set(['llm', 'embedding']);
 
 /** Totals from the spans, for a document whose "totals" cannot be read. */
 export function totalsOf(spans: Span[]): Totals {
-  const calls = spans.filter(s => PRICED_KINDS.has(s.kind));
+  const counted = spans.filter(s => s.duplicateOf === null);
+  const calls = counted.filter(s => PRICED_KINDS.has(s.kind));
   const sum = (f: (s: Span) => number | null) =>
     calls.reduce((acc, s) => acc + (f(s) ?? 0), 0);
   const costs = calls.filter(s => s.costUsd !== null);
@@ -396,13 +406,15 @@ export function totalsOf(spans: Span[]): Totals {
     outputTokens: output,
     totalTokens: input + output,
     cacheReadTokens: sum(s => s.cacheReadTokens),
+    cacheWriteTokens: sum(s => s.cacheWriteTokens),
     costUsd: costs.length
       ? sum(s => s.costUsd)
       : calls.length
         ? null
         : 0,
     durationMs: spans.length ? end : 0,
-    errors: spans.filter(s => s.status === 'error').length,
+    errors: counted.filter(s => s.status === 'error').length,
+    sameCallSpans: spans.length - counted.length,
     unpricedModels: []
   };
 }
@@ -428,10 +440,12 @@ function readTotals(
     outputTokens: output,
     totalTokens: r.count('total_tokens') ?? input + output,
     cacheReadTokens: r.count('cache_read_tokens') ?? derived.cacheReadTokens,
+    cacheWriteTokens: r.count('cache_write_tokens') ?? derived.cacheWriteTokens,
     // null is meaningful here: "no price", not "unknown field"
     costUsd: r.has('cost_usd') ? r.number('cost_usd') : r.has('llm_calls') ? null : derived.costUsd,
     durationMs: r.number('duration_ms') ?? derived.durationMs,
     errors: r.count('errors') ?? derived.errors,
+    sameCallSpans: r.count('same_call_spans') ?? derived.sameCallSpans,
     unpricedModels: models.filter((m): m is string => typeof m === 'string')
   };
 }

@@ -86,6 +86,15 @@ function documentNotices(doc: TraceDocument): HTMLElement[] {
       )
     );
   }
+  if (doc.totals.sameCallSpans) {
+    out.push(
+      notice(
+        'info',
+        `${plural(doc.totals.sameCallSpans, 'span')} marked "same call" describe a call ` +
+          "another span counts (a framework's span and the client's): counted once."
+      )
+    );
+  }
   if (doc.totals.unpricedModels.length) {
     out.push(
       notice(

@@ -33,7 +33,9 @@ export function describeSpan(span: Span): string {
   if (span.totalTokens !== null) {
     parts.push(`${formatCount(span.totalTokens)} tokens`);
   }
-  if (isPriced(span)) {
+  if (span.duplicateOf !== null) {
+    parts.push('the same call as another span: counted once, there');
+  } else if (isPriced(span)) {
     parts.push(formatCost(span.costUsd));
   }
   if (span.status === 'error') {
@@ -67,6 +69,12 @@ function numberCells(span: Span): HTMLElement[] {
     const cell = el('div', 'lt-cell lt-errtype', span.errorType ?? 'error');
     cell.title = span.errorType ?? 'error';
     return [cell];
+  }
+  if (span.duplicateOf !== null) {
+    // a framework's span and the client's describe one call, counted on the other row
+    const same = el('div', 'lt-cell lt-num lt-tokens lt-muted', 'same call');
+    same.title = 'The same call as another span here; its tokens and cost count once, there';
+    return [same, el('div', 'lt-cell lt-num lt-cost')];
   }
   const tokens = el(
     'div',

@@ -1,5 +1,5 @@
 /**
- * Writes the test trace documents (agent, xss, empty, big) with the Python package's
+ * Writes the test trace documents (agent, xss, empty, big, framework) with the Python package's
  * own builder, tests/docs.py, into build/docs. Skipped when they are newer than the
  * Python sources that make them, since the 10k-span document takes a while to build.
  */
@@ -9,7 +9,7 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '../..');
 const OUT = path.join(ROOT, 'build', 'docs');
-const NAMES = ['agent', 'xss', 'empty', 'big'];
+const NAMES = ['agent', 'xss', 'empty', 'big', 'framework'];
 
 function python() {
   if (process.env.LLMTRACE_PYTHON) {

@@ -367,3 +367,27 @@ describe('a 10k-span trace', () => {
     expect(rows(view)).toHaveLength(1);
   });
 });
+
+describe('a framework span and the client span of one call', () => {
+  it('counts the call once in the header', () => {
+    const header = text(mount(loadDoc('framework')).node.querySelector('.lt-header')!);
+    expect(header).toContain('1 LLM call');
+    expect(header).toContain('120 tokens');
+  });
+
+  it('marks the inner row "same call" and shows no second cost', () => {
+    const view = mount(loadDoc('framework'));
+    const inner = rowNamed(view, 'openai.chat');
+    expect(text(inner.querySelector('.lt-tokens')!)).toBe('same call');
+    expect(text(inner.querySelector('.lt-cost')!)).toBe('');
+    expect(inner.getAttribute('aria-label')).toContain('counted once');
+    const outer = rowNamed(view, 'chat gpt-4o-mini');
+    expect(text(outer.querySelector('.lt-tokens')!)).toBe('120');
+    expect(text(outer.querySelector('.lt-cost')!)).toMatch(/^\$/);
+  });
+
+  it('says why in a note', () => {
+    const notices = text(mount(loadDoc('framework')).node.querySelector('.lt-notices')!);
+    expect(notices).toContain('1 span marked "same call"');
+  });
+});

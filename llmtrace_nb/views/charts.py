@@ -152,10 +152,14 @@ def _load(df: pd.DataFrame | None, loader: str) -> tuple[pd.DataFrame, str]:
 
 
 def llm_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The LLM and embedding calls of a frame (all of it if it has no ``kind`` column)."""
+    """The LLM and embedding calls of a frame, each once (all of it if it has no ``kind``
+    column): a row marked ``duplicate_of`` describes a call another row counts."""
     if "kind" not in df.columns or df.empty:
         return df
-    return df[df["kind"].astype("string").isin(PRICED_KINDS).fillna(False)]
+    calls = df["kind"].astype("string").isin(PRICED_KINDS).fillna(False)
+    if "duplicate_of" in df.columns:
+        calls &= df["duplicate_of"].isna()
+    return df[calls]
 
 
 def _keys(df: pd.DataFrame, by: str | Sequence[str]) -> list[str]:
@@ -228,7 +232,9 @@ def span_hover(span: Mapping[str, Any]) -> str:
     tokens = tokens_text(span)
     if tokens:
         lines.append(tokens)
-    if kind in PRICED_KINDS and tokens:
+    if not is_missing(span.get("duplicate_of")) and span.get("duplicate_of"):
+        lines.append("the same call as another span: counted once, there")
+    elif kind in PRICED_KINDS and tokens:
         lines.append(f"cost: {format_cost(number(span.get('cost_usd')))}")
     ttft = number(span.get("ttft_ms"))
     if ttft is not None:

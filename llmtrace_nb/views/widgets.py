@@ -143,7 +143,9 @@ def _facts(span: Mapping[str, Any]) -> list[str]:
     tokens = charts.tokens_text(span)
     if tokens:
         facts.append(escape(tokens))
-    if span.get("kind") in charts.PRICED_KINDS and tokens:
+    if _duplicate(span):
+        facts.append("the same call as another span: counted once, there")
+    elif span.get("kind") in charts.PRICED_KINDS and tokens:
         facts.append(format_cost(number(span.get("cost_usd"))))
     if not is_missing(span.get("finish_reasons")) and span.get("finish_reasons"):
         facts.append(escape(span["finish_reasons"]))
@@ -258,7 +260,7 @@ def _table_row(r: Mapping[str, Any]) -> str:
         status = (f'<span class="lt-err">✕ '
                   f'{escape(error if not is_missing(error) and error else "error")}</span>')
     tokens = span_tokens(r)
-    priced = r.get("kind") in charts.PRICED_KINDS and tokens is not None
+    priced = r.get("kind") in charts.PRICED_KINDS and tokens is not None and not _duplicate(r)
     cells = [
         ("lt-num", _clock(r.get("start_time"))),
         ("", escape(charts.cell_label(r.get("cell"), r.get("cell_name")), 40)),
@@ -626,9 +628,17 @@ def explore(source: Source = None, *, auto_refresh: bool = False,
 # -- the per-cell trace widget ----------------------------------------------------------------
 
 
+def _duplicate(span: Mapping[str, Any]) -> bool:
+    """A span that describes a call another span counts (calls.py)."""
+    value = span.get("duplicate_of")
+    return not is_missing(value) and bool(value)
+
+
 def _key_number(span: Mapping[str, Any]) -> str:
     if span.get("status") == "error":
         return f"✕ {span.get('error_type') or 'error'}"
+    if _duplicate(span):
+        return "same call"
     total = span_tokens(span)
     if span.get("kind") in charts.PRICED_KINDS and total is not None:
         return (f"{format_count(total)} tok · "
