@@ -32,6 +32,7 @@ arrives, every span between the two in the tree has arrived too.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import OrderedDict
@@ -55,6 +56,11 @@ def model_family(model: Any) -> str | None:
     family; ``gpt-4o`` and ``gpt-4o-mini`` are not."""
     if not isinstance(model, str) or not model.strip():
         return None
+    return _family(model)
+
+
+@functools.lru_cache(maxsize=1024)
+def _family(model: str) -> str:
     text = _PROVIDER_PREFIX.sub("", model.strip().lower())
     return _DATE_SUFFIX.sub("", text) or text
 
@@ -155,6 +161,13 @@ class SameCalls:
                 changed.add(group)
         return changed
 
+    def __bool__(self) -> bool:
+        return bool(self._places)
+
+    def knows(self, place: Hashable) -> bool:
+        """Whether spans of ``place`` were added (so its new spans must be too)."""
+        return place in self._places
+
     def forget_before(self, key: Any) -> None:
         """Drop the places whose spans all came before ``key`` (evicted rows)."""
         while self._places:
@@ -247,7 +260,9 @@ def _within(place: _Place, call: CallSpan) -> Iterator[CallSpan]:
     """
     if call.start is None or call.end is None:
         return
-    for other in reversed(place.recent[-MAX_SCAN:]):
+    recent = place.recent
+    for i in range(len(recent) - 1, max(len(recent) - MAX_SCAN, 0) - 1, -1):
+        other = recent[i]
         if other.end is None or other.start is None:
             continue
         if other.end < call.start:

@@ -10,6 +10,7 @@ book, the whole cost column is priced again.
 from __future__ import annotations
 
 import gc
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -285,6 +286,8 @@ class _Cache:
     priced: set[str] = field(default_factory=set)
     #: which GenAI rows describe the same call (keys are row numbers, as seqs)
     calls: SameCalls = field(default_factory=SameCalls)
+    #: place -> row number of a call alone in its place so far (see _new_calls)
+    solo: dict[Any, int] = field(default_factory=dict)
     #: the own values of rows that now hold the merged fields of their call
     originals: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: tool calls the models asked for, by call id: their arguments (see _tool_calls)
@@ -321,6 +324,8 @@ class FrameBuilder:
                 frame = frame.iloc[evicted:].reset_index(drop=True)
                 cache.first_seq += evicted
                 cache.calls.forget_before(cache.first_seq)
+                cache.solo = {p: seq for p, seq in cache.solo.items()
+                              if seq >= cache.first_seq}
             if frame is not None and cache.price_version != self.prices.version:
                 cache.unpriced, cache.priced = set(), set()
                 frame = self._repriced(frame, cache)
@@ -352,7 +357,7 @@ class FrameBuilder:
                           new_first: int) -> tuple[pd.DataFrame | None, pd.DataFrame]:
         """Mark the rows that describe a call another row counts (``duplicate_of``) and
         give the counted row the call's most complete fields (calls.py has the rule)."""
-        changed = cache.calls.add(*_call_spans(new, new_first))
+        changed = cache.calls.add(*_new_calls(cache, old, new, new_first))
         if not changed:
             return old, new
         new_values = {c: new[c].to_numpy(dtype=object, na_value=None) for c in _CALL_COLUMNS}
@@ -510,39 +515,81 @@ def _tool_calls(known: OrderedDict[str, Any], new: pd.DataFrame) -> None:
 
 def _plain(value: Any) -> Any:
     """A frame value as the matcher's rows hold it: None for missing, numpy as Python."""
-    if value is None or value is pd.NA:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _call_spans(df: pd.DataFrame, first_seq: int
-                ) -> tuple[list[calls.CallSpan], list[tuple[Any, Any, Any]]]:
-    """The GenAI rows of ``df`` as the matcher's spans, and (span, parent, place) of all.
-
-    A span's place is its cell (spans of one call may sit in different traces of a
-    cell: auto mode has no root span), else its trace.
-    """
-    genai = np.flatnonzero(df["kind"].isin(PRICED_KINDS).to_numpy())
-    if not len(genai):
-        return [], []
-    span_ids = df["span_id"].to_numpy(dtype=object, na_value=None)
-    parents = df["parent_span_id"].to_numpy(dtype=object, na_value=None)
+def _places(df: pd.DataFrame) -> np.ndarray:
+    """Each row's place for the matcher: its cell (spans of one call may sit in different
+    traces of a cell: auto mode has no root span), else its trace."""
     cells = df["_cell_seq"].to_numpy()
-    places = [t if np.isnan(c) else int(c)
-              for c, t in zip(cells, df["trace_id"].to_numpy(dtype=object), strict=True)]
-    pick = lambda name: df[name].to_numpy(dtype=object, na_value=None)[genai]  # noqa: E731
-    starts = df["start_time"].array.asi8[genai]
-    ends = df["end_time"].array.asi8[genai]
-    spans = [
-        calls.CallSpan(key=first_seq + int(i), span_id=span_ids[i], parent_id=parents[i],
-                       place=places[i], scope=scope, response_id=rid,
-                       family=calls.model_family(model), input_tokens=inp,
-                       output_tokens=out, start=None if start == _NAT else int(start),
-                       end=None if end == _NAT else int(end))
-        for i, scope, rid, model, inp, out, start, end in zip(
-            genai, pick("_scope"), pick("_response_id"), pick("model"), pick("input_tokens"),
-            pick("output_tokens"), starts, ends, strict=True)]
-    return spans, list(zip(span_ids, parents, places, strict=True))
+    places = df["trace_id"].to_numpy(dtype=object, na_value=None)
+    in_cell = ~np.isnan(cells)
+    if in_cell.any():
+        places = places.copy()
+        places[in_cell] = cells[in_cell].astype(np.int64).tolist()
+    return places
+
+
+def _new_calls(cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame, new_first: int
+               ) -> tuple[list[calls.CallSpan], list[tuple[Any, Any, Any]]]:
+    """What the matcher must see of the new rows: the GenAI spans whose place holds
+    another one (now or before), and (span, parent, place) of every row of those places.
+
+    Most calls are alone in their trace: such a call is only remembered (``cache.solo``,
+    its row number by place) until a second call comes to its place, and then both go to
+    the matcher. That keeps a cold frame of 100k lone calls from making 100k matcher
+    entries.
+    """
+    genai = np.flatnonzero(new["kind"].isin(PRICED_KINDS).to_numpy())
+    matcher, solo = cache.calls, cache.solo
+    if not len(genai) and not matcher:
+        return [], []
+    places = _places(new)
+    rows: list[int] = []  # row numbers (seqs) of the calls for the matcher
+    promoted: set[Any] = set()
+    genai_places = places[genai].tolist()
+    seqs = (genai + new_first).tolist()
+    distinct = set(genai_places)
+    if len(distinct) == len(genai_places) and distinct.isdisjoint(solo) and not (
+            matcher and any(map(matcher.knows, distinct))):
+        solo.update(zip(genai_places, seqs, strict=True))  # each call alone, as usual
+    else:
+        for seq, place in zip(seqs, genai_places, strict=True):
+            if place in solo:
+                rows.append(solo.pop(place))
+                promoted.add(place)
+            elif place not in promoted and not matcher.knows(place):
+                solo[place] = seq
+                continue
+            rows.append(seq)
+    known = [p in promoted or matcher.knows(p) for p in places.tolist()] if (
+        promoted or matcher) else []
+    at = np.flatnonzero(np.array(known, dtype=bool)) if known else genai[:0]
+    links = list(zip(new["span_id"].to_numpy(dtype=object)[at].tolist(),
+                     new["parent_span_id"].to_numpy(dtype=object, na_value=None)[at].tolist(),
+                     places[at].tolist(), strict=True))
+    rows.sort()
+    return [_call_span(cache, old, new, new_first, seq) for seq in rows], links
+
+
+def _call_span(cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame, new_first: int,
+               seq: int) -> calls.CallSpan:
+    df, pos = (new, seq - new_first) if seq >= new_first else (old, seq - cache.first_seq)
+    assert df is not None and 0 <= pos < len(df)
+    row = {c: _plain(df[c].iat[pos]) for c in (
+        "span_id", "parent_span_id", "_scope", "_response_id", "model", "input_tokens",
+        "output_tokens", "_cell_seq", "trace_id")}
+    start, end = (df[c].array.asi8[pos] for c in ("start_time", "end_time"))
+    cell = row["_cell_seq"]
+    return calls.CallSpan(
+        key=seq, span_id=row["span_id"], parent_id=row["parent_span_id"],
+        place=row["trace_id"] if cell is None or math.isnan(cell) else int(cell),
+        scope=row["_scope"], response_id=row["_response_id"],
+        family=calls.model_family(row["model"]), input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"], start=None if start == _NAT else int(start),
+        end=None if end == _NAT else int(end))
 
 
 def _write(old: pd.DataFrame | None, new: pd.DataFrame, writes: dict[str, dict[int, Any]]
