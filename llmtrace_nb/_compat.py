@@ -8,7 +8,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
-_OPENAI_INSTRUMENTATION = "opentelemetry.instrumentation.openai"
+# with the dot: the contrib instrumentation's package, "openai_v2", must not match
+_OPENAI_INSTRUMENTATION = "opentelemetry.instrumentation.openai."
 
 
 def unwrap_openai() -> int:

@@ -26,6 +26,7 @@ from ._compat import (
     tracing_libraries,
     unwrap_openai,
 )
+from ._openai_streams import patch as patch_streams
 from .collector import DEFAULT_MAX_SPANS, SpanCollector
 from .frames import FrameBuilder
 from .pricing import PriceBook
@@ -55,6 +56,8 @@ class Instrumentation:
 
     name: str
     uninstrument: Callable[[], None]
+    #: named in the status (a fix to someone else's instrumentation is not)
+    listed: bool = True
 
 
 # Instrumentors of OpenAI other than ours: if one of them is active, adding ours would
@@ -91,7 +94,7 @@ class Session:
 
     def instrumentation_names(self) -> list[str]:
         """Ours, then any other instrumentation (or self-tracing library) found active."""
-        names = [i.name for i in self.instrumented] + self.found
+        names = [i.name for i in self.instrumented if i.listed] + self.found
         names += [n for n in active_instrumentations() if n not in names]
         return names + [n for n in tracing_libraries() if n not in names]
 
@@ -100,7 +103,7 @@ class Session:
         return ", ".join(label for label, _ in self.collected)
 
     def describe_instrumentations(self) -> str:
-        ours = [i.name for i in self.instrumented]
+        ours = [i.name for i in self.instrumented if i.listed]
         others = [n for n in self.instrumentation_names() if n not in ours]
         text = ", ".join(ours) or "nothing"
         return text + (f" (already on: {', '.join(others)})" if others else "")
@@ -245,10 +248,15 @@ def _instrument(session: Session) -> None:
         session.found.append(other)
     elif openai_inst.is_instrumented_by_opentelemetry or _openai_wrapped():
         session.found.append("openai")
+        if openai_inst.is_instrumented_by_opentelemetry:  # Traceloop.init turned it on
+            session.instrumented.append(
+                Instrumentation("openai streams", patch_streams(), listed=False))
     elif importlib.util.find_spec("openai") is not None:
         openai_inst.instrument(**provider_kw)
+        undo_streams = patch_streams()
 
         def uninstrument_openai() -> None:
+            undo_streams()
             openai_inst.uninstrument()
             unwrap_openai()
 

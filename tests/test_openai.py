@@ -228,7 +228,28 @@ def test_responses_streamed_and_tool_stream(clients: InteractiveShell) -> None:
     calls = llmtrace_nb.llm_calls_df().set_index("name")
     resp = calls.loc["openai.response"]
     assert resp["is_streaming"] and resp["total_tokens"] == result.result
-    assert resp["cost_usd"] > 0
+    assert resp["cost_usd"] > 0 and 0 < resp["ttft_ms"] < resp["duration_ms"]
     chat = calls.loc["openai.chat"]
     assert chat["is_streaming"] and chat["ttft_ms"] > 0
     assert chat["output_messages"][0]["tool_calls"][0]["name"] == "lookup"
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_with_streaming_response_is_one_span_with_usage_and_ttft(
+        clients: InteractiveShell, api: str) -> None:
+    """What openai-agents does for streamed runs: the instrumentation alone makes a span
+    with the request only (chat) or none at all (Responses); _openai_streams fills it."""
+    call = ("client.chat.completions.with_streaming_response.create(model='gpt-4o-mini',"
+            " messages=[{'role': 'user', 'content': 'Stream it'}], stream=True,"
+            " stream_options={'include_usage': True})" if api == "chat" else
+            "client.responses.with_streaming_response.create(model='gpt-4o-mini',"
+            " input='Stream it', stream=True)")
+    result, _ = run(clients, f"%%trace --quiet\nwith {call} as r:\n"
+                             "    events = list(r.parse())\nlen(events)")
+    assert result.success and result.result > 1
+    calls = llmtrace_nb.llm_calls_df()
+    assert len(calls) == 1
+    row = calls.iloc[0]
+    assert row["is_streaming"] and row["input_tokens"] > 0 and row["output_tokens"] > 0
+    assert row["model"] == "gpt-4o-mini-2024-07-18" and row["cost_usd"] > 0
+    assert 0 < row["ttft_ms"] < row["duration_ms"]
