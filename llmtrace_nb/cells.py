@@ -17,6 +17,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import document
 from .collector import CellRef
+from .scrub import scrub_text
 from .session import Session
 
 #: attributes on a cell's root span; they let a saved file know its cells again
@@ -62,7 +63,10 @@ def start_cell(session: Session, number: int | None, name: str | None = None,
                tags: dict[str, str] | None = None, *, budget: Budget | None = None,
                quiet: bool = False, auto: bool = False) -> ActiveCell:
     """Make this cell the one new spans belong to; open its root span unless in auto mode."""
-    ref = CellRef(number=number, name=name or default_name(number), tags=dict(tags or {}))
+    # The name becomes the root span's name and an attribute, so it reaches files and
+    # backends: `%%trace debug sk-…` must not.
+    ref = CellRef(number=number, name=scrub_text(name) if name else default_name(number),
+                  tags={k: scrub_text(v) for k, v in (tags or {}).items()})
     span = token = None
     # Set before the root span starts, so the collector stamps the root with its own cell.
     previous = session.collector.active_cell

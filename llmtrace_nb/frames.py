@@ -28,6 +28,7 @@ from .calls import SameCalls
 from .collector import CellRef, Snapshot, SpanCollector
 from .normalize import normalize
 from .pricing import PriceBook, cost_column
+from .scrub import might_hold_secret, scrub_text
 
 STRING_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "error_type", "cell_name", "provider",
@@ -142,6 +143,16 @@ def _ttft(fields: np.ndarray, events: list[Any], starts: np.ndarray) -> np.ndarr
     return ttft
 
 
+def _scrubbed_names(names: list[Any]) -> list[Any]:
+    """Span and cell names with secrets scrubbed (``span("call with sk-…")``); names
+    repeat, so each distinct one is looked at once."""
+    distinct = {n for n in names if type(n) is str}
+    if not distinct or not might_hold_secret("\x00".join(distinct)):
+        return names
+    clean = {n: scrub_text(n) for n in distinct}
+    return [clean.get(n, n) if type(n) is str else n for n in names]
+
+
 def _streaming(kinds: list[str], flags: np.ndarray, ttft: np.ndarray) -> dict[str, Any]:
     """``ttft_ms`` and ``is_streaming``: a time to first token counts only for a streamed
     LLM call (openlit records one on every call; for a call it did not stream, it is the
@@ -227,7 +238,7 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
         "trace_id": _hex_column(col(rec.TRACE_ID), 16),
         "span_id": _hex_column(col(rec.SPAN_ID), 8),
         "parent_span_id": _hex_column(col(rec.PARENT_ID), 8),
-        "name": _objects(names),
+        "name": _objects(_scrubbed_names(names)),
         "kind": pd.Categorical.from_codes(list(map(_KIND_CODE.__getitem__, norm.kinds)),
                                           categories=semconv.KINDS),
         "status": status,
@@ -236,7 +247,7 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
         "end_time": pd.DatetimeIndex(ends.view("M8[ns]")).tz_localize("UTC"),
         "duration_ms": duration,
         "cell": _nullable_int(_objects([c.number if c else None for c in cells])),
-        "cell_name": _objects([c.name if c else None for c in cells]),
+        "cell_name": _objects(_scrubbed_names([c.name if c else None for c in cells])),
         "provider": f["provider"],
         "request_model": request,
         "response_model": response,
@@ -469,7 +480,7 @@ class FrameBuilder:
             df["input_messages"] = None
             df["output_messages"] = None
             df["attributes"] = [
-                {k: v for k, v in a.items() if not semconv.is_content_key(k)}
+                {k: v for k, v in a.items() if not semconv.is_content(k, v)}
                 for a in df["attributes"]
             ]
         df.attrs["dropped_spans"] = snap.dropped

@@ -21,19 +21,24 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 
+
+def _header(keyword: str) -> tuple[re.Pattern[str], str]:
+    """"Authorization: Bearer …", "'api-key': '…'" inside header dumps and JSON.
+
+    One pattern per keyword, each starting with it: a search for a literal runs many
+    times faster than one for an alternation of them (~100 ms on 1 MB, measured).
+    """
+    return (re.compile(r"(?i)(" + keyword + r""")(['"]?\s*[:=]\s*['"]?)"""
+                       r"""(?:(?:bearer|basic|token)\s+)?[^'"\s,;}]+"""),
+            r"\1\2" + REDACTED)
+
+
+# Every pattern runs in time linear in the text (tests/test_scrub.py times each on 1 MB
+# of adversarial text): no two unbounded runs that can trade characters, and a match can
+# start only where its first part can.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # "Authorization: Bearer …", "'api-key': '…'" inside header dumps and JSON
-    (
-        re.compile(
-            r"""(?ix)
-            ((?:proxy-)?authorization|x-api-key|api[-_]?key|x-goog-api-key|cookie)
-            (['"]?\s*[:=]\s*['"]?)
-            (?:(?:bearer|basic|token)\s+)?
-            [^'"\s,;}]+
-            """
-        ),
-        r"\1\2" + REDACTED,
-    ),
+    # "proxy-authorization" is matched from its "authorization"
+    *map(_header, ("authorization", "x-api-key", "api[-_]?key", "x-goog-api-key", "cookie")),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     # key-shaped strings from common providers
     (re.compile(r"\bsk-(?:ant-|proj-|svcacct-)?[A-Za-z0-9_-]{16,}"), REDACTED),
@@ -41,16 +46,24 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), REDACTED),
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), REDACTED),
     (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"), REDACTED),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"), REDACTED),
     (re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), REDACTED),
+    # the userinfo of a URL: "http://alice:PASSWORD@host/" (a run of non-separators
+    # cannot cross the next "://", so every start scans its own stretch only)
+    (re.compile(r"(?<=[A-Za-z0-9+.-])://[^/\s@]+@"), "://" + REDACTED + "@"),
+    # A JWT: three base64url parts joined by dots. It may start only where a part may
+    # (not inside one): with "\beyJ", text like "eyJ-" * n made every "eyJ" a start that
+    # scanned the rest of the string, quadratic; now a run of part characters is one start.
+    (re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+     REDACTED),
 )
 
 # Cheap pre-check so the regexes run only on strings that could hold a secret: every
 # pattern above contains one of these (lowercased). Plain substring search is many times
 # faster than a case-insensitive alternation on long texts.
 _NEEDLES = ("sk-", "akia", "asia", "aiza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox",
-            "hf_", "eyj", "bearer", "basic", "authorization", "apikey", "api-key", "api_key",
-            "cookie")
+            "github_pat_", "hf_", "eyj", "bearer", "basic", "authorization", "apikey",
+            "api-key", "api_key", "cookie", "://")
 
 
 def might_hold_secret(text: str) -> bool:

@@ -702,6 +702,40 @@ def is_content_key(key: str) -> bool:
     return key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES)
 
 
+#: text attributes known to hold no prompt or completion text: what --redact and content
+#: capture off let through (allow-list). Every other text attribute is treated as content.
+#: Numbers and booleans always go: token counts, timings and flags are not content.
+SAFE_KEYS = frozenset({
+    *(k for keys in FIELD_KEYS.values() for k in keys),
+    *(k for k, _ in KIND_KEYS),
+    *TOOL_NAME_KEYS, *TOOL_ID_KEYS,
+    "input.mime_type", "output.mime_type", "gen_ai.tool.type", "gen_ai.agent.name",
+    "gen_ai.agent.id", "gen_ai.conversation.id", "gen_ai.openai.api_base",
+    "traceloop.workflow.name", "traceloop.entity.path", "logfire.span_type",
+    "logfire.msg_template",
+    # the keys of message events' attributes that are not the text
+    "role", "finish_reason", "index", "id",
+})
+SAFE_PREFIXES = (
+    "llmtrace.", "gen_ai.usage.", "gen_ai.request.", "gen_ai.response.",
+    "gen_ai.openai.", "llm.token_count.", "llm.cost.", "llm.usage.", "http.", "url.",
+    "server.", "client.", "net.", "network.", "service.", "telemetry.", "otel.", "code.",
+    "thread.", "process.", "host.", "os.", "deployment.", "error.", "exception.",
+    "anthropic.request.", "anthropic.message.", "anthropic.usage.", "openai.",
+)
+
+
+def is_content(key: str, value: Any) -> bool:
+    """Whether an attribute may hold prompt or completion text: it holds text, under a
+    key not known to be safe (an allow-list: a key no table knows counts as content)."""
+    if isinstance(value, str):
+        text = True
+    else:
+        text = isinstance(value, (list, tuple)) and any(isinstance(v, str) for v in value)
+    return text and (is_content_key(key) or not (key in SAFE_KEYS
+                                                 or key.startswith(SAFE_PREFIXES)))
+
+
 def _from_value(attrs: Mapping[str, Any], key: str, role: str) -> list[Message] | None:
     """OpenInference ``input.value`` / ``output.value`` on spans without message lists."""
     value = attrs.get(key)

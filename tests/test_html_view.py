@@ -406,9 +406,9 @@ def test_nothing_runs_in_a_browser(xss: dict[str, Any], tmp_path: Path) -> None:
 
 def test_a_call_traced_twice_reads_as_one_call() -> None:
     """A framework's span and the client's span of one HTTP call (docs.framework_doc)."""
-    from docs import framework_doc
-
     from llmtrace_nb.views import text as text_view
+
+    from docs import framework_doc
 
     doc = framework_doc()
     assert doc["totals"]["llm_calls"] == 1 and doc["totals"]["same_call_spans"] == 1

@@ -53,12 +53,13 @@ class Calls:
     def pair(self, *, at: int = 0, client_attrs: dict[str, Any] | None = None,
              framework_attrs: dict[str, Any] | None = None) -> None:
         """A framework chat span enclosing the client's span of the same call."""
-        with self.span(self.framework, "chat gpt-4o-mini",
-                       framework_attrs or self.framework_chat(), T0 + at, T0 + at + 100 * MS):
-            with self.span(self.client, "openai.chat", client_attrs or openai_chat(
-                    response_model="gpt-4o-mini-2024-07-18", cached=40, streaming=True),
-                    T0 + at + 5 * MS, T0 + at + 90 * MS):
-                pass
+        client = client_attrs or openai_chat(response_model="gpt-4o-mini-2024-07-18",
+                                             cached=40, streaming=True)
+        with (self.span(self.framework, "chat gpt-4o-mini",
+                        framework_attrs or self.framework_chat(), T0 + at, T0 + at + 100 * MS),
+              self.span(self.client, "openai.chat", client, T0 + at + 5 * MS,
+                        T0 + at + 90 * MS)):
+            pass
 
 
 def price(model: str, inp: int, out: int, cached: int = 0) -> float:
@@ -155,10 +156,10 @@ def test_incremental_frames_mark_a_pair_split_across_two_builds() -> None:
     c = Calls()
     outer = c.framework.start_span("chat gpt-4o-mini", attributes=c.framework_chat(),
                                    start_time=T0)
-    with trace.use_span(outer, end_on_exit=False):
-        with c.span(c.client, "openai.chat", openai_chat(
-                response_model="gpt-4o-mini-2024-07-18", cached=40), T0 + MS, T0 + 9 * MS):
-            pass
+    client = openai_chat(response_model="gpt-4o-mini-2024-07-18", cached=40)
+    with (trace.use_span(outer, end_on_exit=False),
+          c.span(c.client, "openai.chat", client, T0 + MS, T0 + 9 * MS)):
+        pass
     first = c.rec.frames.spans()
     assert len(first) == 1 and first["duplicate_of"].isna().all()
     first_copy = first.copy(deep=True)

@@ -18,20 +18,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import Link, Status, StatusCode
 
 from .. import semconv
 from ..pricing import PriceBook
-from ..scrub import scrub_attributes
+from ..scrub import scrub_attributes, scrub_text
 from ..totals import CallTotals
 from .spans import replace_span
 
 REDACT_MODES = ("none", "hash", "drop")
-#: events that carry message text (deprecated GenAI message events, contrib details)
-CONTENT_EVENTS = frozenset((*semconv.EVENT_ROLES, "gen_ai.choice",
-                            "gen_ai.client.inference.operation.details"))
 _DECIDED_TRACES = 10_000  # decisions remembered for spans that end after their root
 
 
@@ -91,29 +89,49 @@ def _redactor(mode: str) -> Callable[[Any], Any] | None:
 
 
 def clean_span(span: ReadableSpan, redact: str) -> ReadableSpan:
-    """The span with secrets scrubbed and, per ``redact``, its content hashed or dropped."""
+    """The span with secrets scrubbed everywhere it can carry them (name, attributes,
+    events, links, status, resource) and, per ``redact``, its content hashed or dropped:
+    every text attribute not known to be safe (``semconv.is_content``)."""
     redactor = _redactor(redact)
     attrs = scrub_attributes(span.attributes or {})
     if redactor is not None:
-        attrs = _redact_mapping(attrs, redactor, semconv.is_content_key)
+        attrs = _redact_mapping(attrs, redactor)
     events = []
     for event in span.events:
         event_attrs: Mapping[str, Any] = scrub_attributes(event.attributes or {})
-        if redactor is not None and event.name in CONTENT_EVENTS:
-            event_attrs = _redact_mapping(event_attrs, redactor, _event_content_key)
-        events.append(Event(event.name, event_attrs, event.timestamp))
-    return replace_span(span, attributes=attrs, events=events)
+        if redactor is not None:
+            event_attrs = _redact_mapping(event_attrs, redactor)
+        events.append(Event(scrub_text(event.name), event_attrs, event.timestamp))
+    links = [Link(link.context, scrub_attributes(link.attributes or {}))
+             for link in span.links]
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, scrub_text(status.description))
+    return replace_span(span, name=scrub_text(span.name), attributes=attrs, events=events,
+                        links=links, status=status, resource=scrubbed_resource(span.resource))
 
 
-def _event_content_key(key: str) -> bool:
-    return key in ("content", "message", "tool_calls") or semconv.is_content_key(key)
+_resources: dict[int, tuple[Resource, Resource]] = {}
 
 
-def _redact_mapping(attrs: Mapping[str, Any], redactor: Callable[[Any], Any],
-                    is_content: Callable[[str], bool]) -> dict[str, Any]:
+def scrubbed_resource(resource: Resource) -> Resource:
+    """The resource with secrets scrubbed (``OTEL_RESOURCE_ATTRIBUTES=db.password=…``);
+    one resource is shared by a provider's spans, so each is scrubbed once."""
+    found = _resources.get(id(resource))
+    if found is not None and found[0] is resource:
+        return found[1]
+    clean = Resource(scrub_attributes(resource.attributes), resource.schema_url)
+    if len(_resources) > 64:
+        _resources.clear()
+    _resources[id(resource)] = (resource, clean)
+    return clean
+
+
+def _redact_mapping(attrs: Mapping[str, Any], redactor: Callable[[Any], Any]
+                    ) -> dict[str, Any]:
     out = {}
     for key, value in attrs.items():
-        if is_content(key):
+        if semconv.is_content(key, value):
             value = redactor(value)
             if value is None:
                 continue

@@ -48,17 +48,23 @@ MAX_BOX_POINTS = 60
 # -- small helpers ------------------------------------------------------------------------
 
 
-def escape(value: Any, limit: int | None = None) -> str:
-    """``value`` as inert text for plotly labels and HTML: truncated, then escaped."""
+def escape(value: Any, limit: int | None = None, *, quote: bool = True) -> str:
+    """``value`` as inert text for HTML (the widgets): truncated, then escaped."""
     text = "" if value is None else str(value)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
-    return html.escape(text, quote=True)
+    return html.escape(text, quote=quote)
+
+
+def plotly_text(value: Any, limit: int | None = None) -> str:
+    """``value`` as inert text for a plotly label. Plotly reads a few tags and entities,
+    so < > & are escaped; quotes are not: it would show "&quot;" as it is."""
+    return escape(value, limit, quote=False)
 
 
 def _one_line(value: Any, limit: int = MAX_HOVER_CHARS) -> str:
     """Escaped and on one line: a newline inside a name would break the hover layout."""
-    return escape(" ".join(str(value).split()) if value is not None else "", limit)
+    return plotly_text(" ".join(str(value).split()) if value is not None else "", limit)
 
 
 def is_missing(value: Any) -> bool:
@@ -116,7 +122,7 @@ def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
 
 def no_data(fig: go.Figure, message: str = "no data") -> go.Figure:
     """Mark an empty figure: a centered note, and no axes to suggest there are values."""
-    fig.add_annotation(text=escape(message), x=0.5, y=0.5, xref="paper", yref="paper",
+    fig.add_annotation(text=plotly_text(message), x=0.5, y=0.5, xref="paper", yref="paper",
                        showarrow=False, font={"size": 16, "color": "#888"})
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -188,7 +194,7 @@ def group_colors(labels: Sequence[str]) -> dict[str, str]:
 
 
 def _title_of(by: str | Sequence[str]) -> str:
-    return escape(by if isinstance(by, str) else " · ".join(by))
+    return plotly_text(by if isinstance(by, str) else " · ".join(by))
 
 
 # -- waterfall ----------------------------------------------------------------------------
@@ -269,7 +275,7 @@ def _row_label(text: str, depth: int, width: int) -> str:
     room = max(width - len(indent), 4)
     if len(text) > room:
         text = text[: room - 1] + "…"
-    return escape(indent + text + "\u00a0" * (room - len(text)))
+    return plotly_text(indent + text + "\u00a0" * (room - len(text)))
 
 
 def _waterfall_rows(spans: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -301,7 +307,7 @@ def waterfall(trace: Any) -> go.Figure:
     """
     doc = as_document(trace)
     spans = [s for s in doc.get("spans") or [] if isinstance(s, Mapping)]
-    title = escape(headline(doc), 200) if "totals" in doc else escape(doc.get("name"), 200)
+    title = plotly_text(headline(doc) if "totals" in doc else doc.get("name"), 200)
     fig = _layout(go.Figure(), title)
     if not spans:
         return no_data(fig, "no spans in this trace")
@@ -312,7 +318,7 @@ def waterfall(trace: Any) -> go.Figure:
     for group in groups:
         members = [r for r in rows if r["group"] == group]
         fig.add_trace(go.Bar(
-            orientation="h", name=escape(group), legendgroup=escape(group),
+            orientation="h", name=plotly_text(group), legendgroup=plotly_text(group),
             y=[r["index"] for r in members], base=[r["start"] for r in members],
             x=[r["duration"] for r in members], customdata=[r["index"] for r in members],
             marker={"color": members[0]["color"], "line": {"width": 0}},
@@ -383,7 +389,7 @@ def cost_by(df: pd.DataFrame | None = None, by: str | Sequence[str] = "model") -
     colors = group_colors(table.index)
     if len(priced):
         fig.add_trace(go.Bar(
-            name="cost", x=[escape(g) for g in priced.index], y=priced["cost"].tolist(),
+            name="cost", x=[plotly_text(g) for g in priced.index], y=priced["cost"].tolist(),
             marker={"color": [colors[g] for g in priced.index]},
             text=[format_cost(c) for c in priced["cost"]], textposition="outside",
             cliponaxis=False, showlegend=False,
@@ -391,7 +397,8 @@ def cost_by(df: pd.DataFrame | None = None, by: str | Sequence[str] = "model") -
             hovertemplate="%{hovertext}<extra></extra>"))
     if len(unpriced):
         fig.add_trace(go.Scatter(
-            name="no price", x=[escape(g) for g in unpriced.index], y=[0.0] * len(unpriced),
+            name="no price", x=[plotly_text(g) for g in unpriced.index],
+            y=[0.0] * len(unpriced),
             mode="markers+text", text=["no price"] * len(unpriced), textposition="top center",
             marker={"symbol": "line-ew", "size": 28, "line": {"width": 3, "color": "#999"}},
             textfont={"color": "#777"}, showlegend=False,
@@ -435,12 +442,12 @@ def _quantile_markers(fig: go.Figure, values: pd.DataFrame, order: Sequence[str]
         name = f"p{round(q * 100)}"
         texts = [f"{name} {format_duration(v)}" for v in qs]
         fig.add_trace(go.Scatter(
-            name=name, y=[escape(g) for g in qs.index], x=qs.tolist(), mode="markers",
+            name=name, y=[plotly_text(g) for g in qs.index], x=qs.tolist(), mode="markers",
             marker={"symbol": symbol, "size": 9, "color": "#333"}, text=texts,
             showlegend=False,  # the labels say p50 / p95; a legend would repeat them
             hovertemplate="%{text}<extra>%{y}</extra>"), **where)
         for group, value, text in zip(qs.index, qs.tolist(), texts, strict=True):
-            fig.add_annotation(x=value, y=escape(group), xref=f"x{axis}", yref=f"y{axis}",
+            fig.add_annotation(x=value, y=plotly_text(group), xref=f"x{axis}", yref=f"y{axis}",
                                text=text, showarrow=False, yshift=shift,
                                font={"size": 11, "color": "#333"},
                                bgcolor="rgba(255,255,255,0.75)", borderpad=1)
@@ -454,7 +461,7 @@ def _boxes(fig: go.Figure, values: pd.DataFrame, colors: Mapping[str, str],
     for label in order:
         xs = values.loc[values["label"] == label, "value"]
         fig.add_trace(go.Box(
-            name=escape(label), y=[escape(label)] * len(xs), x=xs.tolist(),
+            name=plotly_text(label), y=[plotly_text(label)] * len(xs), x=xs.tolist(),
             orientation="h", marker={"color": colors[label], "size": 5, "opacity": 0.6},
             line={"width": 1.5}, fillcolor=lighten(colors[label], 0.7),
             boxpoints="all" if len(xs) <= MAX_BOX_POINTS else "outliers",
@@ -502,7 +509,7 @@ def latency(df: pd.DataFrame | None = None, by: str | Sequence[str] = "model") -
     fig.update_xaxes(rangemode="tozero", separatethousands=True, zeroline=False)
     # every panel lists every group, in one order, so rows line up across panels
     fig.update_yaxes(type="category", categoryorder="array", autorange="reversed",
-                     categoryarray=[escape(g) for g in groups], automargin=True)
+                     categoryarray=[plotly_text(g) for g in groups], automargin=True)
     fig.update_layout(height=int(min(max(150 + LATENCY_ROW_PX * len(groups), 300), 1600)),
                       boxgap=LATENCY_BOXGAP)
     return fig
@@ -542,14 +549,15 @@ def tokens_vs_latency(df: pd.DataFrame | None = None, color: str = "model") -> g
         members = points[(labels == label).to_numpy()]
         records = members.to_dict("records")
         fig.add_trace(scatter(
-            name=escape(label, 60), x=members["_tokens"].tolist(), y=members["_ms"].tolist(),
+            name=plotly_text(label, 60), x=members["_tokens"].tolist(),
+            y=members["_ms"].tolist(),
             mode="markers", marker={"color": colors[label], "size": 9, "opacity": 0.8},
             customdata=[r.get("span_id") for r in records],
             hovertext=[span_hover(r) for r in records],
             hovertemplate="%{hovertext}<extra></extra>"))
     fig.update_xaxes(title_text="total tokens", rangemode="tozero", separatethousands=True)
     fig.update_yaxes(title_text="duration (ms)", rangemode="tozero", separatethousands=True)
-    fig.update_layout(height=380, legend_title_text=escape(color))
+    fig.update_layout(height=380, legend_title_text=plotly_text(color))
     return fig
 
 
@@ -589,7 +597,7 @@ def timeline(df: pd.DataFrame | None = None) -> go.Figure:
     fig.update_layout(barmode="overlay", showlegend=True, height=height)
     fig.update_xaxes(type="date", title_text="time (UTC)")
     fig.update_yaxes(type="category", autorange="reversed", categoryorder="array",
-                     categoryarray=[escape(lane, 60) for lane in lanes], automargin=True)
+                     categoryarray=[plotly_text(lane, 60) for lane in lanes], automargin=True)
     return fig
 
 
@@ -616,8 +624,8 @@ def _timeline_traces(fig: go.Figure, records: list[dict[str, Any]]) -> None:
         members = sorted((r for r in records if r["_group"] == group),
                          key=lambda r: -(number(r.get("duration_ms")) or 0.0))
         fig.add_trace(go.Bar(
-            orientation="h", name=escape(group),
-            y=[escape(r["_lane"], 60) for r in members],
+            orientation="h", name=plotly_text(group),
+            y=[plotly_text(r["_lane"], 60) for r in members],
             base=[_utc_naive(r["start_time"]) for r in members],
             x=[max(number(r.get("duration_ms")) or 0.0, 0.0) for r in members],
             # nested kinds thinner, so an agent shows around the calls it makes

@@ -1,0 +1,188 @@
+"""Hardening, round two: leaks, stalls and poison found by attacking it.
+
+Each test reproduces one finding (it failed before the fix). Forwarding faults are in
+tests/test_forward*.py and hostile files in tests/test_files*.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Status, StatusCode
+
+import llmtrace_nb
+from llmtrace_nb import scrub
+from llmtrace_nb.ship import files
+from llmtrace_nb.ship.policy import clean_span
+
+from conftest import run
+from spans import Recorder
+
+SECRET = "sk-proj-" + "A1b2C3d4" * 5
+
+
+# -- 1. redaction lets text out under keys it does not know ----------------------------------
+
+MARKERS = {
+    "llm.prompts": ("MARKER-prompts-1", "MARKER-prompts-2"),  # a list, no index suffix
+    "llm.choices.0.completion.text": "MARKER-choice",
+    "llm.prompt_template.template": "MARKER-template {x}",
+    "llm.prompt_template.variables": '{"x": "MARKER-variable"}',
+    "retrieval.documents.0.document.content": "MARKER-document",
+    "reranker.query": "MARKER-rerank-query",
+    "reranker.input_documents.0.document.content": "MARKER-rerank-doc",
+    "gen_ai.prompt": "MARKER-gen-ai-prompt",
+    "gen_ai.completion": "MARKER-gen-ai-completion",
+    "some.future.dialect.text": "MARKER-unknown-key",
+}
+EVENTS = [("gen_ai.content.prompt", {"gen_ai.prompt": "MARKER-event-prompt"}),
+          ("gen_ai.content.completion", {"gen_ai.completion": "MARKER-event-completion"})]
+
+
+def with_markers() -> Recorder:
+    rec = Recorder()
+    span = rec.tracer.start_span("chat", attributes={
+        **MARKERS, "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 7, "gen_ai.response.id": "chatcmpl-1"})
+    for name, attrs in EVENTS:
+        span.add_event(name, attrs)
+    span.end()
+    return rec
+
+
+@pytest.mark.parametrize("mode", ["drop", "hash"])
+def test_redaction_is_an_allow_list(mode: str) -> None:
+    span, _ = with_markers().collector.snapshot().spans()[0]
+    text = span.to_json()
+    assert text.count("MARKER") == 13
+    clean = clean_span(span, mode).to_json()
+    assert "MARKER" not in clean
+    # what is not content still goes
+    out = clean_span(span, mode)
+    assert out.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert out.attributes["gen_ai.usage.input_tokens"] == 7
+    assert out.attributes["gen_ai.response.id"] == "chatcmpl-1"
+    if mode == "hash":
+        assert out.attributes["reranker.query"].startswith("sha256:")
+
+
+def test_a_file_saved_with_content_off_holds_no_text(tmp_path: Path) -> None:
+    path = tmp_path / "off.jsonl"
+    files.save(path, with_markers().collector.snapshot().spans(), redact="drop")
+    assert "MARKER" not in path.read_text()
+
+
+def test_frames_with_content_off_hold_no_text() -> None:
+    df = with_markers().frames.spans(capture_content=False)
+    assert "MARKER" not in repr(df.to_dict("records"))
+
+
+# -- 2. every scrubber pattern is linear ----------------------------------------------------
+
+NEEDLES = ["eyJ", "sk-", "sk-proj-", "AKIA", "AIza", "ghp_", "github_pat_", "xoxb-", "hf_",
+           "Bearer ", "Basic ", "authorization: ", "api_key=", "cookie=", "http://a:",
+           "http://", "x@"]
+FILLERS = ["", "-", "a", ".", "aaaaaaaaaaaa.", "_", ":", " ", "@", "/"]
+
+
+def adversarial(size: int) -> list[str]:
+    return [(n + f) * (size // len(n + f)) for n in NEEDLES for f in FILLERS]
+
+
+def best_ms(pattern: Any, replacement: str, text: str, runs: int = 3) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        pattern.sub(replacement, text)
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+@pytest.mark.parametrize("at", range(len(scrub._PATTERNS)))
+def test_each_scrubber_pattern_is_linear_on_a_megabyte(at: int) -> None:
+    """The JWT pattern took 5 s on 160 KB of "eyJ-" * n: each "eyJ" was a start that
+    scanned the rest of the string. Every pattern's time must double with the text, not
+    grow with its square, on its worst adversarial input. The absolute figure (target: < 50 ms a
+    megabyte) is recorded by `make bench` (case "scrub"), not asserted here: a shared CI
+    host makes timed tests flake; the ceiling below is one a quadratic pattern misses by
+    orders of magnitude."""
+    pattern, replacement = scrub._PATTERNS[at]
+    worst = max(adversarial(1_000_000), key=lambda t: best_ms(pattern, replacement, t, 1))
+    # a quarter of the text: linear takes a quarter of the time, quadratic a sixteenth
+    quarter, full = (best_ms(pattern, replacement, worst[: len(worst) // d]) for d in (4, 1))
+    assert full < 8.0 * max(quarter, 1.0), (pattern.pattern, quarter, full)
+    assert full < 500, pattern.pattern
+
+
+def test_the_whole_scrubber_on_a_megabyte_tool_result() -> None:
+    text = "eyJ-" * 250_000
+    start = time.perf_counter()
+    scrub.scrub_text(text)
+    assert time.perf_counter() - start < 1.0
+
+
+# -- 3 / 4 / 5 / 15a. secrets in names, status, resources, URLs; GitHub's new tokens ---------
+
+GITHUB_PAT = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGH"
+
+
+@pytest.mark.parametrize("secret", [SECRET, GITHUB_PAT])
+def test_secrets_in_names_reach_nothing(shell: InteractiveShell, tmp_path: Path,
+                                        secret: str) -> None:
+    result, out = run(shell, f"%%trace debug {secret}\nimport llmtrace_nb\n"
+                             f"with llmtrace_nb.span('call with {secret}', kind='tool'): pass")
+    assert result.success
+    df = llmtrace_nb.spans_df()
+    assert secret not in repr(df[["name", "cell_name"]].to_dict("records"))
+    assert all(secret not in json.dumps(b, default=str) for b in out.bundles)
+    path = tmp_path / "names.jsonl"
+    llmtrace_nb.save(path)
+    assert secret not in path.read_text()
+
+
+def test_secrets_in_status_resource_and_links_are_scrubbed(tmp_path: Path) -> None:
+    provider = TracerProvider(resource=Resource.create(
+        {"deploy.token": SECRET, "db.password": "hunter2-hunter2", "service.name": "x"}))
+    rec = Recorder()
+    provider.add_span_processor(rec.collector)
+    span = provider.get_tracer("t").start_span("failing")
+    span.set_status(Status(StatusCode.ERROR, f"RuntimeError: key {SECRET} refused"))
+    span.add_event("retry", {"note": f"with {SECRET}"})
+    span.end()
+    path = tmp_path / "status.jsonl"
+    files.save(path, rec.collector.snapshot().spans())
+    text = path.read_text()
+    assert SECRET not in text and "hunter2" not in text
+    assert "refused" in text and '"service.name"' in text
+
+
+def test_basic_auth_in_a_url_is_scrubbed(shell: InteractiveShell, demo_server: Any,
+                                         tmp_path: Path) -> None:
+    import openai
+
+    host = demo_server.base_url.split("://", 1)[1]
+    shell.user_ns["client"] = openai.OpenAI(base_url=f"http://alice:PASSWORD123@{host}",
+                                            api_key="sk-demo", max_retries=0)
+    result, out = run(shell, "%%trace\nclient.chat.completions.create(model='gpt-4o-mini', "
+                             "messages=[{'role': 'user', 'content': 'hi'}])")
+    assert result.success
+    assert "PASSWORD123" not in repr(llmtrace_nb.spans_df().to_dict("records"))
+    assert all("PASSWORD123" not in json.dumps(b, default=str) for b in out.bundles)
+    path = tmp_path / "url.jsonl"
+    llmtrace_nb.save(path)
+    assert "PASSWORD123" not in path.read_text() and "[REDACTED]@" in path.read_text()
+
+
+# -- 15b. plotly labels show quotes as quotes ----------------------------------------------
+
+def test_plotly_labels_show_quotes() -> None:
+    from llmtrace_nb.views import charts
+
+    assert charts.plotly_text('say "hi" <b>') == 'say "hi" &lt;b&gt;'
