@@ -65,7 +65,8 @@ def test_file_is_otlp_json_as_the_collector_writes_it(tmp_path: Path) -> None:
     ("not json at all\n", "line 1"),
     ('{"something": "else"}\n', "line 1: not an OTLP traces export"),
     ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "abcd", "spanId": '
-     '"0102030405060708"}]}]}]}\n', "line 1: traceId must be 16 bytes"),
+     '"0102030405060708"}]}]}]}\n',
+     r"line 1: resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.traceId: must be 16 bytes"),
 ])
 def test_bad_files_name_the_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.jsonl"
