@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -101,3 +102,36 @@ def tracing_libraries() -> list[str]:
     if library_providers():
         found.append("logfire")
     return found
+
+
+#: the OpenAI instrumentation's modules that skip a call when LangChain's flag is set
+_SUPPRESSING_MODULES = ("chat_wrappers", "completion_wrappers", "embeddings_wrappers",
+                        "image_gen_wrappers")
+_SUPPRESS_NAME = "SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY"
+
+
+def unsuppress_openai() -> Callable[[], None]:
+    """Let opentelemetry-instrumentation-openai trace calls a framework asked it to skip.
+
+    OpenLLMetry's LangChain instrumentation sets the context flag
+    ``suppress_language_model_instrumentation`` around a model run, so the OpenAI client's
+    span of the call is never made and only LangChain's remains — without the dated
+    response model, the streaming flag or a time to first token. llmtrace_nb counts the
+    two spans of one call once (calls.py), so it wants the client's. Each wrapper module
+    looks the flag up under the name it imported; pointing that name at a key nobody
+    sets lets the client's span be made (the general suppression key still works).
+    Returns what puts the names back.
+    """
+    changed: list[tuple[Any, Any]] = []
+    for name in _SUPPRESSING_MODULES:
+        module = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}shared.{name}")
+        if module is not None and isinstance(getattr(module, _SUPPRESS_NAME, None), str):
+            changed.append((module, getattr(module, _SUPPRESS_NAME)))
+            setattr(module, _SUPPRESS_NAME, "llmtrace_nb: not suppressed by frameworks")
+
+    def undo() -> None:
+        for module, value in changed:
+            setattr(module, _SUPPRESS_NAME, value)
+        changed.clear()
+
+    return undo

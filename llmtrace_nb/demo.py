@@ -85,6 +85,27 @@ Anthropic Messages (``POST /v1/messages``)
     ``claude-3-7-sonnet-20250219``, ``claude-sonnet-4-20250514``,
     ``claude-haiku-4-5-20251001``); other names are echoed.
 
+Answered requests
+    ``srv.answered`` lists every API request the server answered with a model's output
+    (HTTP 200 on chat, Responses, embeddings and Messages; not ``GET /models``, and never an
+    error, injected or not), oldest first, as dicts::
+
+        {"endpoint": "chat" | "responses" | "embeddings" | "messages",
+         "model": <the model name it answered with, e.g. "gpt-4o-mini-2024-07-18">,
+         "stream": bool, "input_tokens": int, "output_tokens": int,
+         "cache_read_tokens": int, "cache_write_tokens": int, "reasoning_tokens": int}
+
+    ``input_tokens`` includes the cached ones, as OpenAI's ``prompt_tokens`` does; for
+    Messages it is ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``.
+    ``output_tokens`` includes the reasoning tokens (0 for embeddings). A request is logged
+    when its answer is decided, before the first byte of it is sent, so whoever has read an
+    answer finds it logged; a stream is logged with the usage the server computed even when
+    the client did not ask for it (``include_usage``), and a request is logged when it is
+    answered even if its client gave up waiting (``demo-slow`` past the client's timeout).
+    ``srv.clear_answered()`` empties the log; it keeps the last ``ANSWERED_KEPT`` requests.
+    Tests compare it with what tracing recorded: one logged request should be one counted
+    LLM call, with these numbers.
+
 Fault injection
     ``srv.fail_next(status, count=1, retry_after=None)`` makes the next ``count`` API requests
     fail; ``srv.set_latency(seconds)`` delays every response (the first chunk of streams);
@@ -159,6 +180,8 @@ _MAGIC_ERRORS: dict[str, tuple[int, float | None]] = {
     "demo-error-500": (500, None),
     "demo-error-429": (429, 0.0),
 }
+#: how many answered requests ``DemoServer.answered`` keeps (the oldest are dropped)
+ANSWERED_KEPT = 100_000
 _SYSTEM_FINGERPRINT = "fp_demo"
 _MODELS_CREATED = 1_700_000_000
 
@@ -325,6 +348,12 @@ class _Usage:
         reasoning = REASONING_TOKENS * choices if model.startswith("o") else 0
         return cls(prompt, visible + reasoning, cached, reasoning)
 
+    def answered(self, endpoint: str, model: str, stream: bool) -> JSON:
+        """The ``DemoServer.answered`` record of a request with this usage."""
+        return _answered_record(endpoint, model, stream, prompt=self.prompt,
+                                output=self.completion, cache_read=self.cached,
+                                reasoning=self.reasoning)
+
     def as_chat(self) -> JSON:
         return {
             "prompt_tokens": self.prompt,
@@ -342,6 +371,30 @@ class _Usage:
             "output_tokens_details": {"reasoning_tokens": self.reasoning},
             "total_tokens": self.prompt + self.completion,
         }
+
+
+def _answered_record(endpoint: str, model: str, stream: bool, *, prompt: int, output: int,
+                     cache_read: int = 0, cache_write: int = 0, reasoning: int = 0) -> JSON:
+    """One entry of ``DemoServer.answered``; ``prompt`` includes the cached tokens."""
+    return {
+        "endpoint": endpoint,
+        "model": model,
+        "stream": stream,
+        "input_tokens": prompt,
+        "output_tokens": output,
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+        "reasoning_tokens": reasoning,
+    }
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A route's answer: the JSON body or the stream's frames, and what the log keeps."""
+
+    payload: JSON | Iterator[bytes]
+    #: the ``DemoServer.answered`` record, ``None`` for requests that are not logged
+    record: JSON | None = None
 
 
 def _sse(data: JSON | str, event: str | None = None) -> bytes:
@@ -584,11 +637,11 @@ class _ChatCall:
             yield {**envelope, "choices": [], "usage": self.usage.as_chat()}
 
 
-def _chat_completions(body: JSON, request_no: int) -> JSON | Iterator[bytes]:
+def _chat_completions(body: JSON, request_no: int) -> _Answer:
     call = _ChatCall.from_body(body, request_no)
-    if body.get("stream") is True:
-        return _chat_stream(call)
-    return call.completion()
+    stream = body.get("stream") is True
+    record = call.usage.answered("chat", call.model, stream)
+    return _Answer(_chat_stream(call) if stream else call.completion(), record)
 
 
 def _chat_stream(call: _ChatCall) -> Iterator[bytes]:
@@ -636,7 +689,7 @@ def _encode_embedding(vector: list[float], encoding_format: str) -> list[float] 
     return vector
 
 
-def _embeddings(body: JSON, request_no: int) -> JSON:
+def _embeddings(body: JSON, request_no: int) -> _Answer:
     items = _embedding_inputs(body.get("input"))
     encoding = body.get("encoding_format") or "float"
     _require(
@@ -659,12 +712,14 @@ def _embeddings(body: JSON, request_no: int) -> JSON:
         for i, item in enumerate(items)
     ]
     tokens = sum(count_tokens(x) if isinstance(x, str) else len(x) for x in items)
-    return {
+    model = response_model(body["model"])
+    payload = {
         "object": "list",
         "data": data,
-        "model": response_model(body["model"]),
+        "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
+    return _Answer(payload, _answered_record("embeddings", model, False, prompt=tokens, output=0))
 
 
 # --------------------------------------------------------------------------- responses API
@@ -830,11 +885,11 @@ class _ResponseCall:
         }
 
 
-def _responses(body: JSON, request_no: int) -> JSON | Iterator[bytes]:
+def _responses(body: JSON, request_no: int) -> _Answer:
     call = _ResponseCall.from_body(body, request_no)
-    if body.get("stream") is True:
-        return _responses_stream(call)
-    return call.response(done=True)
+    stream = body.get("stream") is True
+    record = call.usage.answered("responses", response_model(body["model"]), stream)
+    return _Answer(_responses_stream(call) if stream else call.response(done=True), record)
 
 
 def _responses_stream(call: _ResponseCall) -> Iterator[bytes]:
@@ -934,6 +989,13 @@ class _ClaudeUsage:
         read = prompt // 2 if CACHE_MARKER in prompt_text else 0
         write = (prompt - read) // 2 if CACHE_WRITE_MARKER in prompt_text else 0
         return cls(prompt - read - write, write, read, output)
+
+    def answered(self, model: str, stream: bool) -> JSON:
+        """The ``DemoServer.answered`` record: input counted with the cache, as OpenAI does."""
+        return _answered_record("messages", model, stream,
+                                prompt=self.input + self.cache_read + self.cache_write,
+                                output=self.output, cache_read=self.cache_read,
+                                cache_write=self.cache_write)
 
     def as_delta(self) -> JSON:
         """The cumulative counts a ``message_delta`` event carries."""
@@ -1043,11 +1105,11 @@ class _ClaudeCall:
         yield {"type": "message_stop"}
 
 
-def _anthropic_messages(body: JSON, request_no: int) -> JSON | Iterator[bytes]:
+def _anthropic_messages(body: JSON, request_no: int) -> _Answer:
     call = _ClaudeCall.from_body(body, request_no)
-    if body.get("stream") is True:
-        return _anthropic_stream(call)
-    return call.message(done=True)
+    stream = body.get("stream") is True
+    record = call.usage.answered(call.model, stream)
+    return _Answer(_anthropic_stream(call) if stream else call.message(done=True), record)
 
 
 def _anthropic_stream(call: _ClaudeCall) -> Iterator[bytes]:
@@ -1059,15 +1121,15 @@ def _anthropic_stream(call: _ClaudeCall) -> Iterator[bytes]:
 # --------------------------------------------------------------------------- models
 
 
-def _models(body: JSON, request_no: int) -> JSON:
+def _models(body: JSON, request_no: int) -> _Answer:
     data = [
         {"id": m, "object": "model", "created": _MODELS_CREATED, "owned_by": "llmtrace-demo"}
         for m in MODELS
     ]
-    return {"object": "list", "data": data}
+    return _Answer({"object": "list", "data": data})  # not a model's answer: not logged
 
 
-_Route = Callable[[JSON, int], "JSON | Iterator[bytes]"]
+_Route = Callable[[JSON, int], _Answer]
 _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/v1/chat/completions"): _chat_completions,
     ("POST", "/v1/embeddings"): _embeddings,
@@ -1184,19 +1246,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, request_no: int) -> None:
         try:
-            result = self._dispatch(request_no)
+            answer = self._dispatch(request_no)
         except ApiError as error:
             self._send_error(error, request_no)
             return
         except Exception:  # a demo bug should look like a 500, not a dropped connection
             self._send_error(ApiError(500, "The demo server had an internal error."), request_no)
             return
-        if isinstance(result, dict):
-            self._send_json(200, result, request_no)
+        if answer.record is not None:
+            # logged before the first byte leaves: a client that has the answer finds it
+            self.server.demo._log_answered(answer.record)
+        if isinstance(answer.payload, dict):
+            self._send_json(200, answer.payload, request_no)
         else:
-            self._send_stream(result, request_no)
+            self._send_stream(answer.payload, request_no)
 
-    def _dispatch(self, request_no: int) -> JSON | Iterator[bytes]:
+    def _dispatch(self, request_no: int) -> _Answer:
         raw = self._read_body()
         path = urlsplit(self.path).path.rstrip("/")
         route = _ROUTES.get((self.command, path))
@@ -1313,6 +1378,7 @@ class DemoServer:
         self._lock = threading.Lock()
         self._requests = 0
         self._failures: deque[_Failure] = deque()
+        self._answered: deque[JSON] = deque(maxlen=ANSWERED_KEPT)
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -1388,6 +1454,18 @@ class DemoServer:
         with self._lock:
             return self._requests
 
+    @property
+    def answered(self) -> list[JSON]:
+        """The API requests answered so far, oldest first (see "Answered requests" in the
+        module docstring); a copy, safe to keep while the server goes on."""
+        with self._lock:
+            return [dict(record) for record in self._answered]
+
+    def clear_answered(self) -> None:
+        """Empty :attr:`answered` (the request counter is not reset)."""
+        with self._lock:
+            self._answered.clear()
+
     # -- behaviour controls
 
     def set_latency(self, seconds: float) -> None:
@@ -1420,6 +1498,10 @@ class DemoServer:
         with self._lock:
             self._requests += 1
             return self._requests
+
+    def _log_answered(self, record: JSON) -> None:
+        with self._lock:
+            self._answered.append(record)
 
     def _pause(self, seconds: float) -> None:
         # An Event wait rather than time.sleep so stop() interrupts it immediately.

@@ -113,6 +113,12 @@ KIND_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
             "guardrail": "chain",
         },
     ),
+    # before the GenAI operation: OpenLLMetry's LangChain instrumentation marks a chain
+    # "workflow" and also writes gen_ai.operation.name=invoke_agent on it
+    (
+        "traceloop.span.kind",
+        {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"},
+    ),
     (
         "gen_ai.operation.name",
         {
@@ -133,10 +139,6 @@ KIND_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
     (
         "llm.request.type",
         {"chat": "llm", "completion": "llm", "embedding": "embedding", "rerank": "retrieval"},
-    ),
-    (
-        "traceloop.span.kind",
-        {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"},
     ),
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ._compat import (
     otel_content_value,
     sdk_provider,
     tracing_libraries,
+    unsuppress_openai,
     unwrap_openai,
 )
 from ._openai_streams import patch as patch_streams
@@ -249,13 +251,20 @@ def _instrument(session: Session) -> None:
     elif openai_inst.is_instrumented_by_opentelemetry or _openai_wrapped():
         session.found.append("openai")
         if openai_inst.is_instrumented_by_opentelemetry:  # Traceloop.init turned it on
-            session.instrumented.append(
-                Instrumentation("openai streams", patch_streams(), listed=False))
+            undo_streams, undo_unsuppress = patch_streams(), unsuppress_openai()
+
+            def unpatch() -> None:
+                undo_unsuppress()
+                undo_streams()
+
+            session.instrumented.append(Instrumentation("openai fixes", unpatch, listed=False))
     elif importlib.util.find_spec("openai") is not None:
         openai_inst.instrument(**provider_kw)
         undo_streams = patch_streams()
+        undo_unsuppress = unsuppress_openai()
 
         def uninstrument_openai() -> None:
+            undo_unsuppress()
             undo_streams()
             openai_inst.uninstrument()
             unwrap_openai()
@@ -339,6 +348,11 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
                 capture_content=_content_from_env(),
                 collected=[(label, provider)],
             )
+            if session.capture_content and "anthropic" in sys.modules and (
+                    ANTHROPIC_CONTENT_ENV not in os.environ):
+                session.notes.append(
+                    "Anthropic clients made before loading record no messages (the SDK reads "
+                    f"{ANTHROPIC_CONTENT_ENV} when a client is made): make them again")
             _anthropic_content(session.capture_content, force=False)
             if note:
                 session.notes.append(note)

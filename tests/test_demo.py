@@ -782,6 +782,109 @@ def test_raw_429_carries_retry_after(server: DemoServer) -> None:
     assert body["error"]["code"] == "rate_limit_exceeded"
 
 
+# --------------------------------------------------------------------------- answered log
+
+
+@pytest.fixture
+def fresh() -> Iterator[DemoServer]:
+    """A server of the test's own: the module's may still answer an earlier test's request
+    (``demo-slow`` answers 2 s later, after its client gave up)."""
+    with DemoServer() as srv:
+        yield srv
+
+
+def _answered(endpoint: str, model: str, stream: bool, inp: int, out: int, *, read: int = 0,
+              write: int = 0, reasoning: int = 0) -> dict[str, Any]:
+    return {"endpoint": endpoint, "model": model, "stream": stream, "input_tokens": inp,
+            "output_tokens": out, "cache_read_tokens": read, "cache_write_tokens": write,
+            "reasoning_tokens": reasoning}
+
+
+def test_answered_logs_each_answer_with_its_usage(fresh: DemoServer) -> None:
+    cached = [{"role": "user", "content": "Long shared preamble [cached] then a question?"}]
+    with make_client(fresh, _strict_response_validation=True) as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=cached)
+        list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True,
+                                            stream_options={"include_usage": True}))
+        # no include_usage: the client never sees the usage, the log still has it
+        list(client.chat.completions.create(model="o3-mini", messages=USER, stream=True))
+        client.embeddings.create(model="text-embedding-3-small", input="Hello, world!",
+                                 encoding_format="float")
+        client.responses.create(model="gpt-4o-mini", input="Hello, world!")
+        list(client.responses.create(model="gpt-4o-mini", input="Hello, world!", stream=True))
+        client.models.list()  # not a model's answer
+    reply = count_tokens("Demo reply to: Hello, world!")
+    assert fresh.answered == [
+        _answered("chat", "gpt-4o-mini-2024-07-18", False, 14,
+                  count_tokens("Demo reply to: Long shared preamble [cached] then a question?"),
+                  read=7),
+        _answered("chat", "gpt-4o-2024-08-06", True, 8, reply),
+        _answered("chat", "o3-mini", True, 8, reply + 10, reasoning=10),
+        _answered("embeddings", "text-embedding-3-small", False, 4, 0),
+        _answered("responses", "gpt-4o-mini-2024-07-18", False, 8, reply),
+        _answered("responses", "gpt-4o-mini-2024-07-18", True, 8, reply),
+    ]
+
+
+def test_answered_anthropic_input_counts_the_cache(fresh: DemoServer) -> None:
+    import anthropic
+
+    text = "Shared context [cached] [cache-write] and the question"
+    with anthropic.Anthropic(base_url=fresh.anthropic_base_url, api_key="demo",
+                             max_retries=0) as claude:
+        message = claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=100,
+                                         messages=[{"role": "user", "content": text}])
+        with claude.messages.stream(model="claude-3-5-haiku-latest", max_tokens=100,
+                                    messages=[{"role": "user", "content": text}]) as stream:
+            stream.until_done()
+    usage = message.usage
+    read, write = usage.cache_read_input_tokens, usage.cache_creation_input_tokens
+    assert read and write
+    # Anthropic's input_tokens leaves the cache out; the log counts it in, as OpenAI does
+    assert usage.input_tokens + read + write == prompt_tokens(text)
+    expected = _answered("messages", "claude-3-5-haiku-20241022", False, prompt_tokens(text),
+                         usage.output_tokens, read=read, write=write)
+    assert fresh.answered == [expected, {**expected, "stream": True}]
+
+
+def test_answered_leaves_out_failures(fresh: DemoServer) -> None:
+    with make_client(fresh) as client:
+        fresh.fail_next(500)
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="demo-error-429", messages=USER)
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[])
+    assert raw_request(fresh.base_url + "/nope")[0] == 404
+    assert fresh.answered == []
+    # a 429 the client retried into a success is one answer
+    fresh.fail_next(429, retry_after=0.01)
+    with make_client(fresh, max_retries=1) as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert [a["endpoint"] for a in fresh.answered] == ["chat"]
+
+
+def test_answered_is_thread_safe_and_clears(fresh: DemoServer) -> None:
+    def calls() -> None:
+        with make_client(fresh) as c:
+            for _ in range(10):
+                c.chat.completions.create(model="gpt-4o-mini", messages=USER)
+
+    threads = [threading.Thread(target=calls) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    log = fresh.answered
+    assert len(log) == 80 and all(a["model"] == "gpt-4o-mini-2024-07-18" for a in log)
+    log.clear()  # a copy: the server's log is untouched
+    assert len(fresh.answered) == 80
+    requests = fresh.requests
+    fresh.clear_answered()
+    assert fresh.answered == [] and fresh.requests == requests
+
+
 # --------------------------------------------------------------------------- command line
 
 

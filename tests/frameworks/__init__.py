@@ -1,0 +1,1 @@
+"""Framework and provider tests in real Jupyter kernels against the demo server."""
