@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+from ._fork import fresh_locks_after_fork
 from .record import CELL, ENTRY, Record, columns_of, entry_of, join, to_readable
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class SpanCollector(SpanProcessor):
         if max_spans < 1:
             raise ValueError(f"max_spans must be at least 1, got {max_spans}")
         self._lock = threading.Lock()
+        fresh_locks_after_fork(self, "_lock")
         # Each record is ENTRY items side by side (record.py says why). on_end adds them
         # in one deque.extend, atomic, without the lock: the lock would cost more than
         # the rest of on_end (~1.5% of a bare span). So the deque has no maxlen (a writer

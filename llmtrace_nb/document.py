@@ -208,8 +208,9 @@ def _records(spans: pd.DataFrame) -> list[dict[str, Any]]:
     """The rows as dicts of plain values (column by column: DataFrame.to_dict("records")
     is several times slower), with start and end as integer nanoseconds."""
     columns = {c: spans[c].tolist() for c in _ROW_COLUMNS}
-    columns["_start_ns"] = spans["start_time"].astype("int64").tolist()
-    columns["_end_ns"] = spans["end_time"].astype("int64").tolist()
+    # NaT (a time that could not be read) is _NAT here; see _known_ns
+    columns["_start_ns"] = spans["start_time"].array.asi8.tolist()
+    columns["_end_ns"] = spans["end_time"].array.asi8.tolist()
     names = list(columns)
     return [dict(zip(names, values, strict=True))
             for values in zip(*columns.values(), strict=True)]
@@ -280,7 +281,7 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
     """The trace document of one cell, from its rows of ``spans_df()``."""
     rows = _records(spans)
     if start_ns is None:
-        start_ns = min((r["_start_ns"] for r in rows), default=None)
+        start_ns = min(_known_ns(r["_start_ns"] for r in rows), default=None)
     ordered = _tree_order(rows)
     shown, hidden = ordered[:max_spans], [r for r, _ in ordered[max_spans:]]
     totals = _totals(rows)
@@ -288,7 +289,7 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
     if roots:
         totals["duration_ms"] = _number(roots[0]["duration_ms"])
     elif start_ns is not None:
-        last = end_ns or max((r["_end_ns"] for r in rows), default=start_ns)
+        last = end_ns or max(_known_ns(r["_end_ns"] for r in rows), default=start_ns)
         totals["duration_ms"] = (last - start_ns) / 1e6
     else:
         totals["duration_ms"] = 0.0
@@ -318,6 +319,13 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
         "limits": {"max_spans": max_spans, "max_text": max_text},
         "spans": doc_spans,
     }
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _known_ns(values: Any) -> list[int]:
+    return [v for v in values if v != _NAT]
 
 
 def _main_trace(rows: Sequence[dict[str, Any]]) -> str | None:
@@ -351,7 +359,8 @@ def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
             text = _text(value)
             out[key] = truncate(text, max_text)[0] if text is not None else None
     out["depth"] = depth
-    out["start_ms"] = round((row["_start_ns"] - origin_ns) / 1e6, 3)
+    start = row["_start_ns"]
+    out["start_ms"] = round((start - origin_ns) / 1e6, 3) if start != _NAT else 0.0
     duration = _number(row.get("duration_ms"))
     out["duration_ms"] = round(duration, 3) if duration is not None else None
     _drop_redundant(out, trace_id)

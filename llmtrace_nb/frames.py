@@ -24,6 +24,7 @@ from opentelemetry.trace import StatusCode
 
 from . import calls, semconv
 from . import record as rec
+from ._fork import fresh_locks_after_fork
 from .calls import SameCalls
 from .collector import CellRef, Snapshot, SpanCollector
 from .normalize import normalize
@@ -67,6 +68,8 @@ STATUS_CODES = {StatusCode.UNSET.value: "unset", StatusCode.OK.value: "ok",
 _STATUS_LUT = np.array([STATUSES.index(STATUS_CODES[v]) for v in sorted(STATUS_CODES)])
 _KIND_CODE = {k: i for i, k in enumerate(semconv.KINDS)}
 _NAT = np.iinfo(np.int64).min
+#: times at or past this many ns (the year 2262) cannot be held by a timestamp
+_NEVER = np.iinfo(np.int64).max
 
 
 def _hex_column(ids: list[int | None], width: int) -> np.ndarray:
@@ -76,11 +79,31 @@ def _hex_column(ids: list[int | None], width: int) -> np.ndarray:
     return out
 
 
-def _times(values: Sequence[int | None]) -> np.ndarray:
-    """Nanosecond timestamps as int64, NaT's value where a span has none."""
+def _times(values: Sequence[int | None], unreadable: dict[int, list[str]], name: str
+           ) -> np.ndarray:
+    """Nanosecond timestamps as int64, NaT's value where a span has none.
+
+    A time past what a timestamp can hold (2**63 ns: a unit slip such as
+    ``time.time_ns() * 1000``) or before 1970 is unknown, and named in ``unreadable``:
+    one bad span must not make every later frame fail.
+    """
     if None not in values:
-        return np.array(values, dtype="int64")
-    return np.array([_NAT if v is None else v for v in values], dtype="int64")
+        try:
+            times = np.array(values, dtype="int64")
+            if not len(times) or times.min() > 0:
+                return times
+        except (OverflowError, TypeError, ValueError):
+            pass
+    out = np.empty(len(values), dtype="int64")
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = _NAT
+        elif type(v) is int and 0 < v < _NEVER:
+            out[i] = v
+        else:
+            out[i] = _NAT
+            unreadable.setdefault(i, []).append(name)
+    return out
 
 
 def _nullable_int(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -178,7 +201,9 @@ def _marked(attrs: list[Any], unreadable: dict[int, list[str]], inputs: list[Any
                for m in (inputs[i], outputs[i])):
             rows.setdefault(i, []).append("messages")
     for i, keys in rows.items():
-        attrs[i] = {**attrs[i], "llmtrace.unreadable": ",".join(keys)}
+        earlier = attrs[i].get("llmtrace.unreadable")  # what a loader already named
+        named = [*str(earlier).split(","), *keys] if earlier else keys
+        attrs[i] = {**attrs[i], "llmtrace.unreadable": ",".join(dict.fromkeys(named))}
     return attrs
 
 
@@ -225,7 +250,8 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
     norm = normalize(columns[rec.ATTRS], events, names)
     f = norm.fields
     cells = cell_of(columns[rec.CELL], columns[rec.TRACE_ID])
-    starts, ends = _times(columns[rec.START]), _times(columns[rec.END])
+    starts = _times(columns[rec.START], norm.unreadable, "start_time")
+    ends = _times(columns[rec.END], norm.unreadable, "end_time")
     status_codes = _STATUS_LUT[np.array(col(rec.STATUS), dtype="int64")] if n else \
         np.zeros(0, "int64")
     status = pd.Categorical.from_codes(status_codes, categories=STATUSES)
@@ -316,6 +342,7 @@ class FrameBuilder:
         self.collector = collector
         self.prices = prices
         self._lock = threading.Lock()
+        fresh_locks_after_fork(self, "_lock")
         self._cache = _Cache()
         #: converted rows by the last call (for tests and benchmarks)
         self.last_converted = 0

@@ -20,6 +20,8 @@ import pandas as pd
 from genai_prices import Usage, calc_price
 from genai_prices.types import TieredPrices
 
+from ._fork import fresh_locks_after_fork
+
 MTOK = 1_000_000
 
 #: provider names as instrumentations spell them → genai-prices provider ids
@@ -107,6 +109,7 @@ class PriceBook:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        fresh_locks_after_fork(self, "_lock")
         self._overrides: dict[str, Rates] = {}
         self._cache: dict[tuple[str | None, str], Price | None] = {}
         self._version = 0

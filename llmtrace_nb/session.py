@@ -124,6 +124,15 @@ _lock = threading.RLock()
 _session: Session | None = None
 
 
+def _renew_lock() -> None:
+    global _lock
+    _lock = threading.RLock()  # held by another thread at a fork: locked for ever
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_lock)
+
+
 def current() -> Session | None:
     return _session
 

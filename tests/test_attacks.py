@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from opentelemetry.sdk.resources import Resource
@@ -186,3 +187,72 @@ def test_plotly_labels_show_quotes() -> None:
     from llmtrace_nb.views import charts
 
     assert charts.plotly_text('say "hi" <b>') == 'say "hi" &lt;b&gt;'
+
+
+# -- 6. one bad timestamp poisons the session ------------------------------------------------
+
+def test_a_time_past_2262_is_unknown_and_breaks_nothing(shell: InteractiveShell) -> None:
+    result, _ = run(shell, "%%trace slip\nimport time\nfrom opentelemetry import trace\n"
+                           "s = trace.get_tracer('t').start_span('unit slip',"
+                           " start_time=time.time_ns() * 1000)\n"
+                           "s.end(end_time=time.time_ns() * 1000 + 5)")
+    assert result.success
+    df = llmtrace_nb.spans_df()
+    bad = df[df["name"] == "unit slip"].iloc[0]
+    assert bad["start_time"] is pd.NaT and bad["attributes"]["llmtrace.unreadable"] == (
+        "start_time,end_time")
+    assert list(llmtrace_nb.cells_df()["cell_name"]) == ["slip"]
+    llmtrace_nb.status()
+    llmtrace_nb.view("slip")._repr_mimebundle_()
+    # and later cells still get their views
+    result, out = run(shell, "%%trace after\nx = 1")
+    assert result.success and any("application/vnd.llmtrace.trace+json" in b
+                                  for b in out.bundles)
+
+
+# -- 9. a fork while another thread holds a lock ---------------------------------------------
+
+def test_a_child_forked_while_a_lock_is_held_does_not_hang() -> None:
+    """A thread (the live line, a frame build) holds the collector's lock at the fork:
+    the child's copy of the lock would stay locked for ever."""
+    import os
+    import threading
+
+    rec = Recorder(max_spans=10)
+    for i in range(12):
+        rec.span(f"s{i}", {"i": i})
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with rec.collector._lock, rec.frames._lock, rec.prices._lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    pid = os.fork()
+    if pid == 0:  # the child: collect, trim, build a frame, price
+        code = 1
+        try:
+            for i in range(30):
+                rec.span(f"child{i}", {"i": i})
+            df = rec.frames.spans()
+            code = 0 if len(df) == 10 and df["name"].iloc[-1] == "child29" else 2
+        finally:
+            os._exit(code)
+    release.set()
+    thread.join()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on a lock the parent's thread held")
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the parent still has its own spans, untouched by the child
+    assert len(rec.frames.spans()) == 10 and "child0" not in set(rec.frames.spans()["name"])

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status, StatusCode
 
 from .. import semconv
+from .._fork import fresh_locks_after_fork
 from ..pricing import PriceBook
 from ..scrub import scrub_attributes, scrub_text
 from ..totals import CallTotals
@@ -154,6 +155,7 @@ class PolicyExporter(SpanExporter):
         self.prices = prices or PriceBook()
         self.filtered = 0
         self._lock = threading.Lock()
+        fresh_locks_after_fork(self, "_lock")
         self._waiting: dict[int, list[ReadableSpan]] = {}
         self._decided: OrderedDict[int, bool] = OrderedDict()
 
