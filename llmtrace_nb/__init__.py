@@ -77,7 +77,8 @@ def llm_calls_df() -> pd.DataFrame:
 
 def cells_df() -> pd.DataFrame:
     """One row per traced cell with its totals."""
-    return _frames.cells(spans_df(), _source().collector.cells())
+    sess = _source()
+    return _frames.cells(spans_df(), sess.collector.cells(), sess.frames.evicted())
 
 
 def summary(by: str | Sequence[str] = "model") -> pd.DataFrame:

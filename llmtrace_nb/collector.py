@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +98,26 @@ class Snapshot:
         return [(to_readable(r), self.cell_of(r)) for r in self.records]
 
 
+@dataclass(frozen=True)
+class Evicted:
+    """Records evicted from the buffer, numbered from ``first_seq`` (``take_evicted``)."""
+
+    first_seq: int
+    items: list[Any]
+    #: CellRef.seq -> spans evicted before any reader took them (not in any total)
+    uncounted: Counter[int | None]
+    #: CellRef.seq -> spans evicted since the last clear
+    by_cell: Counter[int | None]
+
+    def columns(self, start_seq: int) -> list[Sequence[Any]]:
+        """The records numbered ``start_seq`` on, one sequence per record position."""
+        return columns_of(self.items[ENTRY * max(start_seq - self.first_seq, 0):])
+
+    @property
+    def end_seq(self) -> int:
+        return self.first_seq + len(self.items) // ENTRY
+
+
 class SpanCollector(SpanProcessor):
     """Keeps finished spans in a bounded buffer, each with the cell it belongs to.
 
@@ -133,6 +153,18 @@ class SpanCollector(SpanProcessor):
         # what on_start stamps: the active cell's seq, None outside cells or when off
         self._stamp: int | None = None
         self._enabled = True
+        # Records trimmed off and not yet taken by a reader (take_evicted), so the totals
+        # of their cells can still count them; at most `_max` records, the older ones
+        # only counted per cell (`_uncounted`).
+        self._pending: list[Any] = []
+        self._uncounted: Counter[int | None] = Counter()
+        #: called (without the lock) when evicted records pile up: a reader should take them
+        self.on_evicted: Callable[[], None] | None = None
+        # records numbered below this were read by snapshot_and_evicted's caller, which
+        # counts them itself: evicted, they need not wait in _pending
+        self._read_until = 0
+        #: CellRef.seq -> how many of its spans were evicted
+        self._evicted_by_cell: Counter[int | None] = Counter()
 
     # -- SpanProcessor -----------------------------------------------------------------
 
@@ -225,18 +257,17 @@ class SpanCollector(SpanProcessor):
         """The records from number ``since`` on (all of them after a clear that
         ``generation`` did not see), with what a reader needs to make sense of them."""
         with self._lock:
-            if generation is not None and generation != self._generation:
-                since = 0
-            appended, items = self._tail(since)
-            oldest = appended - min(appended - self._evicted, self._max)
-            return Snapshot(
-                first_seq=appended - len(items) // ENTRY,
-                items=items,
-                oldest_seq=oldest,
-                dropped=oldest,
-                generation=self._generation,
-                cells=dict(self._known_cells),
-            )
+            return self._snapshot(since, generation)
+
+    def _snapshot(self, since: int, generation: int | None) -> Snapshot:
+        """``snapshot``; the caller holds the lock."""
+        if generation is not None and generation != self._generation:
+            since = 0
+        appended, items = self._tail(since)
+        oldest = appended - min(appended - self._evicted, self._max)
+        return Snapshot(first_seq=appended - len(items) // ENTRY, items=items,
+                        oldest_seq=oldest, dropped=oldest, generation=self._generation,
+                        cells=dict(self._known_cells))
 
     @property
     def appended(self) -> int:
@@ -281,9 +312,33 @@ class SpanCollector(SpanProcessor):
         excess = len(buffer) // ENTRY - self._max
         if excess > 0:
             # one popleft per item, called from C: a Python loop costs half as much again
-            deque(itertools.starmap(buffer.popleft, itertools.repeat((), ENTRY * excess)),
-                  maxlen=0)
+            items = list(itertools.starmap(buffer.popleft, itertools.repeat((), ENTRY * excess)))
             self._evicted += excess
+            self._evicted_by_cell.update(items[CELL::ENTRY])
+            read = min(max(self._read_until - (self._evicted - excess), 0), excess)
+            pending = self._pending
+            pending.extend(items[ENTRY * read:] if read else items)
+            over = len(pending) // ENTRY - self._max
+            if over > 0:
+                self._uncounted.update(pending[CELL:ENTRY * over:ENTRY])
+                del pending[:ENTRY * over]
+            if self.on_evicted is not None and len(pending) // ENTRY >= self._max // 2:
+                self.on_evicted()  # wakes a reader's thread: cheap, never blocks
+
+    def snapshot_and_evicted(self, since: int = 0, generation: int | None = None
+                             ) -> tuple[Snapshot, Evicted]:
+        """``snapshot`` and the records evicted since the last call (those past the bound
+        included), taken at one moment: for a reader that keeps totals eviction must not
+        lose (nothing evicted between the two can slip through)."""
+        with self._lock:
+            self._trim()
+            items, self._pending = self._pending, []
+            uncounted, self._uncounted = self._uncounted, Counter()
+            evicted = Evicted(first_seq=self._evicted - len(items) // ENTRY, items=items,
+                              uncounted=uncounted, by_cell=Counter(self._evicted_by_cell))
+            snap = self._snapshot(since, generation)
+            self._read_until = snap.end_seq
+            return snap, evicted
 
     def __len__(self) -> int:
         return min(len(self._buffer) // ENTRY, self._max)
@@ -318,4 +373,7 @@ class SpanCollector(SpanProcessor):
             self._cells = [c for c in self._cells if c.end_ns is None]
             self._known_cells = {c.seq: c for c in self._cells}
             self._evicted = 0
+            self._pending, self._uncounted = [], Counter()
+            self._evicted_by_cell = Counter()
+            self._read_until = 0
             self._generation += 1

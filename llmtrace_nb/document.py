@@ -17,6 +17,8 @@ Schema (version 1)::
                 "duration_ms", "errors", "same_call_spans", "unpriced_models": [...]},
      "omitted": null | {"spans", "llm_calls", "input_tokens", "output_tokens",
                         "cost_usd", "errors"},   # spans past the limit, summarized
+     "evicted": null | {"spans", "uncounted"},  # spans that left the buffer (max_spans):
+                        # the totals include them, but for the uncounted ones
      "limits": {"max_spans", "max_text"},
      "spans": [ {"span_id", "parent_span_id", "trace_id", "name", "kind", "status",
                  "error_type", "depth", "start_ms", "duration_ms", "ttft_ms",
@@ -276,9 +278,10 @@ def _totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
           start_ns: int | None = None, end_ns: int | None = None, open_spans: int = 0,
-          max_spans: int = DEFAULT_MAX_SPANS, max_text: int = DEFAULT_MAX_TEXT
-          ) -> dict[str, Any]:
-    """The trace document of one cell, from its rows of ``spans_df()``."""
+          max_spans: int = DEFAULT_MAX_SPANS, max_text: int = DEFAULT_MAX_TEXT,
+          evicted: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The trace document of one cell, from its rows of ``spans_df()``; ``evicted`` are
+    the totals of the cell's spans that left the buffer (``FrameBuilder.evicted``)."""
     rows = _records(spans)
     if start_ns is None:
         start_ns = min(_known_ns(r["_start_ns"] for r in rows), default=None)
@@ -299,6 +302,7 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
     for i in _detail_priority([r for r, _ in shown]):
         row, depth = shown[i]
         doc_spans[i] = _span(row, depth, start_ns or 0, max_text, budget, trace_id)
+    gone = _evicted(totals, evicted)
     omitted = None
     if hidden:
         t = _totals(hidden)
@@ -316,6 +320,7 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
         "open_spans": open_spans,
         "totals": totals,
         "omitted": omitted,
+        "evicted": gone,
         "limits": {"max_spans": max_spans, "max_text": max_text},
         "spans": doc_spans,
     }
@@ -326,6 +331,23 @@ _NAT = np.iinfo(np.int64).min
 
 def _known_ns(values: Any) -> list[int]:
     return [v for v in values if v != _NAT]
+
+
+def _evicted(totals: dict[str, Any], evicted: Mapping[str, float] | None
+             ) -> dict[str, int] | None:
+    """Add to ``totals`` what the cell's spans evicted from the buffer counted; the
+    document's ``evicted``: how many spans left, and how many of them no total counts."""
+    if not evicted or not evicted.get("spans"):
+        return None
+    for key in ("llm_calls", "input_tokens", "output_tokens", "cache_read_tokens",
+                "cache_write_tokens", "errors"):
+        totals[key] = int(totals.get(key) or 0) + int(evicted.get(key, 0))
+    totals["total_tokens"] = totals["input_tokens"] + totals["output_tokens"]
+    cost = float(evicted.get("cost_usd", 0.0))
+    if cost or totals.get("cost_usd") is not None:
+        totals["cost_usd"] = (totals.get("cost_usd") or 0.0) + cost
+    totals["spans"] = int(totals["spans"]) + int(evicted["spans"])
+    return {"spans": int(evicted["spans"]), "uncounted": int(evicted.get("uncounted", 0))}
 
 
 def _main_trace(rows: Sequence[dict[str, Any]]) -> str | None:

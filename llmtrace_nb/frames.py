@@ -9,11 +9,12 @@ book, the whole cost column is priced again.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from . import calls, semconv
 from . import record as rec
 from ._fork import fresh_locks_after_fork
 from .calls import SameCalls
-from .collector import CellRef, Snapshot, SpanCollector
+from .collector import CellRef, Evicted, Snapshot, SpanCollector
 from .normalize import normalize
 from .pricing import PriceBook, cost_column
 from .scrub import might_hold_secret, scrub_text
@@ -329,6 +330,12 @@ class _Cache:
     originals: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: tool calls the models asked for, by call id: their arguments (see _tool_calls)
     tool_calls: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    #: CellRef.seq -> totals of the cell's spans evicted from the buffer (see _fold)
+    evicted: dict[int, dict[str, float]] = field(default_factory=dict)
+    #: CellRef.seq -> spans evicted before any frame could count them
+    uncounted: Counter[int | None] = field(default_factory=Counter)
+    #: CellRef.seq -> spans evicted, counted or not
+    evicted_spans: Counter[int | None] = field(default_factory=Counter)
 
 
 class FrameBuilder:
@@ -346,19 +353,30 @@ class FrameBuilder:
         self._cache = _Cache()
         #: converted rows by the last call (for tests and benchmarks)
         self.last_converted = 0
+        # Evicted records wait in the collector until a frame is built; when they pile up
+        # (a long cell, a small buffer, no reader), a thread of ours builds one, so the
+        # cells' totals count them before the collector must let them go uncounted.
+        self._evicted_waiting = threading.Event()
+        self._folder: threading.Thread | None = None
+        collector.on_evicted = self._wake_folder
 
     def base_frame(self) -> tuple[pd.DataFrame, Snapshot, set[str]]:
         """All rows with cost and private columns, the snapshot, the unpriced models."""
         with self._lock:
             cache = self._cache
             since = cache.end_seq if cache.frame is not None else 0
-            snap = self.collector.snapshot(since, cache.generation)
+            snap, gone = self.collector.snapshot_and_evicted(since, cache.generation)
+            converted = since if cache.generation == snap.generation else 0
             if cache.generation != snap.generation or cache.frame is None:
+                kept = cache if cache.generation == snap.generation else _Cache()
                 cache = _Cache(generation=snap.generation, first_seq=snap.first_seq,
-                               end_seq=snap.first_seq, price_version=self.prices.version)
+                               end_seq=snap.first_seq, price_version=self.prices.version,
+                               evicted=kept.evicted, uncounted=kept.uncounted)
             frame = cache.frame
+            self._count_evicted(cache, snap, gone, converted)
             if frame is not None and snap.oldest_seq > cache.first_seq:
                 evicted = min(snap.oldest_seq - cache.first_seq, len(frame))
+                _fold(cache.evicted, frame.iloc[:evicted])
                 frame = frame.iloc[evicted:].reset_index(drop=True)
                 cache.first_seq += evicted
                 cache.calls.forget_before(cache.first_seq)
@@ -390,6 +408,53 @@ class FrameBuilder:
             self.last_converted = max(len(snap) - start, 0)
             unpriced = cache.unpriced - cache.priced
         return frame, snap, unpriced
+
+    def _wake_folder(self) -> None:
+        self._evicted_waiting.set()
+        folder = self._folder
+        if folder is None or not folder.is_alive():  # none yet, or this is a forked child
+            self._folder = folder = threading.Thread(target=self._fold_evicted, daemon=True,
+                                                     name="llmtrace-evicted")
+            folder.start()
+
+    def _fold_evicted(self) -> None:
+        while True:
+            self._evicted_waiting.wait()
+            self._evicted_waiting.clear()
+            # a failed fold leaves those records uncounted, nothing more
+            with contextlib.suppress(Exception):
+                self.base_frame()
+
+    def _count_evicted(self, cache: _Cache, snap: Snapshot, gone: Evicted, converted: int
+                       ) -> None:
+        """Fold into the cells' evicted totals the records evicted before any frame
+        converted them (numbered ``converted`` on): a cell whose spans left the buffer
+        keeps exact totals (its rows already converted are folded as they leave)."""
+        cache.uncounted.update(gone.uncounted)
+        cache.evicted_spans = gone.by_cell
+        start = max(converted, gone.first_seq)
+        if start >= gone.end_seq:
+            return
+        with _gc_paused():
+            rows = records_frame(gone.columns(start), self._cell_lookup(snap),
+                                 self._pricer(cache))
+            _, rows = self._one_row_per_call(_Cache(), None, rows, start)
+        _fold(cache.evicted, rows)
+
+    def evicted(self) -> dict[int, dict[str, float]]:
+        """CellRef.seq -> totals of the cell's evicted spans: ``spans`` evicted,
+        ``uncounted`` of them (evicted before any frame counted them), and the sums of
+        the counted ones (``llm_calls``, tokens, ``cost_usd``, ``errors``)."""
+        self.base_frame()
+        with self._lock:
+            cache = self._cache
+            out = {}
+            for seq, spans in cache.evicted_spans.items():
+                if seq is None:
+                    continue
+                out[seq] = {**cache.evicted.get(seq, {}), "spans": spans,
+                            "uncounted": cache.uncounted.get(seq, 0)}
+            return out
 
     def _one_row_per_call(self, cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame,
                           new_first: int) -> tuple[pd.DataFrame | None, pd.DataFrame]:
@@ -513,6 +578,36 @@ class FrameBuilder:
         df.attrs["dropped_spans"] = snap.dropped
         df.attrs["unpriced_models"] = sorted(unpriced)
         return df
+
+
+# -- evicted rows ----------------------------------------------------------------------------
+
+#: the sums a cell's evicted rows keep (see FrameBuilder.evicted)
+EVICTED_SUMS = ("llm_calls", "input_tokens", "output_tokens", "cache_read_tokens",
+                "cache_write_tokens", "cost_usd", "unpriced_calls", "errors")
+
+
+def _fold(totals: dict[int, dict[str, float]], rows: pd.DataFrame) -> None:
+    """Add the sums of rows leaving the buffer to their cells' evicted totals."""
+    rows = rows[rows["_cell_seq"].notna() & counted(rows)]
+    if rows.empty:
+        return
+    priced = rows["kind"].isin(PRICED_KINDS).to_numpy()
+    usage = rows["input_tokens"].notna() | rows["output_tokens"].notna()
+    sums = pd.DataFrame({
+        "cell": rows["_cell_seq"].astype("int64"),
+        "llm_calls": priced.astype("int64"),
+        **{c: rows[c].fillna(0).astype("int64").where(priced, 0)
+           for c in ("input_tokens", "output_tokens", "cache_read_tokens",
+                     "cache_write_tokens")},
+        "cost_usd": rows["cost_usd"].fillna(0.0).where(priced, 0.0),
+        "unpriced_calls": (priced & rows["cost_usd"].isna() & usage).astype("int64"),
+        "errors": (rows["status"] == "error").astype("int64"),
+    }).groupby("cell").sum()
+    for cell, row in sums.iterrows():
+        into = totals.setdefault(int(cell), dict.fromkeys(EVICTED_SUMS, 0))
+        for name in EVICTED_SUMS:
+            into[name] += row[name].item()
 
 
 # -- one call, one row ----------------------------------------------------------------------
@@ -678,10 +773,14 @@ def llm_calls(spans: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def cells(spans: pd.DataFrame, registry: Sequence[CellRef]) -> pd.DataFrame:
-    """One row per traced cell that has spans."""
+def cells(spans: pd.DataFrame, registry: Sequence[CellRef],
+          evicted: Mapping[int, Mapping[str, float]] | None = None) -> pd.DataFrame:
+    """One row per traced cell that has spans; ``evicted`` (``FrameBuilder.evicted``) adds
+    the totals of spans that left the buffer, so a cell's totals survive eviction."""
     with_cell = spans[spans["cell"].notna()]
     rows = []
+    gone = {(ref.number, ref.name): evicted[ref.seq] for ref in registry
+            if evicted and ref.seq in evicted}
     roots = {c.root_span_id: c for c in registry if c.root_span_id is not None}
     for (cell_no, cell_name), group in with_cell.groupby(["cell", "cell_name"], sort=False,
                                                           observed=True, dropna=True):
@@ -698,7 +797,7 @@ def cells(spans: pd.DataFrame, registry: Sequence[CellRef]) -> pd.DataFrame:
             tags = {}
         group = group[counted(group)]
         llm = group[group["kind"].isin(PRICED_KINDS)]
-        rows.append({
+        row = {
             "cell": cell_no, "cell_name": cell_name, "trace_id": trace_id,
             "start_time": start, "duration_ms": duration, "llm_calls": len(llm),
             "input_tokens": llm["input_tokens"].sum(min_count=1),
@@ -706,7 +805,13 @@ def cells(spans: pd.DataFrame, registry: Sequence[CellRef]) -> pd.DataFrame:
             "cost_usd": llm["cost_usd"].sum(min_count=1),
             "errors": int((group["status"] == "error").sum()),
             "tags": tags,
-        })
+        }
+        left = gone.get((int(cell_no), cell_name))
+        if left:
+            for name in ("llm_calls", "input_tokens", "output_tokens", "cost_usd", "errors"):
+                kept = row[name]
+                row[name] = left.get(name, 0) + (0 if pd.isna(kept) else kept)
+        rows.append(row)
     df = pd.DataFrame(rows, columns=list(CELL_COLUMNS))
     df = df.astype({
         "cell": "Int64", "cell_name": "string", "trace_id": "string",

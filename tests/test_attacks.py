@@ -256,3 +256,45 @@ def test_a_child_forked_while_a_lock_is_held_does_not_hang() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     # the parent still has its own spans, untouched by the child
     assert len(rec.frames.spans()) == 10 and "child0" not in set(rec.frames.spans()["name"])
+
+
+# -- 11. a cell whose spans were evicted keeps exact totals -----------------------------------
+
+EVICTING_CELL = """%%trace many --max-cost {limit}
+from opentelemetry import trace
+tracer = trace.get_tracer("many")
+for i in range(3000):
+    with tracer.start_as_current_span("openai.chat", attributes={{
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.output_tokens": 10}}):
+        pass
+"""
+
+
+def test_eviction_does_not_undercount_a_cell(shell: InteractiveShell) -> None:
+    """max_spans=1000 and a cell of 3,000 calls showed "999 calls" and judged its budget
+    on that; now its totals and budget count all 3,000, and every view says what left."""
+    from genai_prices import Usage, calc_price
+
+    one = float(calc_price(Usage(input_tokens=100, output_tokens=10),
+                           model_ref="gpt-4o-mini", provider_id="openai").total_price)
+    session = llmtrace_nb.session.require()
+    session.collector.resize(1000)
+    try:
+        result, out = run(shell, EVICTING_CELL.format(limit=one * 2000))
+        # the budget sees all 3,000 calls: 1,000 would be under it
+        assert type(result.error_in_exec).__name__ == "BudgetExceeded"
+        doc = next(b for b in out.bundles if "application/vnd.llmtrace.trace+json" in b)[
+            "application/vnd.llmtrace.trace+json"]
+        assert doc["totals"]["llm_calls"] == 3000
+        assert doc["totals"]["cost_usd"] == pytest.approx(one * 3000, rel=1e-9)
+        assert doc["evicted"]["spans"] >= 2000 and doc["evicted"]["uncounted"] == 0
+        for mime in ("text/html", "text/plain"):
+            text = next(b for b in out.bundles if mime in b)[mime]
+            assert "left the buffer" in text and "the totals include them" in text
+        cells = llmtrace_nb.cells_df()
+        assert cells.iloc[-1]["llm_calls"] == 3000
+        assert cells.iloc[-1]["input_tokens"] == 300_000
+    finally:
+        session.collector.resize(100_000)

@@ -104,6 +104,13 @@ export interface Omitted {
   errors: number;
 }
 
+/** Spans of the cell that left the buffer (max_spans): not listed; the totals include
+ * them, but for the uncounted ones. */
+export interface Evicted {
+  spans: number;
+  uncounted: number;
+}
+
 export interface TraceDocument {
   version: number | null;
   generator: string | null;
@@ -115,6 +122,7 @@ export interface TraceDocument {
   openSpans: number;
   totals: Totals;
   omitted: Omitted | null;
+  evicted: Evicted | null;
   maxSpans: number | null;
   maxText: number | null;
   spans: Span[];
@@ -450,6 +458,15 @@ function readTotals(
   };
 }
 
+function readEvicted(value: Obj | null, problems: Problems): Evicted | null {
+  if (value === null) {
+    return null;
+  }
+  const r = new Reader(value, 'evicted', problems);
+  const spans = r.count('spans') ?? 0;
+  return spans > 0 ? { spans, uncounted: r.count('uncounted') ?? 0 } : null;
+}
+
 function readOmitted(value: Obj | null, problems: Problems): Omitted | null {
   if (value === null) {
     return null;
@@ -529,6 +546,7 @@ export function parseDocument(data: unknown): ParseResult {
     openSpans,
     totals: readTotals(r.object('totals'), spans, problems),
     omitted: readOmitted(r.object('omitted'), problems),
+    evicted: readEvicted(r.object('evicted'), problems),
     maxSpans: lr ? lr.count('max_spans') : null,
     maxText: lr ? lr.count('max_text') : null,
     spans

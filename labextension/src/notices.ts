@@ -76,6 +76,20 @@ function documentNotices(doc: TraceDocument): HTMLElement[] {
       )
     );
   }
+  if (doc.evicted) {
+    const { spans, uncounted } = doc.evicted;
+    out.push(
+      notice(
+        uncounted ? 'warn' : 'info',
+        `${plural(spans, 'span')} of this cell left the buffer (max_spans) and are not ` +
+          'listed; ' +
+          (uncounted
+            ? `${formatCount(uncounted)} of them left before they could be counted: the ` +
+              'totals cover the rest.'
+            : 'the totals include them.')
+      )
+    );
+  }
   if (doc.open) {
     const n = doc.openSpans;
     out.push(

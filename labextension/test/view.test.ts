@@ -391,3 +391,16 @@ describe('a framework span and the client span of one call', () => {
     expect(notices).toContain('1 span marked "same call"');
   });
 });
+
+describe('a cell whose spans left the buffer', () => {
+  it('says so, and whether the totals count them', () => {
+    const raw = loadDoc('agent');
+    raw.evicted = { spans: 2001, uncounted: 0 };
+    let notices = text(mount(raw).node.querySelector('.lt-notices')!);
+    expect(notices).toContain('2,001 spans of this cell left the buffer');
+    expect(notices).toContain('the totals include them');
+    raw.evicted = { spans: 2001, uncounted: 12 };
+    notices = text(mount(raw).node.querySelector('.lt-notices')!);
+    expect(notices).toContain('12 of them left before they could be counted');
+  });
+});

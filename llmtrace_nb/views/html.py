@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..document import TRUNCATION_MARKER, VERSION, clean_text
-from .text import format_cost, format_count, format_duration, plural
+from .text import eviction_note, format_cost, format_count, format_duration, plural
 
 #: One color per span kind. The JupyterLab renderer (labextension/) and the plotly charts
 #: (views/charts.py) use the same colors: change them together. Tableau 10 tones: they read
@@ -409,6 +409,9 @@ def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: i
         verb = "was" if running == 1 else "were"
         lines.append(f"{plural(running, 'span')} {verb} still running when this view was made"
                      if running else "some spans were still running when this view was made")
+    evicted = doc.get("evicted")
+    if isinstance(evicted, Mapping) and _count(evicted.get("spans")):
+        lines.append(_esc(eviction_note(evicted)))
     same = _count(totals.get("same_call_spans"))
     if same:
         lines.append(f"{plural(same, 'span')} marked “same call” describe a call another "

@@ -65,6 +65,9 @@ def summary(doc: Mapping[str, Any]) -> str:
     if same:
         lines.append(f"  {plural(same, 'span')} describe a call another span already counts "
                      "(a framework's span and the client's): counted once")
+    evicted = doc.get("evicted")
+    if evicted:
+        lines.append(f"  {eviction_note(evicted)}")
     omitted = doc.get("omitted")
     if omitted:
         lines.append(f"  {omitted['spans']:,} more spans not shown "
@@ -72,3 +75,14 @@ def summary(doc: Mapping[str, Any]) -> str:
     if doc.get("open"):
         lines.append(f"  {plural(doc.get('open_spans', 0), 'span')} still running when shown")
     return "\n".join(lines)
+
+
+def eviction_note(evicted: Mapping[str, Any]) -> str:
+    """What a view says of a cell whose spans left the buffer (``max_spans``)."""
+    spans, uncounted = int(evicted.get("spans") or 0), int(evicted.get("uncounted") or 0)
+    text = (f"{plural(spans, 'span')} of this cell left the buffer (max_spans) and "
+            "are not listed")
+    if uncounted:
+        return text + (f"; {uncounted:,} of them left before they could be counted: the "
+                       "totals cover the rest")
+    return text + "; the totals include them"
