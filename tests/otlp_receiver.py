@@ -1,7 +1,9 @@
 """A minimal OTLP/HTTP traces receiver on 127.0.0.1, for tests: a real peer on loopback.
 
 It decodes each request with opentelemetry-proto and keeps the spans. ``mode`` makes it
-misbehave the ways real endpoints do: answer 500 or 429, answer slowly, or answer garbage.
+misbehave the ways real endpoints do: answer 500 or 429, answer slowly, answer garbage,
+redirect (301/302/307/308 to ``location``), or answer another 2xx (204). ``drip`` and
+``black_hole`` are endpoints that accept a request and never finish answering it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ class Receiver(ThreadingHTTPServer):
         self.spans: list[Any] = []  # opentelemetry.proto.trace.v1.Span
         self.resources: list[Any] = []
         self.requests: list[dict[str, str]] = []  # headers of each request
-        self.mode = "ok"  # ok | 500 | 429 | slow | garbage
+        self.mode = "ok"  # ok | 500 | 429 | 404 | slow | garbage | 301 | 302 | 307 | 308 | 204
         self.delay = 2.0
+        self.location = "https://127.0.0.1/v1/traces"  # where redirects point
+        self.posts = 0  # every POST, answered or not
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
@@ -72,12 +76,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         mode = self.server.mode
+        with self.server._lock:
+            self.server.posts += 1
         if mode == "slow":
             time.sleep(self.server.delay)
-        if mode in ("500", "429"):
+        if mode in ("500", "429", "404", "301", "302", "307", "308"):
             self.send_response(int(mode))
             if mode == "429":
                 self.send_header("Retry-After", "1")
+            if mode.startswith("3"):
+                self.send_header("Location", self.server.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -95,6 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
         self.server.record(request, {k.lower(): v for k, v in self.headers.items()})
+        if mode == "204":
+            self.send_response(204)
+            self.end_headers()
+            return
         payload = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
@@ -122,6 +134,87 @@ def black_hole() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+class Drip:
+    """An endpoint that reads each request, then answers one byte every ``interval`` s and
+    never finishes: each read is quick, so only a deadline on the whole request ends it.
+
+    ``part="status"`` drips the status line and then an endless header line; ``"headers"``
+    sends the status line (200) and drips the endless header line; ``"body"`` sends whole
+    headers (200, a huge Content-Length) and drips the body.
+    """
+
+    def __init__(self, part: str = "headers", interval: float = 0.5) -> None:
+        self.part = part
+        self.interval = interval
+        self.connections = 0
+        self._stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.1)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._conns.append(conn)
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(None)
+            stream = conn.makefile("rb")
+            length = 0
+            while (line := stream.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            stream.read(length)
+            status, endless = b"HTTP/1.1 200 OK\r\n", b"X-Drip: " + b"." * 60_000
+            if self.part == "status":
+                head = status
+            elif self.part == "headers":
+                conn.sendall(status)
+                head = b""
+            else:
+                head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+                        b"Content-Length: 1000000000\r\n\r\n")
+                conn.sendall(head)
+                head, endless = b"", b"\x00" * 60_000
+            for byte in (head + endless):
+                if self._stop.wait(self.interval):
+                    return
+                conn.sendall(bytes([byte]))
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        for conn in self._conns:
+            conn.close()
+
+
+@contextmanager
+def drip(part: str = "headers", interval: float = 0.5) -> Iterator[Drip]:
+    server = Drip(part, interval)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def refused_url() -> str:
