@@ -298,3 +298,25 @@ def test_eviction_does_not_undercount_a_cell(shell: InteractiveShell) -> None:
         assert cells.iloc[-1]["input_tokens"] == 300_000
     finally:
         session.collector.resize(100_000)
+
+
+# -- 13. any finite number renders -----------------------------------------------------------
+
+@pytest.mark.parametrize("tiny", [1e-200, 5e-324, 0.0, -0.0, 1e300])
+def test_tiny_and_huge_durations_render(tiny: float) -> None:
+    from llmtrace_nb.views import html, text
+
+    rec = Recorder()
+    rec.span("blink", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                       "gen_ai.usage.input_tokens": 1}, duration_ns=0)
+    from llmtrace_nb import document
+
+    doc = document.build(rec.frames.spans(), name="blink")
+    for span in doc["spans"]:
+        span["duration_ms"] = tiny
+        span["cost_usd"] = tiny
+    doc["totals"]["duration_ms"] = tiny
+    doc["totals"]["cost_usd"] = tiny
+    page = html.render(doc)
+    assert "could not be drawn" not in page and "blink" in page
+    assert len(text.format_cost(tiny)) < 30 and len(text.format_duration(tiny)) < 30

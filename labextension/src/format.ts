@@ -22,11 +22,25 @@ export function formatCount(n: number | null | undefined): string {
   return known(n) ? INTEGER.format(n) : '–';
 }
 
+/** Below this a cost reads "<$0.000000001" (as in text.py): 1e-200 is 200 zeros. */
+const MIN_COST = 1e-9;
+/** Past this many seconds (or dollars) a number is written with 3 significant digits. */
+const MAX_PLAIN_SECONDS = 1e9;
+const MAX_PLAIN_COST = 1e15;
+/** Intl.NumberFormat takes at most 100 fraction digits; an axis needs far fewer. */
+const MAX_DECIMALS = 20;
+
 export function formatDuration(ms: number | null | undefined): string {
   if (!known(ms)) {
     return '–';
   }
-  return ms < 1000 ? `${INTEGER.format(ms)} ms` : `${TWO_DECIMALS.format(ms / 1000)} s`;
+  if (Math.abs(ms) < 1000) {
+    return `${INTEGER.format(ms + 0).replace(/^-0$/, '0')} ms`;
+  }
+  const seconds = ms / 1000;
+  return Math.abs(seconds) < MAX_PLAIN_SECONDS
+    ? `${TWO_DECIMALS.format(seconds)} s`
+    : `${seconds.toPrecision(3)} s`;
 }
 
 export function formatCost(usd: number | null | undefined): string {
@@ -38,6 +52,12 @@ export function formatCost(usd: number | null | undefined): string {
   }
   const sign = usd < 0 ? '-' : '';
   const abs = Math.abs(usd);
+  if (usd > 0 && usd < MIN_COST) {
+    return `<$${MIN_COST.toFixed(9)}`;
+  }
+  if (abs >= MAX_PLAIN_COST) {
+    return `${sign}$${abs.toPrecision(3)}`;
+  }
   if (abs >= 1000) {
     return `${sign}$${INTEGER.format(abs)}`;
   }
@@ -68,7 +88,8 @@ export function niceStep(extent: number, target = 5): number {
   if (!known(extent) || extent <= 0) {
     return 1;
   }
-  const raw = extent / Math.max(1, target);
+  // at least a microsecond: 5e-324 / 5 is 0, whose logarithm is -Infinity
+  const raw = Math.max(extent / Math.max(1, target), 1e-3);
   const power = Math.pow(10, Math.floor(Math.log10(raw)));
   const unit = raw / power;
   const nice = unit < 1.5 ? 1 : unit < 3 ? 2 : unit < 7 ? 5 : 10;
@@ -84,7 +105,10 @@ export function formatTick(ms: number, step: number, axisEnd = ms): string {
   // `+ 0` turns -0 (a tick at the origin of an axis starting a hair before 0) into 0
   const value = (seconds ? ms / 1000 : ms) + 0;
   const unitStep = seconds ? step / 1000 : step;
-  const decimals = Math.max(0, Math.ceil(-Math.log10(unitStep) - 1e-9));
+  const decimals = Math.min(
+    MAX_DECIMALS,
+    Math.max(0, Math.ceil(-Math.log10(unitStep) - 1e-9))
+  );
   const text = new Intl.NumberFormat('en-US', {
     minimumFractionDigits: decimals,
     maximumFractionDigits: decimals

@@ -85,3 +85,12 @@ describe('axis', () => {
     expect(formatTick(20000, 5000, 20000)).toBe('20 s');
   });
 });
+
+describe('any finite number renders', () => {
+  it.each([1e-200, 5e-324, 0, -0, 1e300])('formats %p', value => {
+    expect(formatDuration(value).length).toBeLessThan(30);
+    expect(formatCost(value).length).toBeLessThan(30);
+    expect(() => formatTick(value, niceStep(value), value)).not.toThrow();
+    expect(Number.isFinite(niceStep(value))).toBe(true);
+  });
+});

@@ -175,7 +175,8 @@ class _Axis:
 
     def __init__(self, end_ms: float) -> None:
         # an empty cell still gets an axis; absurd ends (1e308 + 1e308) must not overflow
-        end_ms = min(end_ms, 1e15) if end_ms > 0 else 1.0
+        # and so must tiny ones (5e-324 / 6 is 0): the axis is at least a microsecond
+        end_ms = min(max(end_ms, 1e-3), 1e15) if end_ms > 0 else 1.0
         self.step = _nice_step(end_ms)
         self.intervals = max(1, math.ceil(end_ms / self.step - 1e-9))
         self.end = self.step * self.intervals

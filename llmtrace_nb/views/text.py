@@ -11,19 +11,35 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+#: below this a cost reads "<$0.000000001": 4 significant digits of 1e-200 are 200 zeros
+MIN_COST = 1e-9
+#: past this many seconds (or dollars) a number is written with 3 significant digits
+MAX_PLAIN_SECONDS = 1e9
+MAX_PLAIN_COST = 1e15
+
 
 def format_duration(ms: float | None) -> str:
     if ms is None or ms != ms:
         return "–"
-    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.2f} s"
+    if abs(ms) == float("inf"):
+        return "∞ s" if ms > 0 else "–"
+    ms += 0.0  # -0.0 reads "0 ms"
+    if abs(ms) < 1000:
+        return f"{ms:,.0f} ms".replace("-0 ms", "0 ms")
+    seconds = ms / 1000
+    return f"{seconds:,.2f} s" if abs(seconds) < MAX_PLAIN_SECONDS else f"{seconds:.3g} s"
 
 
 def format_cost(usd: float | None) -> str:
     """Four significant digits, never in scientific notation; unknown is "no price"."""
-    if usd is None or usd != usd:
+    if usd is None or usd != usd or abs(usd) == float("inf"):
         return "no price"
     if usd == 0:
         return "$0"
+    if 0 < usd < MIN_COST:
+        return f"<${MIN_COST:.9f}"
+    if usd >= MAX_PLAIN_COST:
+        return f"${usd:.3g}"
     if usd >= 1000:
         return f"${usd:,.0f}"
     decimals = max(0, 3 - math.floor(math.log10(abs(usd))))
