@@ -412,6 +412,79 @@ def machine() -> str:
 
 
 #: the full run's case groups, in order; each runs in a fresh interpreter
+def _cell_with_live_line(n: int, live: bool) -> float:
+    """Seconds for a traced cell of ``n`` LLM spans plus its view's frame, with the live
+    line's thread looking at it (as in a kernel) or not (``--quiet``)."""
+    import threading
+
+    from llmtrace_nb import live as live_line
+
+    collector = SpanCollector(max(n * 2, 10))
+    provider = TracerProvider()
+    provider.add_span_processor(collector)
+    frames = FrameBuilder(collector, PriceBook())
+    ref = CellRef(number=1, name="live")
+    collector.register_cell(ref)
+    tracer = provider.get_tracer("bench")
+    stop = threading.Event()
+
+    def look() -> None:  # LiveLine._run without the display
+        wait = live_line.TICK_SECONDS
+        while not stop.wait(wait):
+            began = time.perf_counter()
+            live_line.live_text("live", frames.cell_totals(ref.seq), 1.0)
+            wait = max(live_line.TICK_SECONDS,
+                       (time.perf_counter() - began) / live_line.MAX_SHARE)
+
+    thread = threading.Thread(target=look, daemon=True)
+    start = time.perf_counter()
+    collector.active_cell = ref
+    if live:
+        thread.start()
+    for _ in range(n):
+        with tracer.start_as_current_span("openai.chat", attributes=ATTRS):
+            pass
+    collector.active_cell = None
+    stop.set()
+    if live:
+        thread.join()
+    frames.spans()  # what the cell's view needs at its end
+    return time.perf_counter() - start
+
+
+def live_line_case(n: int, repeats: int) -> list[Result]:
+    """A span-heavy traced cell with the live line vs ``--quiet``, paired runs."""
+    ratios = []
+    for _ in range(repeats):
+        quiet = _cell_with_live_line(n, live=False)
+        ratios.append(_cell_with_live_line(n, live=True) / quiet)
+    return [Result(f"traced cell of {n:,} LLM spans: live line / --quiet (cell + its view)",
+                   "≤ 1.10", ratios, "×", statistics.median(ratios) <= 1.10)]
+
+
+def scrub_cases(size: int = 1_000_000) -> list[Result]:
+    """Each scrubber pattern on its worst adversarial megabyte (tests/test_attacks.py)."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from test_attacks import adversarial, best_ms
+
+    from llmtrace_nb import scrub
+
+    texts = adversarial(size)
+    # a text full of secrets costs per secret replaced (~2 µs each): it is the searching
+    # that must stay fast, so the target is on texts where a rule finds nothing to replace
+    scans, replacing = [], []
+    for rule in scrub.RULES:
+        times = [(best_ms(rule, t, 3),
+                  rule.pattern.search(t.lower() if rule.lowercase else t) is not None)
+                 for t in texts]
+        scans.append(max(ms for ms, found in times if not found))
+        replacing.append(max((ms for ms, found in times if found), default=0.0))
+    return [Result("scrubber: slowest rule on its worst adversarial megabyte (nothing to "
+                   "replace)", "< 50 ms", [max(scans)], "ms", max(scans) < 50),
+            Result("scrubber: slowest rule on a megabyte full of secrets it replaces",
+                   "(reference)", [max(replacing)], "ms", None)]
+
+
 CASES: dict[str, Callable[[], list[Result]]] = {
     "per-span": lambda: per_span_overhead(100_000, 7, run=_isolated_variant_run),
     "frames": lambda: frames_cases([10_000, 100_000], 5) + aged_frames_case(100_000, 5),
@@ -421,6 +494,8 @@ CASES: dict[str, Callable[[], list[Result]]] = {
     "trace-view": lambda: trace_view_cases([100, 1_000, 10_000], 5),
     "memory": lambda: memory_per_span(100_000),
     "forwarding": lambda: forwarding_cases(9, 10_000),
+    "live": lambda: live_line_case(30_000, 7),
+    "scrub": lambda: scrub_cases(),
     "phoenix": lambda: phoenix_cases(5_000, 3),
 }
 
@@ -430,7 +505,7 @@ def quick() -> list[Result]:
     return (per_span_overhead(2_000, 1) + frames_cases([2_000], 1)
             + aged_frames_case(2_000, 1) + analysis_cases(2_000, 1) + content_case(500, 1)
             + trace_view_cases([100], 1) + memory_per_span(2_000)
-            + forwarding_cases(1, 500))
+            + forwarding_cases(1, 500) + live_line_case(2_000, 1) + scrub_cases(20_000))
 
 
 def run_isolated(name: str) -> list[Result]:

@@ -441,6 +441,31 @@ class FrameBuilder:
             _, rows = self._one_row_per_call(_Cache(), None, rows, start)
         _fold(cache.evicted, rows)
 
+    def cell_totals(self, seq: int) -> dict[str, float]:
+        """Running totals of one cell (``CellRef.seq``) — LLM calls, tokens, cost, calls
+        with usage but no price, errors — each call counted once, evicted spans included.
+        For the live line: the rows it converts are the ones the cell's view needs anyway,
+        so watching a cell costs little more than not watching it."""
+        frame, _, _ = self.base_frame()
+        rows = frame[frame["_cell_seq"].to_numpy() == seq]
+        rows = rows[counted(rows)]
+        llm = rows[rows["kind"].isin(PRICED_KINDS)]
+        tokens = llm["input_tokens"].sum() + llm["output_tokens"].sum()
+        cost = llm["cost_usd"]
+        usage = llm["input_tokens"].notna() | llm["output_tokens"].notna()
+        out = {"llm_calls": float(len(llm)), "tokens": float(tokens),
+               "cost_usd": float(cost.sum()), "unpriced_calls": float((cost.isna() & usage).sum()),
+               "errors": float((rows["status"] == "error").sum())}
+        with self._lock:
+            gone = self._cache.evicted.get(seq)
+        if gone:
+            out["llm_calls"] += gone["llm_calls"]
+            out["tokens"] += gone["input_tokens"] + gone["output_tokens"]
+            out["cost_usd"] += gone["cost_usd"]
+            out["unpriced_calls"] += gone["unpriced_calls"]
+            out["errors"] += gone["errors"]
+        return out
+
     def evicted(self) -> dict[int, dict[str, float]]:
         """CellRef.seq -> totals of the cell's evicted spans: ``spans`` evicted,
         ``uncounted`` of them (evicted before any frame counted them), and the sums of
@@ -704,25 +729,42 @@ def _new_calls(cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame, new_f
                      new["parent_span_id"].to_numpy(dtype=object, na_value=None)[at].tolist(),
                      places[at].tolist(), strict=True))
     rows.sort()
-    return [_call_span(cache, old, new, new_first, seq) for seq in rows], links
+    in_new = [seq for seq in rows if seq >= new_first]
+    spans = dict(zip(in_new, _call_spans(new, [seq - new_first for seq in in_new], new_first,
+                                          places), strict=True))
+    for seq in rows:  # calls of earlier rows, alone in their place until now: a few
+        pos = seq - cache.first_seq
+        if seq < new_first and old is not None and 0 <= pos < len(old):
+            spans[seq] = _call_spans(old, [pos], cache.first_seq, _places(old.iloc[[pos]]),
+                                     one=True)[0]
+    return [spans[seq] for seq in rows if seq in spans], links
 
 
-def _call_span(cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame, new_first: int,
-               seq: int) -> calls.CallSpan:
-    df, pos = (new, seq - new_first) if seq >= new_first else (old, seq - cache.first_seq)
-    assert df is not None and 0 <= pos < len(df)
-    row = {c: _plain(df[c].iat[pos]) for c in (
-        "span_id", "parent_span_id", "_scope", "_response_id", "model", "input_tokens",
-        "output_tokens", "_cell_seq", "trace_id")}
-    start, end = (df[c].array.asi8[pos] for c in ("start_time", "end_time"))
-    cell = row["_cell_seq"]
-    return calls.CallSpan(
-        key=seq, span_id=row["span_id"], parent_id=row["parent_span_id"],
-        place=row["trace_id"] if cell is None or math.isnan(cell) else int(cell),
-        scope=row["_scope"], response_id=row["_response_id"],
-        family=calls.model_family(row["model"]), input_tokens=row["input_tokens"],
-        output_tokens=row["output_tokens"], start=None if start == _NAT else int(start),
-        end=None if end == _NAT else int(end))
+_CALL_FIELDS = ("span_id", "parent_span_id", "_scope", "_response_id", "model",
+                "input_tokens", "output_tokens")
+
+
+def _call_spans(df: pd.DataFrame | None, positions: Sequence[int], first_seq: int,
+                places: np.ndarray, *, one: bool = False) -> list[calls.CallSpan]:
+    """The matcher's spans of the rows of ``df`` at ``positions`` (row numbers from
+    ``first_seq``); ``places`` of all rows (of just those rows when ``one``)."""
+    if df is None or not len(positions):
+        return []
+    at = np.asarray(positions, dtype=np.intp)
+    column = {c: df[c].to_numpy(dtype=object, na_value=None)[at].tolist()
+              for c in _CALL_FIELDS}
+    starts = df["start_time"].array.asi8[at].tolist()
+    ends = df["end_time"].array.asi8[at].tolist()
+    where = places.tolist() if one else places[at].tolist()
+    return [calls.CallSpan(
+        key=first_seq + pos, span_id=span_id, parent_id=parent, place=place, scope=scope,
+        response_id=_plain(rid), family=calls.model_family(model),
+        input_tokens=_plain(inp), output_tokens=_plain(out),
+        start=None if start == _NAT else start, end=None if end == _NAT else end)
+        for pos, span_id, parent, place, scope, rid, model, inp, out, start, end in zip(
+            positions, column["span_id"], column["parent_span_id"], where, column["_scope"],
+            column["_response_id"], column["model"], column["input_tokens"],
+            column["output_tokens"], starts, ends, strict=True)]
 
 
 def _write(old: pd.DataFrame | None, new: pd.DataFrame, writes: dict[str, dict[int, Any]]

@@ -1,10 +1,11 @@
 """The live line of a running ``%%trace`` cell: LLM calls · tokens · cost · elapsed.
 
-A daemon thread looks at the collector a few times a second and, when spans of the cell
-have ended since the last look, updates the cell's display in place. It reads only the
-spans appended since its last look and keeps running sums, so a long cell in a full
-buffer costs the same per tick as a short one. When the cell ends, ``stop()`` joins the
-thread and the caller replaces the line with the trace view (same display id).
+A daemon thread looks at the collector a few times a second and, when spans have ended
+since the last look, counts the cell again from the frame builder (``cell_totals``): it
+converts only the new spans, which the cell's view needs at its end anyway, so the live
+line adds little to a span-heavy cell, and it counts exactly as the view will (each call
+once, evicted spans included). When the cell ends, ``stop()`` joins the thread and the
+caller replaces the line with the trace view (same display id).
 """
 
 from __future__ import annotations
@@ -12,78 +13,40 @@ from __future__ import annotations
 import html
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.trace import StatusCode
-
-from . import record as rec
 from .collector import CellRef
-from .pricing import PriceBook
-from .record import Record
-from .totals import CallTotals
+from .frames import FrameBuilder
 from .views.text import format_cost, format_duration, plural
 
 TICK_SECONDS = 0.25
+#: the share of the time the live line may take from a running cell
+MAX_SHARE = 0.1
 
 
-class RunningTotals:
-    """Sums over the LLM calls of one cell, fed with collector records as they arrive.
-
-    A call traced by a framework and by the client is counted once (totals.py).
-    """
-
-    def __init__(self, ref: CellRef, prices: PriceBook) -> None:
-        self.ref = ref
-        self._totals = CallTotals(prices)
-        self.errors = 0
-
-    @property
-    def calls(self) -> int:
-        return self._totals.calls
-
-    @property
-    def tokens(self) -> int:
-        return self._totals.tokens
-
-    @property
-    def cost(self) -> float:
-        return self._totals.cost
-
-    @property
-    def unpriced(self) -> int:
-        return self._totals.unpriced
-
-    def add(self, record: Record) -> None:
-        """Count one collected span (a record) if it belongs to this cell."""
-        if record[rec.CELL] != self.ref.seq and record[rec.TRACE_ID] != self.ref.trace_id:
-            return
-        if record[rec.STATUS] == StatusCode.ERROR.value:
-            self.errors += 1
-        # the cell is the place: a cell traced in auto mode has no root span to tie its
-        # traces together
-        self._totals.add(record[rec.SPAN_ID], record[rec.PARENT_ID], self.ref.seq,
-                         getattr(record[rec.SCOPE], "name", None), record[rec.ATTRS],
-                         record[rec.START], record[rec.END])
-
-    def line(self, name: str, elapsed_s: float) -> str:
-        parts = [f"⏳ {name}", plural(self.calls, "LLM call"), f"{self.tokens:,} tokens"]
-        if self.calls:
-            parts.append(format_cost(self.cost) if self.cost or not self.unpriced
-                         else "no price")
-        if self.errors:
-            parts.append(plural(self.errors, "error"))
-        parts.append(format_duration(elapsed_s * 1000))
-        return " · ".join(parts)
+def live_text(name: str, totals: Mapping[str, float], elapsed_s: float) -> str:
+    """``⏳ name · 3 LLM calls · 1,234 tokens · $0.0012 · 2.30 s`` from ``cell_totals``."""
+    calls = int(totals.get("llm_calls", 0))
+    parts = [f"⏳ {name}", plural(calls, "LLM call"), f"{int(totals.get('tokens', 0)):,} tokens"]
+    if calls:
+        cost, unpriced = totals.get("cost_usd", 0.0), totals.get("unpriced_calls", 0)
+        parts.append(format_cost(cost) if cost or not unpriced else "no price")
+    if totals.get("errors"):
+        parts.append(plural(int(totals["errors"]), "error"))
+    parts.append(format_duration(elapsed_s * 1000))
+    return " · ".join(parts)
 
 
 class LiveLine:
     """Shows and refreshes the running totals of one cell under a display id."""
 
-    def __init__(self, collector: Any, ref: CellRef, prices: PriceBook) -> None:
+    def __init__(self, collector: Any, frames: FrameBuilder, ref: CellRef) -> None:
         from IPython.display import display
 
         self.collector = collector
-        self.totals = RunningTotals(ref, prices)
+        self.frames = frames
+        self.totals: Mapping[str, float] = {}
         self.ref = ref
         self.started = time.perf_counter()
         self._seen = collector.appended
@@ -93,30 +56,34 @@ class LiveLine:
         self._thread.start()
 
     def _bundle(self) -> dict[str, str]:
-        line = self.totals.line(self.ref.name, time.perf_counter() - self.started)
+        line = live_text(self.ref.name, self.totals, time.perf_counter() - self.started)
         return {"text/plain": line,
                 "text/html": f'<pre class="llmtrace-live">{html.escape(line)}</pre>'}
 
     def _poll(self) -> bool:
-        """Feed the spans that ended since the last look; True if there were any."""
+        """Count the cell again if spans ended since the last look; True if any did."""
         appended = self.collector.appended
         if appended == self._seen:
             return False
-        for record in self.collector.records_since(self._seen):
-            self.totals.add(record)
         self._seen = appended
+        self.totals = self.frames.cell_totals(self.ref.seq)
         return True
 
     def _run(self) -> None:
         # The thread must never raise into the notebook: a failed refresh only means a
         # stale live line until the final view replaces it.
         last = time.perf_counter()
-        while not self._stop.wait(TICK_SECONDS):
+        wait = TICK_SECONDS
+        while not self._stop.wait(wait):
             try:
                 # refresh when spans ended, and once a second for the elapsed time
-                if self._poll() or time.perf_counter() - last >= 1.0:
+                began = time.perf_counter()
+                if self._poll() or began - last >= 1.0:
                     self.handle.update(self._bundle(), raw=True)
                     last = time.perf_counter()
+                # A look holds the GIL the cell needs: wait long enough that the line
+                # takes at most a tenth of the time, however many spans a look converts.
+                wait = max(TICK_SECONDS, (time.perf_counter() - began) / MAX_SHARE)
             except Exception:
                 return
 

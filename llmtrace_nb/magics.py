@@ -188,7 +188,7 @@ class CellHooks:
         # Only a kernel's frontend updates a display in place; a terminal would print
         # every refresh of the live line anew.
         if not opts.quiet and getattr(self.shell, "kernel", None) is not None:
-            cell.live = LiveLine(sess.collector, cell.ref, sess.prices)
+            cell.live = LiveLine(sess.collector, sess.frames, cell.ref)
         return cell
 
     def post_run_cell(self, result: ExecutionResult | None) -> None:

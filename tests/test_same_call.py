@@ -218,9 +218,9 @@ def test_merged_takes_the_most_complete_fields() -> None:
 
 
 def test_live_totals_count_a_call_once() -> None:
-    """The live line sees records one by one, in the order spans end."""
+    """The live line counts the cell from the frame builder, as its view will."""
     from llmtrace_nb.collector import CellRef
-    from llmtrace_nb.live import RunningTotals
+    from llmtrace_nb.live import live_text
 
     c = Calls()
     ref = CellRef(number=1, name="cell")
@@ -229,12 +229,11 @@ def test_live_totals_count_a_call_once() -> None:
     c.pair(at=200 * MS, framework_attrs=c.framework_chat(response_id="chatcmpl-2"),
            client_attrs={**openai_chat(), "gen_ai.response.id": "chatcmpl-2"})
     c.rec.collector.active_cell = None
-    totals = RunningTotals(ref, c.rec.prices)
-    for record in c.rec.collector.records_since(0):
-        totals.add(record)
-    assert totals.calls == 2 and totals.tokens == 240
+    totals = c.rec.frames.cell_totals(ref.seq)
+    assert totals["llm_calls"] == 2 and totals["tokens"] == 240
     df = frames.llm_calls(c.rec.frames.spans())
-    assert totals.cost == pytest.approx(df["cost_usd"].sum())
+    assert totals["cost_usd"] == pytest.approx(df["cost_usd"].sum())
+    assert "2 LLM calls · 240 tokens" in live_text("cell", totals, 1.0)
 
 
 def test_forwarding_cost_rule_counts_a_call_once() -> None:
