@@ -349,7 +349,7 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             forwarder = Forwarder(
                 lambda: {c.trace_id: c.root_span_id for c in collector.cells()
                          if c.trace_id is not None and c.root_span_id is not None},
-                prices)
+                prices, content=lambda: _session is None or _session.capture_content)
             provider.add_span_processor(forwarder)
             session = Session(
                 provider=provider, owns_provider=owns, collector=collector, prices=prices,
@@ -363,6 +363,10 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
                     "Anthropic clients made before loading record no messages (the SDK reads "
                     f"{ANTHROPIC_CONTENT_ENV} when a client is made): make them again")
             _anthropic_content(session.capture_content, force=False)
+            if not session.capture_content:
+                # off from the environment (either switch): every instrumentation must
+                # hear it, not only the one whose variable was set
+                session.set_capture_content(False)
             if note:
                 session.notes.append(note)
             _session = session

@@ -35,6 +35,7 @@ class Receiver(ThreadingHTTPServer):
         self.delay = 2.0
         self.location = "https://127.0.0.1/v1/traces"  # where redirects point
         self.posts = 0  # every POST, answered or not
+        self.raw: list[bytes] = []  # every POST's body
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
@@ -78,6 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
         mode = self.server.mode
         with self.server._lock:
             self.server.posts += 1
+            self.server.raw.append(body)  # the bytes as they arrived, for leak checks
         if mode == "slow":
             time.sleep(self.server.delay)
         if mode in ("500", "429", "404", "301", "302", "307", "308"):

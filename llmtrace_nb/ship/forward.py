@@ -399,13 +399,13 @@ class _Pipeline:
     """One configured destination: batch processor, counters, policy, exporter."""
 
     def __init__(self, config: ForwardConfig, cell_roots: Callable[[], Mapping[int, int]],
-                 prices: PriceBook) -> None:
+                 prices: PriceBook, content: Callable[[], bool] = lambda: True) -> None:
         self.config = config
         session = DeadlineSession(config.timeout_s)  # (unused over gRPC)
         self.counter = CountingExporter(make_exporter(config, session),
                                         reason=lambda: session.problem)
         self.policy = PolicyExporter(self.counter, redact=config.redact, only=config.only,
-                                     cell_roots=cell_roots, prices=prices)
+                                     cell_roots=cell_roots, prices=prices, content=content)
         self.batch = BatchSpanProcessor(self.policy, max_queue_size=MAX_QUEUE,
                                         schedule_delay_millis=1000,
                                         export_timeout_millis=int(config.timeout_s * 1000))
@@ -462,9 +462,12 @@ class _Pipeline:
 class Forwarder(SpanProcessor):
     """Added to the provider once per session; forwarding on/off swaps its pipeline."""
 
-    def __init__(self, cell_roots: Callable[[], Mapping[int, int]], prices: PriceBook) -> None:
+    def __init__(self, cell_roots: Callable[[], Mapping[int, int]], prices: PriceBook,
+                 content: Callable[[], bool] = lambda: True) -> None:
         self._cell_roots = cell_roots
         self._prices = prices
+        #: whether content is captured now; when not, no text leaves (whoever recorded it)
+        self._content = content
         self._pipeline: _Pipeline | None = None
         self._catcher = _ErrorCatcher()
         self._warned_failures = 0
@@ -476,7 +479,7 @@ class Forwarder(SpanProcessor):
         return pipeline.config if pipeline else None
 
     def start(self, config: ForwardConfig) -> None:
-        pipeline = _Pipeline(config, self._cell_roots, self._prices)
+        pipeline = _Pipeline(config, self._cell_roots, self._prices, self._content)
         for name in _QUIET_LOGGERS:
             logger = logging.getLogger(name)
             if self._catcher not in logger.filters:

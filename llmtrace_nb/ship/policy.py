@@ -145,7 +145,8 @@ class PolicyExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter, *, redact: str = "none", only: Only | None = None,
                  cell_roots: Callable[[], Mapping[int, int]] = dict,
-                 prices: PriceBook | None = None) -> None:
+                 prices: PriceBook | None = None,
+                 content: Callable[[], bool] = lambda: True) -> None:
         if redact not in REDACT_MODES:
             raise ValueError(f"--redact must be one of {', '.join(REDACT_MODES)}, got {redact!r}")
         self.inner = inner
@@ -153,6 +154,9 @@ class PolicyExporter(SpanExporter):
         self.only = only
         self.cell_roots = cell_roots  # trace id -> root span id of traced cells
         self.prices = prices or PriceBook()
+        #: whether content capture is on: when it is off no text leaves, whatever ``redact``
+        #: says and whichever instrumentation recorded it
+        self.content = content
         self.filtered = 0
         self._lock = threading.Lock()
         fresh_locks_after_fork(self, "_lock")
@@ -163,7 +167,10 @@ class PolicyExporter(SpanExporter):
         kept = self._select(spans) if self.only is not None else list(spans)
         if not kept:
             return SpanExportResult.SUCCESS
-        return self.inner.export([clean_span(s, self.redact) for s in kept])
+        return self.inner.export([clean_span(s, self._redact()) for s in kept])
+
+    def _redact(self) -> str:
+        return self.redact if self.content() else "drop"
 
     # -- --only ------------------------------------------------------------------------
 
@@ -234,7 +241,7 @@ class PolicyExporter(SpanExporter):
                 self._count(kept, spans, self._matches(spans, spans[-1]))
         if not kept:
             return SpanExportResult.SUCCESS
-        return self.inner.export([clean_span(s, self.redact) for s in kept])
+        return self.inner.export([clean_span(s, self._redact()) for s in kept])
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
