@@ -115,17 +115,24 @@ def save(path: str | os.PathLike[str]) -> int:
 
 def load(path: str | os.PathLike[str]) -> int:
     """Read spans saved with :func:`save` (or by a Collector's file exporter) into the
-    session, so the DataFrames and views include them; returns how many were read.
+    session, so the DataFrames and views include them; returns how many were added.
 
-    Works in a fresh kernel (it enables llmtrace_nb if needed). A bad file raises
-    ``TraceFileError`` naming the line, and then nothing is loaded.
+    A span the session holds already (same trace and span id: the file was loaded
+    before, or saved from this session) is not added again. Works in a fresh kernel (it
+    enables llmtrace_nb if needed). A bad file raises ``TraceFileError`` naming the line,
+    and then nothing is loaded.
     """
+    return _load(path)[0]
+
+
+def _load(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(spans added, spans of the file already held)."""
     from .ship import files
 
     loaded = files.load(path)
     sess = _session.current() or _session.enable()
-    sess.collector.add_entries(loaded.entries, loaded.cells)
-    return len(loaded.entries)
+    added = sess.collector.add_entries(loaded.entries, loaded.cells)
+    return added, len(loaded.entries) - added
 
 
 def explore(source: Any = None, *, auto_refresh: bool = False, max_rows: int = 200) -> Any:
@@ -170,6 +177,16 @@ def unload_ipython_extension(ipython: Any) -> None:
 
     uninstall(ipython)
     _session.disable()
+
+
+def __getattr__(name: str) -> Any:
+    # `llmtrace_nb.demo` works after `import llmtrace_nb`, imported on first use: loading
+    # the extension does not pay for the demo server's module
+    if name == "demo":
+        import importlib
+
+        return importlib.import_module(".demo", __name__)
+    raise AttributeError(f"module 'llmtrace_nb' has no attribute {name!r}")
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from ._fork import fresh_locks_after_fork
-from .record import CELL, ENTRY, Record, columns_of, entry_of, join, to_readable
+from .record import (
+    CELL,
+    ENTRY,
+    SPAN_ID,
+    TRACE_ID,
+    Record,
+    columns_of,
+    entry_of,
+    join,
+    to_readable,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -214,17 +224,27 @@ class SpanCollector(SpanProcessor):
                 self._trim()
 
     def add_entries(self, entries: list[tuple[ReadableSpan, CellRef | None]],
-                    cells: list[CellRef]) -> None:
-        """Add spans read from a file, as if they had been collected (bound included)."""
-        items = [item for span, cell in entries
-                 for item in entry_of(span, None if cell is None else cell.seq)]
+                    cells: list[CellRef]) -> int:
+        """Add spans read from a file, as if they had been collected (bound included).
+
+        A span is known by its trace and span id: one the buffer holds already (the file
+        was loaded before, or saved from this session) is not added again, nor a cell all
+        of whose spans were. Returns how many spans were added.
+        """
         with self._lock:
-            self._cells.extend(cells)
-            for _, cell in entries:
+            held = list(self._buffer)
+            known = set(zip(held[TRACE_ID::ENTRY], held[SPAN_ID::ENTRY], strict=True))
+            new = [(span, cell) for span, cell in entries
+                   if (span.context.trace_id, span.context.span_id) not in known]
+            used = {id(cell) for _, cell in new if cell is not None}
+            self._cells.extend(c for c in cells if id(c) in used)
+            for _, cell in new:
                 if cell is not None:
                     self._known_cells.setdefault(cell.seq, cell)
-            self._buffer.extend(items)
+            self._buffer.extend(item for span, cell in new
+                                for item in entry_of(span, None if cell is None else cell.seq))
             self._trim()
+        return len(new)
 
     def shutdown(self) -> None:
         self.enabled = False

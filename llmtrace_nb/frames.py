@@ -68,6 +68,7 @@ STATUS_CODES = {StatusCode.UNSET.value: "unset", StatusCode.OK.value: "ok",
 #: a record's StatusCode value → code of STATUSES
 _STATUS_LUT = np.array([STATUSES.index(STATUS_CODES[v]) for v in sorted(STATUS_CODES)])
 _KIND_CODE = {k: i for i, k in enumerate(semconv.KINDS)}
+_UNSET = STATUSES.index("unset")
 _NAT = np.iinfo(np.int64).min
 #: times at or past this many ns (the year 2262) cannot be held by a timestamp
 _NEVER = np.iinfo(np.int64).max
@@ -255,6 +256,16 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
     ends = _times(columns[rec.END], norm.unreadable, "end_time")
     status_codes = _STATUS_LUT[np.array(col(rec.STATUS), dtype="int64")] if n else \
         np.zeros(0, "int64")
+    # A finished LLM or embedding call that did not fail is "ok", however its
+    # instrumentation left the OTel status (OpenLLMetry sets OK on streams, nothing on
+    # plain calls); the raw status stays in its attributes as otel.status_code.
+    promoted = ((status_codes == _UNSET) & (ends != _NAT)
+                & np.isin(np.array(norm.kinds, dtype=object), PRICED_KINDS))
+    if promoted.any():
+        status_codes = np.where(promoted, STATUSES.index("ok"), status_codes)
+        attrs = norm.attributes  # copies made for this frame (normalize._scrubbed)
+        for i in np.flatnonzero(promoted).tolist():
+            attrs[i]["otel.status_code"] = "UNSET"
     status = pd.Categorical.from_codes(status_codes, categories=STATUSES)
     known = (starts != _NAT) & (ends != _NAT)
     duration = np.where(known, (ends - starts) / 1e6, np.nan)

@@ -28,6 +28,7 @@ from IPython.display import display
 from . import cells, session, views
 from .live import LiveLine
 from .ship.forward import ForwardConfigError, make_config
+from .views.text import plural
 
 TRACE_USAGE = ("%%trace [NAME] [--quiet] [--max-cost USD] [--max-latency SECONDS] "
                "[--tag KEY=VALUE ...]")
@@ -40,6 +41,7 @@ LLMTRACE_USAGE = """\
 %llmtrace save PATH / load PATH        write / read the spans as OTLP JSON lines
 %llmtrace forward URL [--protocol P] [--header K=V ...] [--only RULES] [--redact MODE]
 %llmtrace forward off                  stop forwarding"""
+_COMMANDS = ("status", "auto", "content", "price", "clear", "save", "load", "forward")
 
 
 # -- %%trace arguments ----------------------------------------------------------------------
@@ -91,7 +93,7 @@ _trace_parser.add_argument("--tag", action="extend", nargs="+", default=[])
 def parse_trace_line(line: str) -> TraceOptions:
     """Arguments of ``%%trace`` → options; ``UsageError`` with the usage line if bad."""
     try:
-        args = _trace_parser.parse_args(shlex.split(line))
+        args = _trace_parser.parse_args(shlex.split(line, comments=True))
     except (_ArgumentError, ValueError) as exc:
         raise UsageError(f"%%trace: {exc}\nusage: {TRACE_USAGE}") from None
     tags = {}
@@ -234,22 +236,34 @@ class CellHooks:
 # -- magics ---------------------------------------------------------------------------------
 
 
+def command_usage(command: str) -> str:
+    """The usage lines of one ``%llmtrace`` command (from LLMTRACE_USAGE), else all."""
+    lines = [ln for ln in LLMTRACE_USAGE.splitlines()
+             if ln.split()[1:2] == [command] or (command == "status" and "[status]" in ln)]
+    return "\n".join(lines) if lines else LLMTRACE_USAGE
+
+
+def _usage_error(command: str, problem: str) -> UsageError:
+    """What was wrong, then how that command is used."""
+    return UsageError(f"%llmtrace {command}: {problem}\nusage:\n{command_usage(command)}")
+
+
 def _on_off(value: str, what: str) -> bool:
     if value in ("on", "true", "1", "yes"):
         return True
     if value in ("off", "false", "0", "no"):
         return False
-    raise UsageError(f"%llmtrace {what}: expected on or off, got {value!r}")
+    raise _usage_error(what, f"expected on or off, got {value!r}")
 
 
 def _price(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"%llmtrace price: {what} must be a number (USD per million "
-                         f"tokens), got {text!r}") from None
+        raise _usage_error("price", f"{what} must be a number (USD per million tokens), "
+                                    f"got {text!r}") from None
     if not math.isfinite(value) or value < 0:
-        raise UsageError(f"%llmtrace price: {what} must be >= 0, got {text!r}")
+        raise _usage_error("price", f"{what} must be >= 0, got {text!r}")
     return value
 
 
@@ -278,7 +292,7 @@ class TraceMagics(Magics):
     def llmtrace(self, line: str) -> None:
         """%llmtrace [status|auto on|off|content on|off|price ...|clear]"""
         try:
-            words = shlex.split(line)
+            words = shlex.split(line, comments=True)  # "# …" ends the line, as in a shell
         except ValueError as exc:
             raise UsageError(f"%llmtrace: {exc}\nusage:\n{LLMTRACE_USAGE}") from None
         command, args = (words[0], words[1:]) if words else ("status", [])
@@ -309,8 +323,11 @@ class TraceMagics(Magics):
             self._file(command, args[0])
         elif command == "forward" and args:
             self._forward(sess, args)
+        elif command in _COMMANDS:
+            raise _usage_error(command, f"wrong arguments {' '.join(args)!r}" if args
+                               else "missing arguments")
         else:
-            raise UsageError(f"%llmtrace: unknown or incomplete command {line.strip()!r}\n"
+            raise UsageError(f"%llmtrace: unknown command {command!r}\n"
                              f"usage:\n{LLMTRACE_USAGE}")
 
 
@@ -335,12 +352,18 @@ class TraceMagics(Magics):
         from .ship.files import TraceFileError
 
         try:
-            n = llmtrace_nb.save(path) if command == "save" else llmtrace_nb.load(path)
+            if command == "save":
+                n = llmtrace_nb.save(path)
+            else:
+                n, held = llmtrace_nb._load(path)
         except (OSError, TraceFileError) as exc:
             # one clear line, the session unchanged (load parses the whole file first)
-            raise UsageError(f"%llmtrace {command}: {exc}") from None
-        done = "wrote" if command == "save" else "read"
-        print(f"llmtrace_nb: {done} {n:,} spans {'to' if command == 'save' else 'from'} {path}")
+            raise _usage_error(command, str(exc)) from None
+        if command == "save":
+            print(f"llmtrace_nb: wrote {plural(n, 'span')} to {path}")
+        else:
+            already = f" ({plural(held, 'span')} already loaded)" if held else ""
+            print(f"llmtrace_nb: read {plural(n, 'span')} from {path}{already}")
 
 
 FORWARD_USAGE = ("%llmtrace forward URL [--protocol http/protobuf|grpc] [--header K=V ...] "
@@ -376,6 +399,7 @@ def status_text(sess: session.Session) -> str:
         f"  cells traced: {df['cell'].nunique():,}",
         f"  instrumentations: {sess.describe_instrumentations()}",
         f"  providers collected: {sess.describe_providers()}",
+        *(f"  price override: {line}" for line in sess.prices.describe_overrides()),
         f"  content: {'captured' if sess.capture_content else 'not captured'}",
         f"  auto: {'on' if sess.auto else 'off'}",
         f"  forward: {forward_text(sess)}",

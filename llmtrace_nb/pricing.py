@@ -21,6 +21,7 @@ from genai_prices import Usage, calc_price
 from genai_prices.types import TieredPrices
 
 from ._fork import fresh_locks_after_fork
+from .calls import model_family
 
 MTOK = 1_000_000
 
@@ -111,6 +112,8 @@ class PriceBook:
         self._lock = threading.Lock()
         fresh_locks_after_fork(self, "_lock")
         self._overrides: dict[str, Rates] = {}
+        #: override name -> the models it priced (a name also prices its dated snapshots)
+        self._matched: dict[str, set[str]] = {}
         self._cache: dict[tuple[str | None, str], Price | None] = {}
         self._version = 0
 
@@ -139,6 +142,7 @@ class PriceBook:
         )
         with self._lock:
             self._overrides[model.strip()] = rates
+            self._matched.setdefault(model.strip(), set())
             self._version += 1
 
     def overrides(self) -> dict[str, Rates]:
@@ -148,11 +152,38 @@ class PriceBook:
     def clear_overrides(self) -> None:
         with self._lock:
             self._overrides.clear()
+            self._matched.clear()
             self._version += 1
 
-    def lookup(self, provider: str | None, model: str) -> Price | None:
+    def describe_overrides(self) -> list[str]:
+        """One line per override: its rates and the models it priced."""
         with self._lock:
-            override = self._overrides.get(model)
+            items = [(name, rates, sorted(self._matched.get(name, ())))
+                     for name, rates in self._overrides.items()]
+        lines = []
+        for name, rates, models in items:
+            text = f"{name}: ${rates.input:g} in / ${rates.output:g} out per Mtok"
+            others = [m for m in models if m != name]
+            lines.append(text + (f" (also {', '.join(others)})" if others else ""))
+        return lines
+
+    def _override(self, model: str) -> Rates | None:
+        """The override for ``model``: its own, else its undated name's (an override of
+        ``gpt-4o-mini`` prices ``gpt-4o-mini-2024-07-18``; a dated override wins)."""
+        with self._lock:
+            name = model if model in self._overrides else None
+            if name is None and self._overrides:
+                # an override names a family when its name is one: no date, no prefix
+                family = model_family(model)
+                name = next((n for n in self._overrides
+                             if model_family(n) == family == n.strip().lower()), None)
+            if name is None:
+                return None
+            self._matched.setdefault(name, set()).add(model)
+            return self._overrides[name]
+
+    def lookup(self, provider: str | None, model: str) -> Price | None:
+        override = self._override(model)
         if override is not None:
             return override
         key = (provider, model)

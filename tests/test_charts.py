@@ -294,7 +294,7 @@ def test_tokens_vs_latency_points() -> None:
     assert list(mini.customdata) == rows["span_id"].tolist()
     assert "1,200 tokens (1,000 in · 200 out)" in mini.hovertext[1]
     by_kind = tokens_vs_latency(calls, color="status")
-    assert sorted(t.name for t in by_kind.data) == ["error", "unset"]
+    assert sorted(t.name for t in by_kind.data) == ["error", "ok"]
 
 
 def test_timeline_lanes_per_cell_and_bars_at_their_times() -> None:

@@ -51,7 +51,8 @@ def test_current_genai_conventions_are_normalized() -> None:
     rec.span("openai.chat", openai_chat("o3-mini", inp=1200, out=300, cached=1024,
                                         reasoning=128), cell=cell, duration_ns=1_420_000_000)
     row = rec.frames.spans().iloc[0]
-    assert row["kind"] == "llm" and row["status"] == "unset"
+    assert row["kind"] == "llm" and row["status"] == "ok"  # finished, not failed
+    assert row["attributes"]["otel.status_code"] == "UNSET"  # as the span said
     assert row["provider"] == "openai" and row["model"] == "o3-mini"
     assert (row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (1200, 300, 1500)
     assert (row["cache_read_tokens"], row["reasoning_tokens"]) == (1024, 128)

@@ -225,7 +225,7 @@ def test_detail_of_a_streamed_call(agent: dict[str, Any]) -> None:
     assert turns == [("system", "Be brief."), ("user", "Capital of France?"),
                      ("assistant", "Paris.")]
     attrs = body.select_one("details.at")
-    assert attrs.summary.get_text() == "attributes (14)"
+    assert attrs.summary.get_text() == "attributes (15)"  # with otel.status_code
     table = {tr.th.get_text(): tr.td.get_text() for tr in attrs.find_all("tr")}
     assert table["gen_ai.usage.cache_read.input_tokens"] == "1024"
     assert table["gen_ai.is_streaming"] == "true"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -157,13 +158,30 @@ def test_status_clear_content_price(shell: InteractiveShell) -> None:
     assert "cleared 2 spans" in out.text and len(llmtrace_nb.spans_df()) == 0
 
 
-@pytest.mark.parametrize("line", ["bogus", "auto maybe", "content", "price m 1",
-                                  "price m x 1", "price m 1 -2", "status extra"])
-def test_bad_llmtrace_commands(shell: InteractiveShell, line: str) -> None:
+@pytest.mark.parametrize(("line", "usage"), [
+    ("bogus", "%llmtrace forward URL"), ("auto maybe", "%llmtrace auto on|off"),
+    ("content sometimes", "%llmtrace content on|off"), ("content", "%llmtrace content on|off"),
+    ("price m 1", "%llmtrace price MODEL"), ("price m x 1", "%llmtrace price MODEL"),
+    ("price m a b", "%llmtrace price MODEL"), ("price m -1 2", "%llmtrace price MODEL"),
+    ("status extra", "%llmtrace [status]"),
+    ("load /nonexistent/dir/spans.jsonl", "%llmtrace save PATH / load PATH"),
+    ("save /nonexistent/dir/spans.jsonl", "%llmtrace save PATH / load PATH")])
+def test_bad_llmtrace_commands(shell: InteractiveShell, line: str, usage: str) -> None:
+    """Every error says what was wrong and shows that command's usage."""
     before = (session.require().auto, session.require().capture_content)
     _, out = run(shell, f"%llmtrace {line}")
-    assert "UsageError" in out.text + out.stderr
+    text = out.text + out.stderr
+    assert "UsageError" in text and "usage:" in text and usage in text
     assert (session.require().auto, session.require().capture_content) == before
+
+
+def test_line_magics_ignore_a_trailing_comment(shell: InteractiveShell, tmp_path: Any) -> None:
+    """As README's blocks write them: `%llmtrace save run-1.jsonl   # or …`."""
+    path = tmp_path / "run-1.jsonl"
+    result, out = run(shell, f"%llmtrace save {path}        # or llmtrace_nb.save(...)")
+    assert result.success and path.exists(), out.text
+    result, out = run(shell, "%llmtrace auto off   # a comment")
+    assert result.success and "auto mode off" in out.text
 
 
 def test_auto_mode_shows_only_cells_with_llm_calls(shell: InteractiveShell) -> None:

@@ -84,8 +84,8 @@ def test_kernel_await_display_and_errors(tmp_path: Path) -> None:
     assert "line 3" in "".join(error["traceback"])
     assert "broken · " in outputs_text(broken)
     rows = outputs_text(frame)
-    assert rows.count("('awaited', 'llm', 'unset')") == 4
-    assert "('broken', 'cell', 'error')" in rows and "('sync', 'llm', 'unset')" in rows
+    assert rows.count("('awaited', 'llm', 'ok')") == 4
+    assert "('broken', 'cell', 'error')" in rows and "('sync', 'llm', 'ok')" in rows
     assert outputs_text(leaked) == "False"  # no cell's context outlives its cell
 
 
