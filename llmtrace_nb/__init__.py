@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -42,13 +42,35 @@ __all__ = [
 ]
 
 
-def enable(**options: Any) -> None:
+def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
+           auto: bool | None = None,
+           forward: str | Mapping[str, Any] | bool | None = None) -> None:
     """Start collecting spans in this process (what ``%load_ext`` does, without IPython).
 
-    Options: ``max_spans`` (buffer bound, default 100,000), ``capture_content`` (bool),
-    ``auto`` (bool, trace every cell), ``forward`` (not available yet).
+    Idempotent; a second call changes only the options it is given.
+
+    Parameters
+    ----------
+    max_spans
+        Bound of the span buffer (default 100,000); the oldest spans are evicted past it.
+    capture_content
+        Record prompt and completion text (default: on, unless
+        ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` or
+        ``TRACELOOP_TRACE_CONTENT`` turns it off).
+    auto
+        Trace every cell without ``%%trace``.
+    forward
+        Forward spans over OTLP: a collector URL, or a dict of ``url`` and the
+        ``%llmtrace forward`` options (``protocol``, ``headers``, ``only``, ``redact``),
+        or False to stop. Without it, the ``OTEL_EXPORTER_OTLP_*`` variables decide.
+
+    Examples
+    --------
+    >>> import llmtrace_nb
+    >>> llmtrace_nb.enable(max_spans=10_000, forward="http://localhost:4318")  # doctest: +SKIP
     """
-    _session.enable(**options)
+    _session.enable(max_spans=max_spans, capture_content=capture_content, auto=auto,
+                    forward=forward)
 
 
 def disable() -> None:
