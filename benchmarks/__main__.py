@@ -465,9 +465,9 @@ def live_line_case(n: int, repeats: int) -> list[Result]:
 def scrub_cases(size: int = 1_000_000) -> list[Result]:
     """Each scrubber pattern on its worst adversarial megabyte (tests/test_attacks.py)."""
     sys.path.insert(0, str(HERE.parent / "tests"))
-    from test_attacks import adversarial, best_ms
-
     from llmtrace_nb import scrub
+
+    from test_attacks import adversarial, best_ms
 
     texts = adversarial(size)
     # a text full of secrets costs per secret replaced (~2 µs each): it is the searching

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +12,11 @@ import anthropic
 import pytest
 
 from llmtrace_nb.demo import DemoServer, count_tokens
+
+# the shared module server and its reset, the raw request helper and the token rule
+from test_demo import WEATHER_ARGS, _reset, prompt_tokens, raw_request, server
+
+__all__ = ["_reset", "server"]  # fixtures, used by name
 
 MODEL = "claude-3-5-haiku-latest"
 SNAPSHOT = "claude-3-5-haiku-20241022"
@@ -37,13 +40,7 @@ TIME_TOOL: Any = {
     "name": "get_time",
     "input_schema": {"type": "object", "properties": {"zone": {"type": "string"}}},
 }
-WEATHER_ARGS = {"city": "Paris", "days": 1, "unit": "celsius", "detailed": True}
 WEATHER_QUESTION: list[Any] = [{"role": "user", "content": "What is the weather in Paris"}]
-
-
-def prompt_tokens(*texts: str) -> int:
-    """The documented rule: 4 per message (and for ``system``) plus count_tokens of its text."""
-    return sum(4 + count_tokens(t) for t in texts)
 
 
 def make_client(srv: DemoServer, **kwargs: Any) -> anthropic.Anthropic:
@@ -51,30 +48,9 @@ def make_client(srv: DemoServer, **kwargs: Any) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=srv.anthropic_base_url, api_key="demo", **kwargs)
 
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def raw_post(url: str, payload: Any) -> tuple[int, dict[str, str], Any]:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method="POST")
-    try:
-        with _OPENER.open(request, timeout=10) as resp:
-            return resp.status, dict(resp.headers), json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.loads(err.read())
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[DemoServer]:
-    with DemoServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _reset(server: DemoServer) -> Iterator[None]:
-    yield
-    server.clear_failures()
-    server.set_latency(0)
+    return raw_request(url, "POST", data)
 
 
 @pytest.fixture(scope="module")
