@@ -135,3 +135,43 @@ def unsuppress_openai() -> Callable[[], None]:
         changed.clear()
 
     return undo
+
+
+def inline_openai_requests() -> Callable[[], None]:
+    """Record a chat call's request without an event loop per call.
+
+    opentelemetry-instrumentation-openai 0.62 records a sync chat call's request
+    attributes in a coroutine (``_handle_request``) that it runs with ``asyncio.run``:
+    a new event loop for every call, and inside a running loop — every Jupyter cell runs
+    in one — a new thread as well. That cost more than all the rest of tracing a call
+    (~1 ms). The coroutine only waits for something when a base64 image is uploaded
+    (``upload_base64_image``); otherwise it runs to its end at the first step, so it is
+    stepped here directly, and handed to the instrumentation's runner as before when
+    the messages hold an image. Returns what puts the runner back.
+    """
+    module = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}shared.chat_wrappers")
+    original = getattr(module, "run_async", None)
+    has_image = getattr(module, "_is_base64_image", None)
+    if module is None or not callable(original) or not callable(has_image):
+        return lambda: None
+
+    def run_inline(coro: Any) -> None:
+        messages = (getattr(coro, "cr_frame", None) and coro.cr_frame.f_locals.get(
+            "kwargs", {}).get("messages")) or ()
+        if any(isinstance(m, dict) and isinstance(m.get("content"), list)
+               and any(has_image(item) for item in m["content"]) for m in messages):
+            original(coro)  # an upload may really wait: its own way
+            return
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        coro.close()  # it waited after all: give up recording, never block the call
+
+    setattr(module, "run_async", run_inline)  # noqa: B010 - a module found at run time
+
+    def undo() -> None:
+        if getattr(module, "run_async", None) is run_inline:
+            setattr(module, "run_async", original)  # noqa: B010
+
+    return undo

@@ -21,6 +21,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from ._compat import (
+    inline_openai_requests,
     library_providers,
     otel_content_value,
     sdk_provider,
@@ -261,8 +262,10 @@ def _instrument(session: Session) -> None:
         session.found.append("openai")
         if openai_inst.is_instrumented_by_opentelemetry:  # Traceloop.init turned it on
             undo_streams, undo_unsuppress = patch_streams(), unsuppress_openai()
+            undo_inline = inline_openai_requests()
 
             def unpatch() -> None:
+                undo_inline()
                 undo_unsuppress()
                 undo_streams()
 
@@ -271,8 +274,10 @@ def _instrument(session: Session) -> None:
         openai_inst.instrument(**provider_kw)
         undo_streams = patch_streams()
         undo_unsuppress = unsuppress_openai()
+        undo_inline = inline_openai_requests()
 
         def uninstrument_openai() -> None:
+            undo_inline()
             undo_unsuppress()
             undo_streams()
             openai_inst.uninstrument()

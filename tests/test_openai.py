@@ -253,3 +253,35 @@ def test_with_streaming_response_is_one_span_with_usage_and_ttft(
     assert row["is_streaming"] and row["input_tokens"] > 0 and row["output_tokens"] > 0
     assert row["model"] == "gpt-4o-mini-2024-07-18" and row["cost_usd"] > 0
     assert 0 < row["ttft_ms"] < row["duration_ms"]
+
+
+def test_a_call_in_a_running_event_loop_starts_no_thread(clients: InteractiveShell) -> None:
+    """Every Jupyter cell runs inside an event loop: the instrumentation recorded each
+    chat call's request in a new thread with a new loop (~1 ms a call); now in line,
+    with the messages still recorded."""
+    import asyncio
+    import threading
+
+    started = []
+    real_start = threading.Thread.start
+    caller = threading.current_thread()
+
+    def counting(self: threading.Thread) -> None:
+        if threading.current_thread() is caller:  # not the demo server's own threads
+            started.append(self.name)
+        real_start(self)
+
+    async def calls() -> None:
+        for _ in range(5):
+            clients.user_ns["client"].chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "in a loop"}])
+
+    threading.Thread.start = counting  # type: ignore[method-assign]
+    try:
+        asyncio.run(calls())
+    finally:
+        threading.Thread.start = real_start  # type: ignore[method-assign]
+    assert started == []
+    rows = llmtrace_nb.llm_calls_df()
+    assert len(rows) == 5
+    assert all(m == [{"role": "user", "content": "in a loop"}] for m in rows["input_messages"])
