@@ -159,7 +159,9 @@ def _finish_reasons(fields: np.ndarray, outputs: list[Any]) -> np.ndarray:
 
 
 def _ttft(fields: np.ndarray, events: list[Any], starts: np.ndarray) -> np.ndarray:
-    ttft = _float(fields) * 1000.0
+    with np.errstate(over="ignore"):  # 1e308 seconds is no time to first token
+        ttft = _float(fields) * 1000.0
+    ttft[np.isinf(ttft)] = np.nan
     for i in [i for i, e in enumerate(events) if e]:
         if np.isnan(ttft[i]) and starts[i] != _NAT:
             found = semconv.ttft_ms({}, events[i], int(starts[i]))
