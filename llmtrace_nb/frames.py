@@ -723,7 +723,7 @@ def _new_calls(cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame, new_f
     genai_places = places[genai].tolist()
     seqs = (genai + new_first).tolist()
     distinct = set(genai_places)
-    if len(distinct) == len(genai_places) and distinct.isdisjoint(solo) and not (
+    if len(distinct) == len(genai_places) and not any(p in solo for p in distinct) and not (
             matcher and any(map(matcher.knows, distinct))):
         solo.update(zip(genai_places, seqs, strict=True))  # each call alone, as usual
     else:
