@@ -1,9 +1,11 @@
 """Measure the performance targets and write benchmarks/RESULTS.md.
 
-`python -m benchmarks` runs the full set; `--quick` runs every case once on small sizes
-(what `make test` does, to prove the benchmarks still run; the Phoenix case is left to
-tests/test_phoenix.py there, which runs the same Phoenix). Ratios are measured side by
-side in one process, so machine speed cancels out.
+`python -m benchmarks` runs the full set, each case group in a fresh interpreter (as pyperf
+runs its benchmarks), so no case inherits a heap another one fragmented; ratios are
+measured side by side inside their group, so machine speed cancels out. `--case NAME` runs
+one group; `--quick` runs every case once on small sizes in this process (what `make test`
+does, to prove the benchmarks still run; the Phoenix side by side runs there small, from
+tests/test_benchmarks.py).
 """
 
 from __future__ import annotations
@@ -523,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--no-phoenix", action="store_true",
-                        help="skip the side by side with Arize Phoenix (about 4 minutes; "
+                        help="skip the side by side with Arize Phoenix (about five minutes; "
                         "builds Phoenix's own venv on first use)")
     parser.add_argument("--case", choices=list(CASES),
                         help="run one case group in this process and write its results")

@@ -69,6 +69,13 @@ STATUS_CODES = {StatusCode.UNSET.value: "unset", StatusCode.OK.value: "ok",
 _STATUS_LUT = np.array([STATUSES.index(STATUS_CODES[v]) for v in sorted(STATUS_CODES)])
 _KIND_CODE = {k: i for i, k in enumerate(semconv.KINDS)}
 _UNSET = STATUSES.index("unset")
+_PRICED_CODES = [_KIND_CODE[k] for k in PRICED_KINDS]
+
+
+def _scope_names(scopes: Sequence[Any]) -> list[Any]:
+    # a tracer's spans share one scope object: name each distinct one once
+    names = {id(s): getattr(s, "name", None) for s in {id(s): s for s in scopes}.values()}
+    return list(map(names.__getitem__, map(id, scopes)))
 _NAT = np.iinfo(np.int64).min
 #: times at or past this many ns (the year 2262) cannot be held by a timestamp
 _NEVER = np.iinfo(np.int64).max
@@ -261,8 +268,8 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
     # A finished LLM or embedding call that did not fail is "ok", however its
     # instrumentation left the OTel status (OpenLLMetry sets OK on streams, nothing on
     # plain calls); the raw status stays in its attributes as otel.status_code.
-    promoted = ((status_codes == _UNSET) & (ends != _NAT)
-                & np.isin(np.array(norm.kinds, dtype=object), PRICED_KINDS))
+    kind_codes = np.fromiter(map(_KIND_CODE.__getitem__, norm.kinds), dtype=np.int8, count=n)
+    promoted = ((status_codes == _UNSET) & (ends != _NAT) & np.isin(kind_codes, _PRICED_CODES))
     if promoted.any():
         status_codes = np.where(promoted, STATUSES.index("ok"), status_codes)
         attrs = norm.attributes  # copies made for this frame (normalize._scrubbed)
@@ -279,8 +286,7 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
         "span_id": _hex_column(col(rec.SPAN_ID), 8),
         "parent_span_id": _hex_column(col(rec.PARENT_ID), 8),
         "name": _objects(_scrubbed_names(names)),
-        "kind": pd.Categorical.from_codes(list(map(_KIND_CODE.__getitem__, norm.kinds)),
-                                          categories=semconv.KINDS),
+        "kind": pd.Categorical.from_codes(kind_codes, categories=semconv.KINDS),
         "status": status,
         "error_type": _error_types(f["error_type"], events, np.asarray(status)),
         "start_time": pd.DatetimeIndex(starts.view("M8[ns]")).tz_localize("UTC"),
@@ -302,7 +308,7 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
                                        norm.outputs)),
         "_given_cost": _float(f["cost_usd"]),
         "_cell_seq": _float([c.seq if c else None for c in cells]),
-        "_scope": _objects([getattr(scope, "name", None) for scope in columns[rec.SCOPE]]),
+        "_scope": _objects(_scope_names(columns[rec.SCOPE])),
         "_response_id": f["response_id"],
     }
     kind_codes = np.asarray(data["kind"].codes)
