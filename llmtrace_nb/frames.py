@@ -73,9 +73,13 @@ _PRICED_CODES = [_KIND_CODE[k] for k in PRICED_KINDS]
 
 
 def _scope_names(scopes: Sequence[Any]) -> list[Any]:
-    # a tracer's spans share one scope object: name each distinct one once
-    names = {id(s): getattr(s, "name", None) for s in {id(s): s for s in scopes}.values()}
-    return list(map(names.__getitem__, map(id, scopes)))
+    # a tracer's spans share one scope object: name each distinct one once (by identity:
+    # a scope's own hash is computed in Python)
+    ids = list(map(id, scopes))
+    names = {i: getattr(s, "name", None) for i, s in dict(zip(ids, scopes, strict=True)).items()}
+    return list(map(names.__getitem__, ids))
+
+
 _NAT = np.iinfo(np.int64).min
 #: times at or past this many ns (the year 2262) cannot be held by a timestamp
 _NEVER = np.iinfo(np.int64).max
@@ -180,8 +184,9 @@ def _ttft(fields: np.ndarray, events: list[Any], starts: np.ndarray) -> np.ndarr
 def _scrubbed_names(names: list[Any]) -> list[Any]:
     """Span and cell names with secrets scrubbed (``span("call with sk-…")``); names
     repeat, so each distinct one is looked at once."""
-    distinct = {n for n in names if type(n) is str}
-    if not distinct or not might_hold_secret("\x00".join(distinct)):
+    distinct = set(names)
+    distinct.discard(None)
+    if not distinct or not might_hold_secret("\x00".join(map(str, distinct))):
         return names
     clean = {n: scrub_text(n) for n in distinct}
     return [clean.get(n, n) if type(n) is str else n for n in names]
@@ -709,6 +714,13 @@ def _places(df: pd.DataFrame) -> np.ndarray:
     return places
 
 
+def _disjoint(places: set[Any], solo: dict[Any, int]) -> bool:
+    """No place in both, looking up the smaller in the larger."""
+    if len(solo) < len(places):
+        return not any(map(places.__contains__, solo))
+    return not any(map(solo.__contains__, places))
+
+
 def _new_calls(cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame, new_first: int
                ) -> tuple[list[calls.CallSpan], list[tuple[Any, Any, Any]]]:
     """What the matcher must see of the new rows: the GenAI spans whose place holds
@@ -729,7 +741,7 @@ def _new_calls(cache: _Cache, old: pd.DataFrame | None, new: pd.DataFrame, new_f
     genai_places = places[genai].tolist()
     seqs = (genai + new_first).tolist()
     distinct = set(genai_places)
-    if len(distinct) == len(genai_places) and not any(p in solo for p in distinct) and not (
+    if len(distinct) == len(genai_places) and _disjoint(distinct, solo) and not (
             matcher and any(map(matcher.knows, distinct))):
         solo.update(zip(genai_places, seqs, strict=True))  # each call alone, as usual
     else:
