@@ -39,7 +39,8 @@ def forward(argv: list[str]) -> int:
         ok = exporter.export(batch).name == "SUCCESS"
         sent, failed = (sent + len(batch), failed) if ok else (sent, failed + len(batch))
     exporter.shutdown()
-    print(f"sent {sent:,} spans to {config.endpoint}" + (f", {failed:,} failed" if failed else ""))
+    noun = "span" if sent == 1 else "spans"
+    print(f"sent {sent:,} {noun} to {config.endpoint}" + (f", {failed:,} failed" if failed else ""))
     return 0 if not failed else 1
 
 

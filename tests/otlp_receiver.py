@@ -2,7 +2,8 @@
 
 It decodes each request with opentelemetry-proto and keeps the spans. ``mode`` makes it
 misbehave the ways real endpoints do: answer 500 or 429, answer slowly, answer garbage,
-redirect (301/302/307/308 to ``location``), or answer another 2xx (204). ``drip`` and
+redirect (301/302/307/308 to ``location``), or answer another 2xx (204). Clearing ``gate``
+holds every answer until it is set again. ``drip`` and
 ``black_hole`` are endpoints that accept a request and never finish answering it.
 """
 
@@ -36,6 +37,9 @@ class Receiver(ThreadingHTTPServer):
         self.location = "https://127.0.0.1/v1/traces"  # where redirects point
         self.posts = 0  # every POST, answered or not
         self.raw: list[bytes] = []  # every POST's body
+        #: answers wait while it is clear (a test decides when an export ends)
+        self.gate = threading.Event()
+        self.gate.set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
@@ -63,6 +67,7 @@ class Receiver(ThreadingHTTPServer):
             return list(self.spans)
 
     def close(self) -> None:
+        self.gate.set()
         self.shutdown()
         self.server_close()
 
@@ -80,6 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server._lock:
             self.server.posts += 1
             self.server.raw.append(body)  # the bytes as they arrived, for leak checks
+        self.server.gate.wait(60)
         if mode == "slow":
             time.sleep(self.server.delay)
         if mode in ("500", "429", "404", "301", "302", "307", "308"):

@@ -7,6 +7,7 @@ and only a 2xx answer counts as sent.
 from __future__ import annotations
 
 import re
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,13 +15,13 @@ from contextlib import contextmanager
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from test_forward import llm_cell, run_py
+from test_forward import forwarding_off, llm_cell, run_py, told
 
 from llmtrace_nb import session
 from llmtrace_nb.ship.forward import EXPORT_TIMEOUT_S, make_config
 
 from conftest import Output, run
-from otlp_receiver import black_hole, drip, receiver
+from otlp_receiver import black_hole, drip, receiver, refused_url
 
 #: how late a failure may be counted after the deadline: thread switches, a slow CI box
 SLACK_S = 3.0
@@ -30,7 +31,7 @@ CELLS = 50
 @pytest.fixture
 def fwd(shell: InteractiveShell) -> Iterator[InteractiveShell]:
     yield shell
-    run(shell, "%llmtrace forward off")
+    forwarding_off(shell)
 
 
 def flush_threads() -> int:
@@ -58,12 +59,6 @@ def wait_for(predicate: Callable[[], object], timeout: float) -> float:
             return time.monotonic() - start
         time.sleep(0.02)
     return float("inf")
-
-
-def told(out: Output) -> list[int]:
-    """The span counts of the failure warnings a cell printed."""
-    return [int(n.replace(",", "")) for n in
-            re.findall(r"([\d,]+) spans? could not be forwarded", out.stderr)]
 
 
 @contextmanager
@@ -231,3 +226,248 @@ def test_exit_is_not_held_by_a_drip() -> None:
         """, {})
         assert server.connections >= 1  # it was held there
     assert elapsed < 10  # interpreter start + at most SHUTDOWN_WAIT_S for the last spans
+
+
+# -- what a warning says: how many spans, whose, sent where, and why --------------------
+
+
+def tell(fwd: InteractiveShell) -> Output:
+    """The output of a cell that makes no span of its own (auto mode, nothing traced): it
+    shows the warning due, and nothing of its own can join it."""
+    sess = session.require()
+    sess.auto = True
+    try:
+        _, out = run(fwd, "pass")
+    finally:
+        sess.auto = False
+    return out
+
+
+def failed_at_least(n: int) -> None:
+    assert wait_for(lambda: counts()["failed"] >= n, 10.0) < float("inf"), counts()
+
+
+def warning_line(n: int, whose: str, url: str, reason: str) -> str:
+    pronoun = "it is" if n == 1 else "they are"
+    return (f"llmtrace_nb: {n:,} span{'' if n == 1 else 's'} {whose} could not be forwarded "
+            f"to {url}/v1/traces ({reason}); {pronoun} still in the notebook\n")
+
+
+def test_a_warning_names_the_cell_and_agrees_in_number(fwd: InteractiveShell) -> None:
+    with receiver() as rx:
+        rx.mode = "500"
+        run(fwd, f"%llmtrace forward {rx.url}")
+        rx.gate.clear()  # (the answer comes after the cell, which cannot tell it then)
+        one, _ = run(fwd, "%%trace rag-eval --quiet\nx = 1")  # its root span alone
+        rx.gate.set()
+        failed_at_least(1)
+        out = tell(fwd)
+        assert out.stderr == warning_line(1, f"of cell [{one.execution_count}] rag-eval",
+                                          rx.url, "HTTP 500 Internal Server Error")
+        _, status = run(fwd, "%llmtrace status")
+        assert f"forward: {rx.url}/v1/traces · 0 sent, 1 failed, 0 queued, 0 dropped" \
+            in status.text, status.text
+        rx.gate.clear()
+        two, _ = run(fwd, "%%trace --quiet\n" + llm_cell())  # a root and an LLM span
+        rx.gate.set()
+        failed_at_least(3)
+        out = tell(fwd)
+        assert out.stderr == warning_line(2, f"of cell [{two.execution_count}]", rx.url,
+                                          "HTTP 500 Internal Server Error")
+        assert tell(fwd).stderr == ""  # told once
+        _, status = run(fwd, "%llmtrace status")
+        assert f"forward: {rx.url}/v1/traces · 0 sent, 3 failed, 0 queued, 0 dropped" \
+            in status.text, status.text
+
+
+def test_one_warning_names_every_cell_whose_spans_failed(fwd: InteractiveShell) -> None:
+    with receiver() as rx:
+        rx.mode = "500"
+        run(fwd, f"%llmtrace forward {rx.url}")
+        rx.gate.clear()  # both fail after both ended
+        first, _ = run(fwd, "%%trace rag-eval --quiet\nx = 1")
+        second, _ = run(fwd, "%%trace --quiet\n" + llm_cell())
+        rx.gate.set()
+        failed_at_least(3)
+        out = tell(fwd)
+        whose = (f"(1 of cell [{first.execution_count}] rag-eval, "
+                 f"2 of cell [{second.execution_count}])")
+        assert out.stderr == warning_line(3, whose, rx.url, "HTTP 500 Internal Server Error")
+
+
+def test_spans_outside_any_cell_are_said_to_be(fwd: InteractiveShell) -> None:
+    with receiver() as rx:
+        rx.mode = "500"
+        run(fwd, f"%llmtrace forward {rx.url}")
+        run(fwd, "from opentelemetry import trace\n"
+                 "with trace.get_tracer('t').start_as_current_span('loose'): pass")
+        forwarder = session.require().forwarder
+        assert forwarder is not None
+        forwarder.nudge()
+        failed_at_least(1)
+        out = tell(fwd)
+        assert out.stderr == warning_line(1, "outside any cell", rx.url,
+                                          "HTTP 500 Internal Server Error")
+
+
+def test_a_failure_known_when_its_cell_ends_is_shown_under_it(fwd: InteractiveShell) -> None:
+    with receiver() as rx:
+        rx.mode = "500"
+        run(fwd, f"%llmtrace forward {rx.url}")
+        # the cell's LLM span is sent, and fails, while the cell still runs
+        result, out = run(fwd, "%%trace early --quiet\n" + llm_cell() + textwrap.dedent("""
+            import time
+            from llmtrace_nb import session
+            session.require().forwarder.nudge()
+            deadline = time.monotonic() + 10
+            while not session.require().forwarder.counts()["failed"] \\
+                    and time.monotonic() < deadline:
+                time.sleep(0.02)
+            """))
+        assert result.success
+        n = result.execution_count
+        # its root span ends with the cell: it may have failed too by the time it is told
+        assert re.fullmatch(
+            rf"llmtrace_nb: (1 span|2 spans) of cell \[{n}\] early could not be forwarded to "
+            rf"{re.escape(rx.url)}/v1/traces \(HTTP 500 Internal Server Error\); "
+            r"(it is|they are) still in the notebook\n", out.stderr), out.stderr
+
+
+def test_each_endpoint_is_named_with_its_own_error(fwd: InteractiveShell) -> None:
+    """After a switch, what failed at the old endpoint is told with the old endpoint and
+    its error, what failed at the new one with the new one and its own; in one warning
+    when both are due."""
+    forwarder = session.require().forwarder
+    assert forwarder is not None
+    with receiver() as old, receiver() as new:
+        old.mode, new.mode = "500", "404"
+        run(fwd, f"%llmtrace forward {old.url}")
+        old.gate.clear()
+        a, _ = run(fwd, "%%trace a --quiet\nx = 1")
+        old.gate.set()
+        failed_at_least(1)
+        run(fwd, f"%llmtrace forward {new.url}")
+        run(fwd, "from opentelemetry import trace\n"  # not traced: tells nothing
+                 "with trace.get_tracer('t').start_as_current_span('loose'): pass")
+        forwarder.nudge()
+        failed_at_least(1)
+        out = tell(fwd)
+        assert out.stderr == (
+            "llmtrace_nb: 2 spans could not be forwarded; they are still in the notebook: "
+            f"1 span of cell [{a.execution_count}] a to {old.url}/v1/traces "
+            "(HTTP 500 Internal Server Error); "
+            f"1 span outside any cell to {new.url}/v1/traces (HTTP 404 Not Found)\n"), \
+            out.stderr
+        b, own = run(fwd, "%%trace b --quiet\nx = 1")
+        failed_at_least(2)
+        out = tell(fwd)
+        # told under the next cell, or under its own if it failed before that ended
+        assert own.stderr + out.stderr == warning_line(
+            1, f"of cell [{b.execution_count}] b", new.url, "HTTP 404 Not Found"), \
+            (own.stderr, out.stderr)
+
+
+def test_what_the_old_endpoint_fails_after_a_switch_is_told(fwd: InteractiveShell) -> None:
+    """Spans still held by the old endpoint when forwarding moves on fail there later:
+    they are told with that endpoint and its error, not the new one's."""
+    no_flush_left()
+    with black_hole() as hole, receiver() as rx:
+        forwarder = session.require().forwarder
+        assert forwarder is not None
+        forwarder.start(make_config(hole, timeout_s=1.5))
+        held, _ = run(fwd, "%%trace held --quiet\nx = 1")
+        time.sleep(0.2)  # its export is under way
+        run(fwd, f"%llmtrace forward {rx.url}")
+        run(fwd, "%%trace fine --quiet\nx = 1")
+        assert rx.wait_for(1) and wait_for(lambda: counts()["sent"] >= 1, 10.0) < float("inf")
+        time.sleep(3.0)  # the old export's deadline has passed
+        out = tell(fwd)
+        assert out.stderr == warning_line(
+            1, f"of cell [{held.execution_count}] held", hole,
+            "no complete answer within the 1.5 s export deadline"), out.stderr
+
+
+@pytest.mark.parametrize("kind", ["refused", "dns"])
+def test_a_connection_error_is_named(fwd: InteractiveShell, kind: str) -> None:
+    """Not "timeout, max retries or shutdown": what went wrong when connecting."""
+    url = refused_url() if kind == "refused" else "http://no-such-collector.invalid:4318"
+    forwarder = session.require().forwarder
+    assert forwarder is not None
+    forwarder.start(make_config(url, timeout_s=1.0))
+    _, own = run(fwd, "%%trace --quiet\nx = 1")
+    failed_at_least(1)
+    said = own.stderr + tell(fwd).stderr
+    reason = ("Failed to establish a new connection: [Errno 111] Connection refused"
+              if kind == "refused" else "Failed to resolve 'no-such-collector.invalid'")
+    assert f"to {url}/v1/traces ({reason}" in said, said
+
+
+def test_the_new_endpoint_is_not_given_the_old_ones_error(fwd: InteractiveShell) -> None:
+    """The old endpoint (gRPC, held) fails after the new one (refused) did: the new one's
+    warning must keep its own error, and the old one's failure be told with its own."""
+    no_flush_left()
+    forwarder = session.require().forwarder
+    assert forwarder is not None
+    with black_hole() as hole:
+        forwarder.start(make_config(hole, protocol="grpc", timeout_s=2.0))
+        old, _ = run(fwd, "%%trace old --quiet\nx = 1")
+        time.sleep(0.2)  # its export is under way
+        url = refused_url()
+        forwarder.start(make_config(url, timeout_s=0.5))
+        new, own = run(fwd, "%%trace new --quiet\nx = 1")
+        failed_at_least(1)  # the new endpoint's failure
+        time.sleep(3.0)  # and then the old one's
+        out = tell(fwd)
+    said = own.stderr + out.stderr  # (the new one's under its own cell if it failed by then)
+    assert re.search(rf"1 span of cell \[{new.execution_count}\] new (could not be forwarded )?"
+                     rf"to {re.escape(url)}/v1/traces \(Failed to establish a new connection: "
+                     r"\[Errno 111\] Connection refused\)", said), said
+    assert re.search(rf"1 span of cell \[{old.execution_count}\] old (could not be forwarded )?"
+                     rf"to {re.escape(hole)} \([^)]*DEADLINE_EXCEEDED", said), said
+    assert not re.search(rf"{re.escape(url)}\S* \([^)]*DEADLINE", said), said
+
+
+def test_spans_held_by_only_are_told_with_their_cell(fwd: InteractiveShell) -> None:
+    """--only holds a cell's spans until its root span ends: the LLM span, handed over in
+    an earlier batch than its root, fails with it and is told as the cell's."""
+    with receiver() as rx:
+        rx.mode = "500"
+        run(fwd, f"%llmtrace forward {rx.url} --only errors")
+        rx.gate.clear()
+        result, _ = run(fwd, "%%trace judged --quiet\n" + llm_cell() + textwrap.dedent("""
+            import time
+            from llmtrace_nb import session
+            pipeline = session.require().forwarder._pipeline
+            pipeline.flush_soon()  # the LLM span goes to the policy now, and waits there
+            deadline = time.monotonic() + 10
+            while pipeline.policy.waiting() != 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert pipeline.policy.waiting() == 1
+            1 / 0
+            """))
+        rx.gate.set()
+        assert not result.success
+        failed_at_least(2)
+        out = tell(fwd)
+        assert out.stderr == warning_line(2, f"of cell [{result.execution_count}] judged",
+                                          rx.url, "HTTP 500 Internal Server Error"), out.stderr
+
+
+def test_spans_of_a_cell_traced_by_auto_mode_are_told_as_its(fwd: InteractiveShell) -> None:
+    """Auto mode gives a cell no root span, so no trace of its own: its spans are known
+    by the cell that ran when they started."""
+    with receiver() as rx:
+        rx.mode = "500"
+        run(fwd, f"%llmtrace forward {rx.url}")
+        sess = session.require()
+        rx.gate.clear()
+        sess.auto = True
+        try:
+            result, _ = run(fwd, llm_cell())
+        finally:
+            sess.auto = False
+        rx.gate.set()
+        failed_at_least(1)
+        out = tell(fwd)
+        assert out.stderr == warning_line(1, f"of cell [{result.execution_count}]", rx.url,
+                                          "HTTP 500 Internal Server Error"), out.stderr

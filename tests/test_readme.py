@@ -160,6 +160,8 @@ OTHER_BLOCKS = {
         "them; tests/test_notebooks.py runs the quickstart notebook the way `make demo` "
         "does"),
     ("bash", "Files: OTLP JSON lines"): "test_files_blocks",
+    ("text", "Forwarding: spans leave the notebook only on purpose"):
+        "test_the_forwarding_warning_reads_as_readme_shows",
 }
 
 
@@ -1037,3 +1039,19 @@ def test_exit_waits_at_most_3_s_for_the_last_spans() -> None:
     off = (before + exit_seconds()) / 2  # the runs around it, for a machine that drifts
     assert on - off <= 3.5, f"exit took {on:.2f} s forwarding to a black hole, {off:.2f} s off"
 
+
+
+def test_the_forwarding_warning_reads_as_readme_shows() -> None:
+    """"It never hurts the notebook": the warning README quotes is the one the forwarder
+    writes for one failed span of a named cell (the live runs in test_forward_faults.py
+    check that such failures are told, once, under the right cell)."""
+    from llmtrace_nb.collector import CellRef
+    from llmtrace_nb.ship.forward import _Untold, failure_warning
+
+    quoted = [b.source.strip() for b in blocks_of("Forwarding: spans leave the notebook only "
+                                                   "on purpose", "text")
+              if "could not be forwarded" in b.source]
+    assert len(quoted) == 1, quoted
+    cell = CellRef(number=12, name="rag-eval")
+    untold = _Untold(reasons=["HTTP 500 Internal Server Error"], cells={cell.seq: (cell, 1)})
+    assert failure_warning({"http://localhost:4318/v1/traces": untold}) == quoted[0]

@@ -1,7 +1,8 @@
 """Forwarding: spans leave the notebook over OTLP, on purpose, without ever hurting it.
 
     provider ─► Forwarder (SpanProcessor; one per session, swaps its pipeline)
-                  └─► BatchSpanProcessor ─► PolicyExporter ─► CountingExporter ─► OTLP exporter
+                  └─► BatchSpanProcessor ─► _CellTracker ─► PolicyExporter ─► CountingExporter
+                                                                              ─► OTLP exporter
 
 The cell's thread only enqueues (the BatchSpanProcessor's ``on_end``). Everything else —
 the policy (secrets, redaction, ``--only``), encoding, the network — runs in the batch
@@ -10,7 +11,14 @@ its spans go out promptly; nothing waits for it, and at most one such thread run
 export has a total deadline (``EXPORT_TIMEOUT_S``), also against a peer that answers a
 byte at a time, and only a 2xx answer counts as sent. Failures are counted (sent / failed
 / dropped / queued in ``%llmtrace status``), the exporters' own log lines are kept out of
-the notebook, and the cell shows at most one warning when its spans could not be sent.
+the notebook, and a traced cell shows at most one warning when spans could not be sent.
+
+A warning names, for the spans it tells of, the cell each belongs to (the cell running
+when the span started, as in the notebook; or "outside any cell"), the endpoint they were
+sent to and that endpoint's error. A failure is told on the first traced cell that ends
+after it was counted: under its own cell when the export failed while the cell ran,
+otherwise under a later one. Failures of an endpoint forwarding has since moved away from
+(its last spans still go out) are told the same way, with that endpoint.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +42,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .._fork import fresh_locks_after_fork
+from ..collector import CellRef
 from ..pricing import PriceBook
+from ..scrub import scrub_text
 from .policy import REDACT_MODES, Only, PolicyExporter
 
 PROTOCOLS = ("http/protobuf", "grpc")
@@ -202,6 +215,32 @@ def make_exporter(config: ForwardConfig,
 #   following it would send the headers, credentials included, somewhere else).
 
 _sending = threading.local()  # .watch: the _Watch of the request sent on this thread
+#: .report: the _Report of the export running on this thread (set by CountingExporter);
+#: .originals: the spans as the batch processor handed them over (set by _CellTracker)
+_exporting = threading.local()
+
+#: the exporters' log lines that say an export gave up, not why
+_GAVE_UP = ("due to timeout, max retries or shutdown", "Shutdown in progress, aborting retry")
+
+
+class _Report:
+    """Why the export running on a thread failed, as learnt while it ran."""
+
+    __slots__ = ("lines", "problem")
+
+    def __init__(self) -> None:
+        self.problem: str | None = None  # the transport's (DeadlineSession) own words
+        self.lines: list[str] = []  # the exporter's warning and error log lines
+
+    def reason(self) -> str | None:
+        """The transport's words, else the last log line that says more than that the
+        export gave up ("… due to timeout, max retries or shutdown")."""
+        if self.problem:
+            return self.problem
+        for line in reversed(self.lines):
+            if not any(words in line for words in _GAVE_UP):
+                return line
+        return self.lines[-1] if self.lines else None
 
 
 class _Watch:
@@ -304,8 +343,15 @@ class DeadlineSession(requests.Session):
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
+    def _problem(self, problem: str | None) -> str | None:
+        self.problem = problem
+        report = getattr(_exporting, "report", None)
+        if report is not None:  # told to the export on this thread, not to another's
+            report.problem = problem
+        return problem
+
     def send(self, request: Any, **kwargs: Any) -> Any:
-        self.problem = None
+        self._problem(None)
         timeout = kwargs.get("timeout")
         if not isinstance(timeout, (int, float)) or kwargs.get("stream"):
             return super().send(request, **kwargs)  # not how the exporter calls it
@@ -319,6 +365,7 @@ class DeadlineSession(requests.Session):
         except Exception as exc:
             if watch.finish() or isinstance(exc, requests.Timeout):
                 raise self._too_late() from exc
+            self._problem(_describe(exc))
             raise
         finally:
             timer.cancel()
@@ -329,39 +376,76 @@ class DeadlineSession(requests.Session):
         code = response.status_code
         if not 200 <= code < 300:
             location = response.headers.get("Location") if 300 <= code < 400 else None
-            self.problem = f"HTTP {code} {response.reason or ''}".rstrip() + (
+            problem = f"HTTP {code} {response.reason or ''}".rstrip() + (
                 f" to {location[:200]}; redirects are not followed" if location else "")
+            self._problem(problem)
             if code < 400:  # the exporter takes 1xx/3xx for success; 4xx/5xx it handles
                 response.close()
-                raise NotSent(self.problem)
+                raise NotSent(problem)
         return response
 
     def _too_late(self) -> requests.Timeout:
         """What the exporter takes for a timeout: it fails the export, the deadline gone."""
-        self.problem = f"no complete answer within the {self.deadline_s:g} s export deadline"
-        return requests.Timeout(self.problem)
+        problem = f"no complete answer within the {self.deadline_s:g} s export deadline"
+        return requests.Timeout(self._problem(problem))
+
+
+# urllib3 names the connection first: "HTTPConnection(host='h', port=1): …" (2.x) or
+# "<urllib3.connection.HTTPConnection object at 0x…>: …" (1.x)
+_CONNECTION_PREFIX = re.compile(r"^(?:<[^<>]*>|\w+\([^()]*\)): ")
+
+
+def _describe(exc: BaseException) -> str:
+    """A failed request's exception in a few words: its innermost cause, which is where
+    requests and urllib3 say what happened ("Failed to establish a new connection: [Errno
+    111] Connection refused", "Failed to resolve 'host' (…)")."""
+    context = ""
+    for _ in range(8):
+        inner = getattr(exc, "reason", None)  # urllib3's MaxRetryError
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in exc.args if isinstance(a, BaseException)), None)
+            if inner is not None and exc.args and isinstance(exc.args[0], str):
+                # ProtocolError("Connection aborted.", BadStatusLine(…))
+                context = exc.args[0].rstrip(".") + ": " + type(inner).__name__ + " "
+        if inner is None:
+            break
+        exc = inner
+    return context + _CONNECTION_PREFIX.sub("", str(exc) or type(exc).__name__)
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """One line of visible characters (an answer's bytes can be anything)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.strip())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 class _ErrorCatcher(logging.Filter):
-    """Keeps the exporters' error lines out of the notebook, remembering the last one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last: str | None = None
+    """Keeps the exporters' log lines out of the notebook; a warning or error logged while
+    an export runs is kept as that export's (the thread's) reason, should it fail."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
-            self.last = record.getMessage().splitlines()[0][:300]
+        report = getattr(_exporting, "report", None)
+        if report is not None and record.levelno >= logging.WARNING:
+            with contextlib.suppress(Exception):
+                line = record.getMessage().splitlines()[0]
+                if len(report.lines) >= 20:  # (the last counts; a few retries at most)
+                    del report.lines[:10]
+                report.lines.append(line)
         return False
 
 
-class CountingExporter(SpanExporter):
-    """Counts what went out and what failed; never raises into the batch processor."""
+#: what a failed export is told to: the spans that failed, why, and what counts them as
+#: failed (to be called once, together with noting them: counted and told agree)
+FailureSink = Callable[[Sequence[ReadableSpan], str, Callable[[], None]], None]
 
-    def __init__(self, inner: SpanExporter,
-                 reason: Callable[[], str | None] = lambda: None) -> None:
+
+class CountingExporter(SpanExporter):
+    """Counts what went out and what failed, telling ``on_failure`` which spans failed and
+    why; never raises into the batch processor."""
+
+    def __init__(self, inner: SpanExporter, on_failure: FailureSink | None = None) -> None:
         self.inner = inner
-        self._reason = reason  # why the last export failed, if the transport knows
+        self._on_failure = on_failure
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
@@ -373,20 +457,66 @@ class CountingExporter(SpanExporter):
         with self._lock:
             self.in_flight += n
         error = None
+        # What this export learns about its failure is its own: another pipeline's export
+        # (an endpoint being left, still sending its last spans) runs on another thread.
+        report, outer = _Report(), getattr(_exporting, "report", None)
+        _exporting.report = report
         try:
             result = self.inner.export(spans)
         except Exception as exc:  # an exporter bug must not kill the batch thread
             result = SpanExportResult.FAILURE
             error = f"{type(exc).__name__}: {exc}"
+        finally:
+            _exporting.report = outer
+        settled = False
+
+        def settle() -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            with self._lock:
+                self.in_flight -= n
+                if result is SpanExportResult.SUCCESS:
+                    self.sent += n
+                else:
+                    self.failed += n
+
         if result is not SpanExportResult.SUCCESS:
-            self.last_error = error or self._reason()  # None: the exporter's log line says
-        with self._lock:
-            self.in_flight -= n
-            if result is SpanExportResult.SUCCESS:
-                self.sent += n
-            else:
-                self.failed += n
+            reason = error or report.reason() or "the exporter gave no reason"
+            self.last_error = reason = _printable(scrub_text(reason))
+            if self._on_failure is not None:
+                with contextlib.suppress(Exception):
+                    self._on_failure(spans, reason, settle)
+        settle()
         return result
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+
+#: the attribute Forwarder.on_end puts on a finished span: the cell it started in (None:
+#: no cell); the span the SDK passes to on_end is its own copy, the one that is exported
+_CELL_TAG = "_llmtrace_nb_cell"
+_UNTAGGED = object()
+
+
+class _CellTracker(SpanExporter):
+    """Hands each batch on unchanged, keeping it at hand for the export's thread: the
+    spans the policy passes on are copies, and only the originals carry their cell."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        _exporting.originals = spans
+        try:
+            return self.inner.export(spans)
+        finally:
+            _exporting.originals = None
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
@@ -399,14 +529,18 @@ class _Pipeline:
     """One configured destination: batch processor, counters, policy, exporter."""
 
     def __init__(self, config: ForwardConfig, cell_roots: Callable[[], Mapping[int, int]],
-                 prices: PriceBook, content: Callable[[], bool] = lambda: True) -> None:
+                 prices: PriceBook, content: Callable[[], bool] = lambda: True,
+                 on_failure: Callable[[str, Sequence[ReadableSpan], str, Callable[[], None]],
+                                      None] | None = None,
+                 ) -> None:
         self.config = config
-        session = DeadlineSession(config.timeout_s)  # (unused over gRPC)
-        self.counter = CountingExporter(make_exporter(config, session),
-                                        reason=lambda: session.problem)
+        self.counter = CountingExporter(
+            make_exporter(config, DeadlineSession(config.timeout_s)),  # (unused over gRPC)
+            # a failure is told with the endpoint its spans were sent to: this one
+            on_failure=None if on_failure is None else partial(on_failure, config.endpoint))
         self.policy = PolicyExporter(self.counter, redact=config.redact, only=config.only,
                                      cell_roots=cell_roots, prices=prices, content=content)
-        self.batch = BatchSpanProcessor(self.policy, max_queue_size=MAX_QUEUE,
+        self.batch = BatchSpanProcessor(_CellTracker(self.policy), max_queue_size=MAX_QUEUE,
                                         schedule_delay_millis=1000,
                                         export_timeout_millis=int(config.timeout_s * 1000))
         self.dropped = 0
@@ -459,18 +593,106 @@ class _Pipeline:
         thread.join(wait_s)
 
 
+def _no_cell() -> CellRef | None:
+    return None
+
+
+def _spans(n: int) -> str:
+    return f"{n:,} span{'' if n == 1 else 's'}"
+
+
+def cell_label(cell: CellRef) -> str:
+    """``cell [12]``, or with its name ``cell [12] rag-eval``."""
+    plain = f"cell [{cell.number}]" if cell.number is not None else "cell"
+    if not cell.name or cell.name == plain:
+        return plain
+    return f"{plain} {_printable(cell.name, 80)}"
+
+
+@dataclass
+class _Untold:
+    """The failed spans of one endpoint not told yet: by cell, and why they failed."""
+
+    reasons: list[str] = field(default_factory=list)
+    #: CellRef.seq (None: outside any cell) -> the cell and how many of its spans
+    cells: dict[int | None, tuple[CellRef | None, int]] = field(default_factory=dict)
+
+    def spans(self) -> int:
+        return sum(n for _, n in self.cells.values())
+
+    def whose(self) -> str:
+        """``of cell [12] rag-eval``, ``outside any cell``, or the share of each:
+        ``(2 of cell [11], 1 of cell [12] rag-eval, 1 outside any cell)``."""
+        cells = sorted(((c, n) for c, n in self.cells.values() if c is not None),
+                       key=lambda entry: entry[0].seq)
+        outside = sum(n for c, n in self.cells.values() if c is None)
+        if not cells:
+            return "outside any cell"
+        if len(cells) == 1 and not outside:
+            return f"of {cell_label(cells[0][0])}"
+        shown = cells if len(cells) <= 4 else cells[:3]
+        parts = [f"{n:,} of {cell_label(c)}" for c, n in shown]
+        if len(shown) < len(cells):
+            rest = cells[len(shown):]
+            parts.append(f"{sum(n for _, n in rest):,} of {len(rest):,} more cells")
+        if outside:
+            parts.append(f"{outside:,} outside any cell")
+        return "(" + ", ".join(parts) + ")"
+
+    def why(self) -> str:
+        return "; ".join(self.reasons[:3]) + ("; …" if len(self.reasons) > 3 else "")
+
+
+def failure_warning(untold: Mapping[str, _Untold]) -> str | None:
+    """The one line that tells of failed spans, by endpoint (as they were sent):
+
+    ``llmtrace_nb: 2 spans of cell [12] rag-eval could not be forwarded to URL (ERROR);
+    they are still in the notebook``, or, when spans failed at more than one endpoint,
+    ``llmtrace_nb: 3 spans could not be forwarded; they are still in the notebook: 2 spans
+    of cell [11] to URL1 (ERROR1); 1 span of cell [12] to URL2 (ERROR2)``.
+    """
+    groups = [(u.spans(), u.whose(), _printable(scrub_text(endpoint)), u.why())
+              for endpoint, u in untold.items() if u.spans()]
+    if not groups:
+        return None
+    total = sum(n for n, *_ in groups)
+    still = "it is" if total == 1 else "they are"
+    if len(groups) == 1:
+        n, whose, endpoint, why = groups[0]
+        return (f"llmtrace_nb: {_spans(n)} {whose} could not be forwarded to {endpoint} "
+                f"({why}); {still} still in the notebook")
+    return (f"llmtrace_nb: {_spans(total)} could not be forwarded; {still} still in the "
+            "notebook: " + "; ".join(f"{_spans(n)} {whose} to {endpoint} ({why})"
+                                     for n, whose, endpoint, why in groups))
+
+
 class Forwarder(SpanProcessor):
-    """Added to the provider once per session; forwarding on/off swaps its pipeline."""
+    """Added to the provider once per session; forwarding on/off swaps its pipeline.
+
+    ``active_cell`` tells the cell spans starting now belong to and ``cells`` the cells
+    there are (both the session's collector's when not given): a warning names the cells
+    whose spans failed to go out.
+    """
 
     def __init__(self, cell_roots: Callable[[], Mapping[int, int]], prices: PriceBook,
-                 content: Callable[[], bool] = lambda: True) -> None:
+                 content: Callable[[], bool] = lambda: True, *,
+                 active_cell: Callable[[], CellRef | None] | None = None,
+                 cells: Callable[[], Sequence[CellRef]] | None = None) -> None:
         self._cell_roots = cell_roots
         self._prices = prices
         #: whether content is captured now; when not, no text leaves (whoever recorded it)
         self._content = content
+        self._active_cell = active_cell or _no_cell
+        self._cells: Callable[[], Sequence[CellRef]] = cells or list
+        self._bound = active_cell is not None
         self._pipeline: _Pipeline | None = None
+        #: span id -> the cell it started in (None: no cell), while it runs
+        self._cell_of: dict[int, CellRef | None] = {}
         self._catcher = _ErrorCatcher()
-        self._warned_failures = 0
+        #: failed spans not told yet, by the endpoint they were sent to
+        self._untold: dict[str, _Untold] = {}
+        self._lock = threading.Lock()
+        fresh_locks_after_fork(self, "_lock")
         atexit.register(self.stop)
 
     @property
@@ -478,8 +700,25 @@ class Forwarder(SpanProcessor):
         pipeline = self._pipeline
         return pipeline.config if pipeline else None
 
+    def _bind_session(self) -> None:
+        """Cells come from the session's collector unless given (the session is made
+        before the forwarder is started)."""
+        if self._bound:
+            return
+        from .. import session as sessions  # (here: that module imports this one)
+
+        sess = sessions.current()
+        if sess is None or sess.forwarder is not self:
+            return
+        collector = sess.collector
+        self._active_cell = lambda: collector.active_cell
+        self._cells = collector.cells
+        self._bound = True
+
     def start(self, config: ForwardConfig) -> None:
-        pipeline = _Pipeline(config, self._cell_roots, self._prices, self._content)
+        self._bind_session()
+        pipeline = _Pipeline(config, self._cell_roots, self._prices, self._content,
+                             on_failure=self._failed)
         for name in _QUIET_LOGGERS:
             logger = logging.getLogger(name)
             if self._catcher not in logger.filters:
@@ -487,9 +726,10 @@ class Forwarder(SpanProcessor):
         for name in ("urllib3.connection", "urllib3.connectionpool"):
             logging.getLogger(name).addFilter(_NOT_OUR_REQUESTS)  # (once: filters are a set)
         old, self._pipeline = self._pipeline, pipeline
-        self._warned_failures = 0
         if old is not None:
-            threading.Thread(target=old.stop, args=(SHUTDOWN_WAIT_S,), daemon=True).start()
+            # its last spans still go out, to it; what fails there is told with it
+            threading.Thread(target=old.stop, args=(SHUTDOWN_WAIT_S,),
+                             name="llmtrace-forward-stop", daemon=True).start()
 
     def stop(self, wait: bool = True) -> None:
         """Stop forwarding; the spans already queued still go out (waiting at most
@@ -500,16 +740,29 @@ class Forwarder(SpanProcessor):
         if wait:
             old.stop(SHUTDOWN_WAIT_S)
         else:
-            threading.Thread(target=old.stop, args=(SHUTDOWN_WAIT_S,), daemon=True).start()
+            threading.Thread(target=old.stop, args=(SHUTDOWN_WAIT_S,),
+                             name="llmtrace-forward-stop", daemon=True).start()
 
-    # -- SpanProcessor: the hot path is one attribute read and the batch enqueue ---------
+    # -- SpanProcessor: the hot path is an attribute read or two and the batch enqueue --
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
+        if self._pipeline is not None:
+            # the cell the span belongs to (as the collector has it), for a warning
+            self._cell_of[span.context.span_id] = self._active_cell()
 
     def on_end(self, span: ReadableSpan) -> None:
+        # (single dict operations are atomic: no lock, as in the collector)
+        cell = (self._cell_of.pop(span.context.span_id, _UNTAGGED)
+                if self._cell_of else _UNTAGGED)
         pipeline = self._pipeline
         if pipeline is not None:
+            if cell is not _UNTAGGED:
+                # on the finished span (a copy the SDK made for on_end), which is what
+                # reaches the exporter
+                try:  # noqa: SIM105 - on the hot path, where a try costs nothing
+                    setattr(span, _CELL_TAG, cell)
+                except AttributeError:  # a span class with slots: found by its trace
+                    pass
             if pipeline.queued() >= MAX_QUEUE:  # the queue will evict its oldest span
                 pipeline.dropped += 1
             pipeline.batch.on_end(span)
@@ -519,6 +772,43 @@ class Forwarder(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True  # callers on the cell's thread must never wait on the network
+
+    # -- failures (in the exporters' threads) ------------------------------------------
+
+    def _failed(self, endpoint: str, spans: Sequence[ReadableSpan], reason: str,
+                count: Callable[[], None]) -> None:
+        """Note, to be told, that ``spans`` could not be sent to ``endpoint``; ``count``
+        counts them as failed, at the same moment for a warning being made."""
+        tags: dict[int, Any] = {}  # span id -> its cell, from the batch as it was handed over
+        for span in getattr(_exporting, "originals", None) or ():
+            tag = getattr(span, _CELL_TAG, _UNTAGGED)
+            if tag is not _UNTAGGED and span.context is not None:
+                tags[span.context.span_id] = tag
+        by_trace: dict[int, CellRef] | None = None
+        found: dict[int | None, tuple[CellRef | None, int]] = {}
+        for span in spans:
+            context = span.context
+            if context is None:
+                cell = None
+            elif context.span_id in tags:
+                cell = tags[context.span_id]
+            else:
+                # not seen starting (forwarding began after it did), or held by --only
+                # since an earlier batch: a traced cell's spans share its root's trace
+                if by_trace is None:
+                    by_trace = {c.trace_id: c for c in self._cells() if c.trace_id is not None}
+                cell = by_trace.get(context.trace_id)
+            key = cell.seq if isinstance(cell, CellRef) else None
+            _, n = found.get(key, (None, 0))
+            found[key] = (cell if isinstance(cell, CellRef) else None, n + 1)
+        with self._lock:
+            untold = self._untold.setdefault(endpoint, _Untold())
+            if reason not in untold.reasons and len(untold.reasons) < 4:
+                untold.reasons.append(reason)
+            for key, (cell, n) in found.items():
+                _, had = untold.cells.get(key, (None, 0))
+                untold.cells[key] = (cell, had + n)
+            count()
 
     # -- after a cell --------------------------------------------------------------------
 
@@ -530,16 +820,11 @@ class Forwarder(SpanProcessor):
             pipeline.flush_soon()
 
     def new_failure_warning(self) -> str | None:
-        """One line if spans failed to go out since the last warning, else None."""
-        pipeline = self._pipeline
-        if pipeline is None or pipeline.counter.failed <= self._warned_failures:
-            return None
-        failed = pipeline.counter.failed - self._warned_failures
-        self._warned_failures = pipeline.counter.failed
-        reason = pipeline.counter.last_error or self._catcher.last or "no answer"
-        spans = "span" if failed == 1 else "spans"
-        return (f"llmtrace_nb: {failed:,} {spans} could not be forwarded to "
-                f"{pipeline.config.endpoint} ({reason}); they are still in the notebook")
+        """One line telling of the spans that failed to go out since the last one was
+        made (whose they were, where they were sent, why they failed), else None."""
+        with self._lock:
+            untold, self._untold = self._untold, {}
+        return failure_warning(untold)
 
     def counts(self) -> dict[str, int] | None:
         pipeline = self._pipeline
