@@ -32,10 +32,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import set_span_in_context
 
-from llmtrace_nb import document
-from llmtrace_nb.collector import CellRef, SpanCollector
-from llmtrace_nb.frames import FrameBuilder, llm_calls, summary
-from llmtrace_nb.pricing import PriceBook
+from llmtrace_nb._capture.collector import CellRef, SpanCollector
+from llmtrace_nb._shape import document
+from llmtrace_nb._shape.frames import FrameBuilder, llm_calls, summary
+from llmtrace_nb._shape.pricing import PriceBook
 from llmtrace_nb.views import html as html_view
 
 HERE = Path(__file__).resolve().parent
@@ -419,7 +419,7 @@ def _cell_with_live_line(n: int, live: bool) -> float:
     line's thread looking at it (as in a kernel) or not (``--quiet``)."""
     import threading
 
-    from llmtrace_nb import live as live_line
+    from llmtrace_nb.views import live as live_line
 
     collector = SpanCollector(max(n * 2, 10))
     provider = TracerProvider()
@@ -467,7 +467,7 @@ def live_line_case(n: int, repeats: int) -> list[Result]:
 def scrub_cases(size: int = 1_000_000) -> list[Result]:
     """Each scrubber pattern on its worst adversarial megabyte (tests/test_attacks.py)."""
     sys.path.insert(0, str(HERE.parent / "tests"))
-    from llmtrace_nb import scrub
+    from llmtrace_nb._read import scrub
 
     from test_attacks import adversarial, best_ms
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .ship import files
-from .ship.forward import ForwardConfigError, make_config, make_exporter
-from .ship.policy import REDACT_MODES, PolicyExporter
+from ._ship import files
+from ._ship.forward import ForwardConfigError, make_config, make_exporter
+from ._ship.policy import REDACT_MODES, PolicyExporter
 
 BATCH = 512
 

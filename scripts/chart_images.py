@@ -38,7 +38,7 @@ CONTEXT = ("The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mar
 @contextmanager
 def traced_cell(number: int, name: str) -> Iterator[Any]:
     """A notebook cell without IPython: the lifecycle ``%%trace`` uses."""
-    from llmtrace_nb import cells, session
+    from llmtrace_nb._notebook import cells, session
 
     sess = session.require()
     cell = cells.start_cell(sess, number, name)
@@ -135,7 +135,7 @@ def main(out_dir: str = "docs/images") -> None:
     import openai
 
     import llmtrace_nb
-    from llmtrace_nb import cells, session
+    from llmtrace_nb._notebook import cells, session
     from llmtrace_nb.demo import DemoServer
     from llmtrace_nb.views import charts
 

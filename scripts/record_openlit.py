@@ -175,7 +175,7 @@ def run_child(scenario: str, base_url: str, out: Path, pricing_json: str) -> Non
     from IPython.utils.capture import capture_output
 
     import llmtrace_nb
-    from llmtrace_nb import session as llmtrace_session
+    from llmtrace_nb._notebook import session as llmtrace_session
 
     ip = InteractiveShell.instance()
     ip.user_ns["client"] = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)

@@ -33,7 +33,7 @@ def ip() -> InteractiveShell:
 @pytest.fixture
 def shell(ip: InteractiveShell) -> Iterator[InteractiveShell]:
     """The shell with the extension loaded, an empty collector and default options."""
-    from llmtrace_nb import session
+    from llmtrace_nb._notebook import session
 
     with capture_output():
         if "llmtrace_nb" not in ip.extension_manager.loaded:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmtrace_nb import document
-from llmtrace_nb.collector import CellRef
+from llmtrace_nb._capture.collector import CellRef
+from llmtrace_nb._shape import document
 
 from spans import Recorder, openai_chat
 

@@ -8,9 +8,9 @@ from typing import Any
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from llmtrace_nb.collector import CellRef, SpanCollector
-from llmtrace_nb.frames import FrameBuilder
-from llmtrace_nb.pricing import PriceBook
+from llmtrace_nb._capture.collector import CellRef, SpanCollector
+from llmtrace_nb._shape.frames import FrameBuilder
+from llmtrace_nb._shape.pricing import PriceBook
 
 
 class Recorder:

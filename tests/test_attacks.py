@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
 
 import llmtrace_nb
-from llmtrace_nb import scrub
-from llmtrace_nb.ship import files
-from llmtrace_nb.ship.policy import clean_span
+from llmtrace_nb._read import scrub
+from llmtrace_nb._ship import files
+from llmtrace_nb._ship.policy import clean_span
 
 from conftest import run
 from spans import Recorder
@@ -280,7 +280,7 @@ def test_eviction_does_not_undercount_a_cell(shell: InteractiveShell) -> None:
 
     one = float(calc_price(Usage(input_tokens=100, output_tokens=10),
                            model_ref="gpt-4o-mini", provider_id="openai").total_price)
-    session = llmtrace_nb.session.require()
+    session = llmtrace_nb._notebook.session.require()
     session.collector.resize(1000)
     try:
         result, out = run(shell, EVICTING_CELL.format(limit=one * 2000))
@@ -310,7 +310,7 @@ def test_tiny_and_huge_durations_render(tiny: float) -> None:
     rec = Recorder()
     rec.span("blink", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
                        "gen_ai.usage.input_tokens": 1}, duration_ns=0)
-    from llmtrace_nb import document
+    from llmtrace_nb._shape import document
 
     doc = document.build(rec.frames.spans(), name="blink")
     for span in doc["spans"]:

@@ -12,8 +12,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
-from llmtrace_nb import frames
-from llmtrace_nb.collector import CellRef
+from llmtrace_nb._capture.collector import CellRef
+from llmtrace_nb._shape import frames
 from llmtrace_nb.views import TraceView
 from llmtrace_nb.views.charts import (
     ERROR_COLOR,
@@ -230,7 +230,7 @@ def test_cost_by_other_groupings() -> None:
 
 
 def test_cost_by_defaults_to_the_session(shell: InteractiveShell) -> None:
-    from llmtrace_nb import session
+    from llmtrace_nb._notebook import session
 
     rec_tracer = session.require().tracer
     for model, inp, out in (("gpt-4o-mini", 1000, 100), ("gpt-4o", 200, 20),
@@ -328,7 +328,7 @@ def test_empty_data_gives_a_no_data_figure(chart: Any) -> None:
 
 
 def test_no_session_gives_a_hint_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmtrace_nb import session
+    from llmtrace_nb._notebook import session
 
     monkeypatch.setattr(session, "current", lambda: None)
     for chart in (cost_by, latency, tokens_vs_latency, timeline):

@@ -9,8 +9,8 @@ import threading
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from llmtrace_nb.collector import CellRef, SpanCollector
-from llmtrace_nb.record import ENTRY
+from llmtrace_nb._capture.collector import CellRef, SpanCollector
+from llmtrace_nb._capture.record import ENTRY
 
 
 def make(max_spans: int = 100) -> tuple[SpanCollector, TracerProvider]:
@@ -235,7 +235,7 @@ def test_record_rebuilds_the_span_an_exporter_would_see() -> None:
 def test_sdk_spans_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plain SDK span needs no _rare(): it is the slow, general path (files, remote
     parents, links). Taking it for every span cost 5% per span, unnoticed, once."""
-    from llmtrace_nb import record
+    from llmtrace_nb._capture import record
 
     def slow_path(span: object) -> None:
         raise AssertionError("a plain SDK span went through _rare()")

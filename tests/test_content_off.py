@@ -34,7 +34,7 @@ out = cell("%%trace\\n"
      "with trace.get_tracer('other').start_as_current_span('step', attributes={{\\n"
      "    'input.value': {OTHER!r}, 'openinference.span.kind': 'CHAIN'}}): pass")
 import time
-from llmtrace_nb import session
+from llmtrace_nb._notebook import session
 deadline = time.monotonic() + 15
 while (session.require().forwarder.counts() or {{}}).get("sent", 0) < 3 and \\
         time.monotonic() < deadline:

@@ -13,7 +13,8 @@ import math
 import pytest
 from genai_prices import Usage, calc_price
 
-from llmtrace_nb import frames, semconv
+from llmtrace_nb._read import semconv
+from llmtrace_nb._shape import frames
 
 from spans import Recorder, openai_chat
 

@@ -12,8 +12,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
-from llmtrace_nb.collector import CellRef
-from llmtrace_nb.ship import files
+from llmtrace_nb._capture.collector import CellRef
+from llmtrace_nb._ship import files
 
 from conftest import run
 from docs import _tree

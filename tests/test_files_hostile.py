@@ -27,8 +27,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
-from llmtrace_nb.collector import CellRef
-from llmtrace_nb.ship import files
+from llmtrace_nb._capture.collector import CellRef
+from llmtrace_nb._ship import files
 
 from conftest import run
 from spans import Recorder
@@ -126,7 +126,7 @@ def test_a_device_is_refused_without_reading_it() -> None:
     code = textwrap.dedent("""
         import resource, time
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-        from llmtrace_nb.ship import files
+        from llmtrace_nb._ship import files
         t = time.monotonic()
         try:
             files.load("/dev/zero")

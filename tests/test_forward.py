@@ -18,8 +18,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
-from llmtrace_nb import session
-from llmtrace_nb.ship.forward import (
+from llmtrace_nb._notebook import session
+from llmtrace_nb._ship.forward import (
     EXPORT_TIMEOUT_S,
     ForwardConfigError,
     make_config,
@@ -313,7 +313,7 @@ def test_replay_a_saved_file(fwd: InteractiveShell, tmp_path: Path) -> None:
 
 
 def test_hash_is_stable_sha256() -> None:
-    from llmtrace_nb.ship.policy import _redactor
+    from llmtrace_nb._ship.policy import _redactor
 
     redact = _redactor("hash")
     assert redact is not None

@@ -17,8 +17,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from test_forward import forwarding_off, llm_cell, run_py, told
 
-from llmtrace_nb import session
-from llmtrace_nb.ship.forward import EXPORT_TIMEOUT_S, make_config
+from llmtrace_nb._notebook import session
+from llmtrace_nb._ship.forward import EXPORT_TIMEOUT_S, make_config
 
 from conftest import Output, run
 from otlp_receiver import black_hole, drip, receiver, refused_url
@@ -317,7 +317,7 @@ def test_a_failure_known_when_its_cell_ends_is_shown_under_it(fwd: InteractiveSh
         # the cell's LLM span is sent, and fails, while the cell still runs
         result, out = run(fwd, "%%trace early --quiet\n" + llm_cell() + textwrap.dedent("""
             import time
-            from llmtrace_nb import session
+            from llmtrace_nb._notebook import session
             session.require().forwarder.nudge()
             deadline = time.monotonic() + 10
             while not session.require().forwarder.counts()["failed"] \\
@@ -436,7 +436,7 @@ def test_spans_held_by_only_are_told_with_their_cell(fwd: InteractiveShell) -> N
         rx.gate.clear()
         result, _ = run(fwd, "%%trace judged --quiet\n" + llm_cell() + textwrap.dedent("""
             import time
-            from llmtrace_nb import session
+            from llmtrace_nb._notebook import session
             pipeline = session.require().forwarder._pipeline
             pipeline.flush_soon()  # the LLM span goes to the policy now, and waits there
             deadline = time.monotonic() + 10

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from genai_prices import Usage, calc_price
 
-from llmtrace_nb import frames
-from llmtrace_nb.collector import CellRef
+from llmtrace_nb._capture.collector import CellRef
+from llmtrace_nb._shape import frames
 
 from spans import Recorder, openai_chat
 

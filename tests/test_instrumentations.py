@@ -13,7 +13,7 @@ from test_provider import run_py
 
 CALLS = """
 import llmtrace_nb
-from llmtrace_nb import session
+from llmtrace_nb._notebook import session
 with capture_output() as loaded:
     ip.run_line_magic("load_ext", "llmtrace_nb")
 cell("%%trace --quiet\\n"

@@ -9,7 +9,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
-from llmtrace_nb import session
+from llmtrace_nb._notebook import session
 
 from conftest import run
 
@@ -213,7 +213,7 @@ def test_nested_trace_via_run_cell_magic(shell: InteractiveShell) -> None:
 
 
 def _collectors() -> int:
-    from llmtrace_nb.collector import SpanCollector
+    from llmtrace_nb._capture.collector import SpanCollector
 
     procs = session.require().provider._active_span_processor._span_processors
     return sum(isinstance(p, SpanCollector) for p in procs)

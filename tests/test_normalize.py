@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from llmtrace_nb import semconv
-from llmtrace_nb.normalize import normalize
+from llmtrace_nb._read import semconv
+from llmtrace_nb._read.normalize import normalize
 
 # Keys from semconv's own tables (so a dialect added there is drawn here too), an indexed
 # key under every message prefix, and a key no table knows.

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from llmtrace_nb.document import MIME_TYPE as MIME
+from llmtrace_nb._shape.document import MIME_TYPE as MIME
 
 from conftest import ROOT
 from run_notebook import execute, tagged_text, write_outputs

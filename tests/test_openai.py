@@ -10,7 +10,7 @@ from genai_prices import Usage, calc_price
 from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
-from llmtrace_nb import session
+from llmtrace_nb._notebook import session
 from llmtrace_nb.demo import DemoServer
 
 from conftest import run

@@ -1,4 +1,4 @@
-"""llmtrace_nb._openai_streams: OpenLLMetry's spans of streamed OpenAI calls.
+"""llmtrace_nb._capture.openai_streams: OpenLLMetry's spans of streamed OpenAI calls.
 
 Every scenario runs the real openai client over HTTP against the demo server, in a fresh
 interpreter: ``OpenAIInstrumentor`` is a process-wide singleton, and the rest of the suite
@@ -36,8 +36,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import openai
-from llmtrace_nb import _openai_streams
-from llmtrace_nb._compat import unwrap_openai
+from llmtrace_nb._capture import openai_streams
+from llmtrace_nb._capture.compat import unwrap_openai
 
 exporter = InMemorySpanExporter()
 provider = TracerProvider()

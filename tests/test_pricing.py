@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from genai_prices import Usage, calc_price
 
-from llmtrace_nb import pricing
-from llmtrace_nb.pricing import PriceBook, cost_column
+from llmtrace_nb._shape import pricing
+from llmtrace_nb._shape.pricing import PriceBook, cost_column
 
 CASES = [
     ("openai", "gpt-4o-mini", 1_234, 0, 0, 567),

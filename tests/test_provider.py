@@ -93,7 +93,7 @@ def test_openai_already_instrumented_is_not_instrumented_twice() -> None:
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
         OpenAIInstrumentor().instrument()
         import llmtrace_nb
-        from llmtrace_nb import session
+        from llmtrace_nb._notebook import session
         with capture_output():
             ip.run_line_magic("load_ext", "llmtrace_nb")
         cell("%%trace --quiet\\n" + CALL)
@@ -160,7 +160,7 @@ def test_a_provider_set_after_loading_is_collected_at_the_next_cell() -> None:
     out = run_py("""
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
-        import llmtrace_nb.session as session
+        import llmtrace_nb._notebook.session as session
         with capture_output():
             ip.run_line_magic("load_ext", "llmtrace_nb")
         other = TracerProvider()

@@ -695,7 +695,7 @@ def test_demo_error_and_slow_models_are_in_readme() -> None:
 
 
 def test_forwarding_environment_variables_are_in_readme() -> None:
-    from llmtrace_nb.ship.forward import config_from_env
+    from llmtrace_nb._ship.forward import config_from_env
 
     class Recording(dict):
         def get(self, key: str, default: Any = None) -> Any:
@@ -723,7 +723,7 @@ def test_explore_parameters_are_in_readme() -> None:
 
 
 def test_live_line_example_is_what_the_line_prints() -> None:
-    from llmtrace_nb.live import live_text
+    from llmtrace_nb.views.live import live_text
 
     example = re.search(r"\(`(⏳ name · .*?)`\)", " ".join(section_text("`%%trace`").split()))
     assert example, "README no longer shows the live line"
@@ -886,7 +886,7 @@ def test_every_guarantee_is_tested() -> None:
 def test_a_view_cuts_long_texts_and_the_frames_keep_them() -> None:
     """What is dropped: "Long texts in a view are cut at 2,000 characters with a visible
     "… [truncated N more characters]" marker ... The DataFrames keep full texts."""
-    from llmtrace_nb import document
+    from llmtrace_nb._shape import document
 
     from spans import Recorder, openai_chat
 
@@ -940,7 +940,7 @@ llmtrace_nb.save("spans.jsonl"); llmtrace_nb.load("spans.jsonl")
 local = list(connects)
 cell("%llmtrace forward " + sys.argv[1])
 cell("%%trace forwarded\\n" + CALL)
-from llmtrace_nb import session
+from llmtrace_nb._notebook import session
 deadline = time.monotonic() + 20
 while session.require().forwarder.counts()["sent"] < 2 and time.monotonic() < deadline:
     time.sleep(0.05)
@@ -1045,8 +1045,8 @@ def test_the_forwarding_warning_reads_as_readme_shows() -> None:
     """"It never hurts the notebook": the warning README quotes is the one the forwarder
     writes for one failed span of a named cell (the live runs in test_forward_faults.py
     check that such failures are told, once, under the right cell)."""
-    from llmtrace_nb.collector import CellRef
-    from llmtrace_nb.ship.forward import _Untold, failure_warning
+    from llmtrace_nb._capture.collector import CellRef
+    from llmtrace_nb._ship.forward import _Untold, failure_warning
 
     quoted = [b.source.strip() for b in blocks_of("Forwarding: spans leave the notebook only "
                                                    "on purpose", "text")

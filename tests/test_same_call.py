@@ -16,7 +16,8 @@ from genai_prices import Usage, calc_price
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from llmtrace_nb import calls, frames
+from llmtrace_nb._read import calls
+from llmtrace_nb._shape import frames
 
 from spans import Recorder, openai_chat
 
@@ -219,8 +220,8 @@ def test_merged_takes_the_most_complete_fields() -> None:
 
 def test_live_totals_count_a_call_once() -> None:
     """The live line counts the cell from the frame builder, as its view will."""
-    from llmtrace_nb.collector import CellRef
-    from llmtrace_nb.live import live_text
+    from llmtrace_nb._capture.collector import CellRef
+    from llmtrace_nb.views.live import live_text
 
     c = Calls()
     ref = CellRef(number=1, name="cell")
@@ -240,7 +241,7 @@ def test_forwarding_cost_rule_counts_a_call_once() -> None:
     from opentelemetry.sdk.trace.export import SpanExportResult
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from llmtrace_nb.ship.policy import Only, PolicyExporter
+    from llmtrace_nb._ship.policy import Only, PolicyExporter
 
     c = Calls()
     with c.span(c.framework, "cell", {"llmtrace.kind": "cell"}, T0, T0 + 500 * MS) as root:

@@ -17,7 +17,7 @@ from opentelemetry.trace import Status, StatusCode
 from plotly.callbacks import Points
 
 import llmtrace_nb
-from llmtrace_nb import session
+from llmtrace_nb._notebook import session
 from llmtrace_nb.views import TraceView
 from llmtrace_nb.views.widgets import (
     ALL,

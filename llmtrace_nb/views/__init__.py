@@ -1,11 +1,11 @@
-"""Show: every view renders the trace document (see ``llmtrace_nb.document``)."""
+"""Show: every view renders the trace document (see ``llmtrace_nb._shape.document``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..document import MIME_TYPE
+from .._shape.document import MIME_TYPE
 from . import html, text
 
 

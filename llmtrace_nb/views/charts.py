@@ -21,6 +21,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .. import _current
+from .._shape.frames import llm_calls
 from .html import ERROR_COLOR, KIND_COLORS, WAIT_LIGHTEN
 from .text import format_cost, format_count, format_duration, headline
 
@@ -147,14 +149,11 @@ def _load(df: pd.DataFrame | None, loader: str) -> tuple[pd.DataFrame, str]:
     """
     if df is not None:
         return df, "no data"
-    from .. import session
-
-    if session.current() is None:
+    sess = _current.current()
+    if sess is None:
         return pd.DataFrame(), "no data — run %load_ext llmtrace_nb first"
-    import llmtrace_nb
-
-    frame: pd.DataFrame = getattr(llmtrace_nb, loader)()
-    return frame, "no data"
+    frame = sess.spans()
+    return (llm_calls(frame) if loader == "llm_calls_df" else frame), "no data"
 
 
 def llm_rows(df: pd.DataFrame) -> pd.DataFrame:

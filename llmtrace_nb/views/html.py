@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..document import TRUNCATION_MARKER, VERSION, clean_text
+from .._shape.document import TRUNCATION_MARKER, VERSION, clean_text
 from .text import eviction_note, format_cost, format_count, format_duration, plural
 
 #: One color per span kind. The JupyterLab renderer (labextension/) and the plotly charts

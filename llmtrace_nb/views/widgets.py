@@ -23,6 +23,7 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
+from .. import _current
 from . import charts
 from .charts import escape, is_missing, number, span_tokens
 from .text import format_cost, format_count, format_duration, plural, summary
@@ -200,7 +201,7 @@ def _replace_figure(target: go.FigureWidget, fig: go.Figure) -> None:
 
 
 def _empty_spans() -> pd.DataFrame:
-    from ..frames import SPAN_COLUMNS
+    from .._shape.frames import SPAN_COLUMNS
 
     return pd.DataFrame({c: pd.Series(dtype="object") for c in SPAN_COLUMNS})
 
@@ -449,26 +450,22 @@ class Explorer(widgets.VBox):
             return self._source
         if callable(self._source):
             return self._source()
-        from .. import session
-
-        sess = session.current()
+        sess = _current.current()
         if sess is None:
             self._note = "nothing collected: run %load_ext llmtrace_nb first"
             return _empty_spans()
-        return sess.frames.spans(capture_content=sess.capture_content)
+        return sess.spans()
 
     def _change_token(self) -> Any:
         """What changes when spans arrive, are evicted or cleared; cheap to read."""
         if self._source is not None:
             return None
-        from .. import session
-
-        sess = session.current()
+        sess = _current.current()
         if sess is None:
             return None
         c = sess.collector
         # dropped grows when a full buffer evicts; the generation when it is cleared
-        return (id(c), len(c), c.dropped, getattr(c, "_generation", 0))
+        return (id(c), len(c), c.dropped, c.generation)
 
     def refresh(self) -> None:
         """Reload the spans, keep the filters that still apply, redraw everything."""

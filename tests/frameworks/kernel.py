@@ -82,7 +82,7 @@ def _harness_records(df, columns=None):
 
 _harness_frame = _harness_lt.spans_df()
 try:  # the instrumentation scope of each span, for diagnosis only (a private column)
-    from llmtrace_nb import session as _harness_session
+    from llmtrace_nb._notebook import session as _harness_session
     _harness_private = _harness_session.current().frames.spans(keep_private=True)
     _harness_scopes = dict(zip(_harness_private["span_id"], _harness_private["_scope"]))
 except Exception:

@@ -25,10 +25,12 @@ from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
-from . import cells, session, views
-from .live import LiveLine
-from .ship.forward import ForwardConfigError, make_config
-from .views.text import plural
+from .. import views
+from .._ship.forward import ForwardConfigError, make_config
+from ..views.live import LiveLine
+from ..views.text import plural
+from . import api, cells, session
+from .status import status_text
 
 TRACE_USAGE = ("%%trace [NAME] [--quiet] [--max-cost USD] [--max-latency SECONDS] "
                "[--tag KEY=VALUE ...]")
@@ -347,15 +349,13 @@ class TraceMagics(Magics):
         print(f"llmtrace_nb: forwarding to {config.describe()}")
 
     def _file(self, command: str, path: str) -> None:
-        import llmtrace_nb
-
-        from .ship.files import TraceFileError
+        from .._ship.files import TraceFileError
 
         try:
             if command == "save":
-                n = llmtrace_nb.save(path)
+                n = api.save(path)
             else:
-                n, held = llmtrace_nb._load(path)
+                n, held = api.load_counted(path)
         except (OSError, TraceFileError) as exc:
             # one clear line, the session unchanged (load parses the whole file first)
             raise _usage_error(command, str(exc)) from None
@@ -375,49 +375,6 @@ _forward_parser.add_argument("--protocol", default="http/protobuf")
 _forward_parser.add_argument("--header", action="extend", nargs="+", default=[])
 _forward_parser.add_argument("--only", default=None)
 _forward_parser.add_argument("--redact", default="none")
-
-
-def forward_text(sess: session.Session) -> str:
-    forwarder = sess.forwarder
-    config = forwarder.config if forwarder else None
-    counts = forwarder.counts() if forwarder else None
-    if config is None or counts is None:
-        return "off"
-    parts = [f"{counts[k]:,} {k}" for k in ("sent", "failed", "queued", "dropped")]
-    if counts["filtered"]:
-        parts.append(f"{counts['filtered']:,} left out by --only")
-    return f"{config.describe()} · {', '.join(parts)}"
-
-
-def status_text(sess: session.Session) -> str:
-    collector = sess.collector
-    df = sess.frames.spans(capture_content=sess.capture_content)
-    lines = [
-        "llmtrace_nb " + ("collecting" if sess.active else "stopped"),
-        f"  spans: {len(collector):,} kept (buffer {collector.max_spans:,}), "
-        f"{collector.dropped:,} dropped",
-        f"  cells traced: {df['cell'].nunique():,}",
-        f"  instrumentations: {sess.describe_instrumentations()}",
-        f"  providers collected: {sess.describe_providers()}",
-        *(f"  price override: {line}" for line in sess.prices.describe_overrides()),
-        f"  content: {'captured' if sess.capture_content else 'not captured'}",
-        f"  auto: {'on' if sess.auto else 'off'}",
-        f"  forward: {forward_text(sess)}",
-    ]
-    if df.attrs.get("unpriced_models"):
-        lines.append(f"  no price for: {', '.join(df.attrs['unpriced_models'])}")
-    lines.extend(f"  note: {n}" for n in sess.notes)
-    return "\n".join(lines)
-
-
-def status_line(sess: session.Session) -> str:
-    """The one line printed by %load_ext."""
-    forward = sess.forwarder.config if sess.forwarder else None
-    where = f" and forwarded to {forward.describe()}" if forward else ""
-    return (f"llmtrace_nb: spans kept in-process (up to {sess.collector.max_spans:,}){where} · "
-            f"instrumented: {sess.describe_instrumentations()} · "
-            f"providers: {sess.describe_providers()} · "
-            f"content {'captured' if sess.capture_content else 'not captured'}")
 
 
 # -- install / uninstall --------------------------------------------------------------------

@@ -23,11 +23,11 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status, StatusCode
 
-from .. import semconv
 from .._fork import fresh_locks_after_fork
-from ..pricing import PriceBook
-from ..scrub import scrub_attributes, scrub_text
-from ..totals import CallTotals
+from .._read import semconv
+from .._read.scrub import scrub_attributes, scrub_text
+from .._shape.pricing import PriceBook
+from .._shape.totals import CallTotals
 from .spans import replace_span
 
 REDACT_MODES = ("none", "hash", "drop")

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .._capture.record import EventRecord
 from . import semconv
-from .record import EventRecord
 from .scrub import is_secret_key, might_hold_secret, scrub_attributes, scrub_value
 
 SCALARS = tuple(semconv.FIELD_KEYS)

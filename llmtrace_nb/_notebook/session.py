@@ -16,11 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from ._compat import (
+from .. import _current
+from .._capture.collector import DEFAULT_MAX_SPANS, SpanCollector
+from .._capture.compat import (
     inline_openai_requests,
     library_providers,
     otel_content_value,
@@ -29,11 +32,11 @@ from ._compat import (
     unsuppress_openai,
     unwrap_openai,
 )
-from ._openai_streams import patch as patch_streams
-from .collector import DEFAULT_MAX_SPANS, SpanCollector
-from .frames import FrameBuilder
-from .pricing import PriceBook
-from .ship.forward import ForwardConfig, Forwarder, config_from_env, make_config
+from .._capture.openai_streams import patch as patch_streams
+from .._shape.frames import FrameBuilder
+from .._shape.pricing import PriceBook
+from .._ship.forward import ForwardConfig, Forwarder, config_from_env, make_config
+from .._version import __version__
 
 DEFAULT_SERVICE_NAME = "llmtrace-notebook"
 
@@ -91,9 +94,11 @@ class Session:
 
     @property
     def tracer(self) -> trace.Tracer:
-        from . import __version__
-
         return self.provider.get_tracer("llmtrace_nb", __version__)
+
+    def spans(self) -> pd.DataFrame:
+        """``spans_df()``: every collected span; no message text when content is off."""
+        return self.frames.spans(capture_content=self.capture_content)
 
     def instrumentation_names(self) -> list[str]:
         """Ours, then any other instrumentation (or self-tracing library) found active."""
@@ -354,7 +359,8 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             forwarder = Forwarder(
                 lambda: {c.trace_id: c.root_span_id for c in collector.cells()
                          if c.trace_id is not None and c.root_span_id is not None},
-                prices, content=lambda: _session is None or _session.capture_content)
+                prices, content=lambda: _session is None or _session.capture_content,
+                active_cell=lambda: collector.active_cell, cells=collector.cells)
             provider.add_span_processor(forwarder)
             session = Session(
                 provider=provider, owns_provider=owns, collector=collector, prices=prices,
@@ -375,6 +381,7 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             if note:
                 session.notes.append(note)
             _session = session
+            _current.register(session)
         elif max_spans is not None:
             session.collector.resize(max_spans)
         if not session.active:

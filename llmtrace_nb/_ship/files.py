@@ -60,7 +60,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from ..collector import CellRef
+from .._capture.collector import CellRef
 from .spans import replace_span
 
 SPANS_PER_LINE = 1_000

@@ -424,7 +424,7 @@ def _drop_redundant(out: dict[str, Any], trace_id: str | None) -> None:
 
 
 def _package_version() -> str:
-    from . import __version__
+    from .._version import __version__
 
     return __version__
 

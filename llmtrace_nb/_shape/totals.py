@@ -14,7 +14,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import calls, semconv
+from .._read import calls, semconv
 from .pricing import PriceBook, fields_cost
 
 PRICED_KINDS = ("llm", "embedding")

@@ -20,8 +20,8 @@ import pandas as pd
 from genai_prices import Usage, calc_price
 from genai_prices.types import TieredPrices
 
-from ._fork import fresh_locks_after_fork
-from .calls import model_family
+from .._fork import fresh_locks_after_fork
+from .._read.calls import model_family
 
 MTOK = 1_000_000
 

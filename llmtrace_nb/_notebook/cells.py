@@ -15,9 +15,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from . import document
-from .collector import CellRef
-from .scrub import scrub_text
+from .._capture.collector import CellRef
+from .._read.scrub import scrub_text
+from .._shape import document
 from .session import Session
 
 #: attributes on a cell's root span; they let a saved file know its cells again

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
+from .. import _current
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: kind → (gen_ai.operation.name, openinference.span.kind)
@@ -55,9 +57,7 @@ def _json(value: Any) -> str:
 
 
 def _capture_content() -> bool:
-    from . import session
-
-    sess = session.current()
+    sess = _current.current()
     return sess.capture_content if sess is not None else True
 
 
@@ -95,7 +95,7 @@ class span:  # lower-case: it reads as a function at the call site
 
     @contextmanager
     def _open(self) -> Iterator[trace.Span]:
-        tracer = trace.get_tracer("llmtrace_nb.manual")
+        tracer = trace.get_tracer("llmtrace_nb._capture.manual")
         with tracer.start_as_current_span(self.name, attributes=self._base_attributes()) as s:
             yield s
 

@@ -42,10 +42,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .._capture.collector import CellRef
 from .._fork import fresh_locks_after_fork
-from ..collector import CellRef
-from ..pricing import PriceBook
-from ..scrub import scrub_text
+from .._read.scrub import scrub_text
+from .._shape.pricing import PriceBook
 from .policy import REDACT_MODES, Only, PolicyExporter
 
 PROTOCOLS = ("http/protobuf", "grpc")
@@ -670,8 +670,8 @@ class Forwarder(SpanProcessor):
     """Added to the provider once per session; forwarding on/off swaps its pipeline.
 
     ``active_cell`` tells the cell spans starting now belong to and ``cells`` the cells
-    there are (both the session's collector's when not given): a warning names the cells
-    whose spans failed to go out.
+    there are (the session gives its collector's; without them no span has a cell): a
+    warning names the cells whose spans failed to go out.
     """
 
     def __init__(self, cell_roots: Callable[[], Mapping[int, int]], prices: PriceBook,
@@ -684,7 +684,6 @@ class Forwarder(SpanProcessor):
         self._content = content
         self._active_cell = active_cell or _no_cell
         self._cells: Callable[[], Sequence[CellRef]] = cells or list
-        self._bound = active_cell is not None
         self._pipeline: _Pipeline | None = None
         #: span id -> the cell it started in (None: no cell), while it runs
         self._cell_of: dict[int, CellRef | None] = {}
@@ -700,23 +699,7 @@ class Forwarder(SpanProcessor):
         pipeline = self._pipeline
         return pipeline.config if pipeline else None
 
-    def _bind_session(self) -> None:
-        """Cells come from the session's collector unless given (the session is made
-        before the forwarder is started)."""
-        if self._bound:
-            return
-        from .. import session as sessions  # (here: that module imports this one)
-
-        sess = sessions.current()
-        if sess is None or sess.forwarder is not self:
-            return
-        collector = sess.collector
-        self._active_cell = lambda: collector.active_cell
-        self._cells = collector.cells
-        self._bound = True
-
     def start(self, config: ForwardConfig) -> None:
-        self._bind_session()
         pipeline = _Pipeline(config, self._cell_roots, self._prices, self._content,
                              on_failure=self._failed)
         for name in _QUIET_LOGGERS:

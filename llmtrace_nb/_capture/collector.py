@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from ._fork import fresh_locks_after_fork
+from .._fork import fresh_locks_after_fork
 from .record import (
     CELL,
     ENTRY,
@@ -175,6 +175,11 @@ class SpanCollector(SpanProcessor):
         self._read_until = 0
         #: CellRef.seq -> how many of its spans were evicted
         self._evicted_by_cell: Counter[int | None] = Counter()
+
+    @property
+    def generation(self) -> int:
+        """Grows by one each time the buffer is cleared (a reader's cache is then stale)."""
+        return self._generation
 
     # -- SpanProcessor -----------------------------------------------------------------
 

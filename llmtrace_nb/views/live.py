@@ -16,9 +16,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .collector import CellRef
-from .frames import FrameBuilder
-from .views.text import format_cost, format_duration, plural
+from .._capture.collector import CellRef
+from .._shape.frames import FrameBuilder
+from .text import format_cost, format_duration, plural
 
 TICK_SECONDS = 0.25
 #: the share of the time the live line may take from a running cell

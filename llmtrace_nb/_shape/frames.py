@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 from opentelemetry.trace import StatusCode
 
-from . import calls, semconv
-from . import record as rec
-from ._fork import fresh_locks_after_fork
-from .calls import SameCalls
-from .collector import CellRef, Evicted, Snapshot, SpanCollector
-from .normalize import normalize
+from .._capture import record as rec
+from .._capture.collector import CellRef, Evicted, Snapshot, SpanCollector
+from .._fork import fresh_locks_after_fork
+from .._read import calls, semconv
+from .._read.calls import SameCalls
+from .._read.normalize import normalize
+from .._read.scrub import might_hold_secret, scrub_text
 from .pricing import PriceBook, cost_column
-from .scrub import might_hold_secret, scrub_text
 
 STRING_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "error_type", "cell_name", "provider",
