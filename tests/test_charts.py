@@ -328,9 +328,9 @@ def test_empty_data_gives_a_no_data_figure(chart: Any) -> None:
 
 
 def test_no_session_gives_a_hint_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmtrace_nb._notebook import session
+    from llmtrace_nb import _current
 
-    monkeypatch.setattr(session, "current", lambda: None)
+    monkeypatch.setattr(_current, "current", lambda: None)
     for chart in (cost_by, latency, tokens_vs_latency, timeline):
         fig = chart()
         assert "run %load_ext llmtrace_nb first" in fig.layout.annotations[0].text

@@ -17,6 +17,7 @@ from opentelemetry.trace import Status, StatusCode
 from plotly.callbacks import Points
 
 import llmtrace_nb
+from llmtrace_nb import _current
 from llmtrace_nb._notebook import session
 from llmtrace_nb.views import TraceView
 from llmtrace_nb.views.widgets import (
@@ -407,7 +408,7 @@ def test_explore_a_given_frame_and_without_a_session(monkeypatch: pytest.MonkeyP
         assert len(ex.matching) == 1 and ex.poll() is False
     finally:
         ex.close()
-    monkeypatch.setattr(session, "current", lambda: None)
+    monkeypatch.setattr(_current, "current", lambda: None)
     ex = explore()
     try:
         assert "run %load_ext llmtrace_nb first" in _Parsed(ex.status.value).text
