@@ -1,1 +1,1 @@
-"""Benchmarks for the performance targets in DESIGN.md; run with `make bench`."""
+"""Benchmarks for the performance targets in docs/ARCHITECTURE.md; run with `make bench`."""

@@ -52,7 +52,7 @@ import llmtrace_nb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from phoenix_server import phoenix_python, serve
 
-TARGET = 50.0  # DESIGN.md: ours ≥ 50× faster
+TARGET = 50.0  # docs/ARCHITECTURE.md, "Performance targets": ours ≥ 50× faster
 DEADLINE_S = 300.0
 # Phoenix's default is 1000 rows: a DataFrame short of spans, silently.
 LIMIT = 1_000_000

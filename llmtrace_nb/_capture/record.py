@@ -1,24 +1,12 @@
 """Capture: the compact form a finished span is kept in.
 
-Keeping the SDK's ``ReadableSpan`` objects costs about 30% on top of a bare span and
-2.7 KB per span: each one holds a dozen objects (a lock among them) that stay alive and
-that the cyclic garbage collector rescans. A record keeps the span's own ints and strings
-and its attribute dict, and nothing else: no object is allocated for it at all.
-
 The buffer holds each record as its ``ENTRY`` values side by side, flat in one deque
 (the positions are named below): ids, name, kind, times, status, events, cell, flags,
-the attribute dict, the Resource and the InstrumentationScope. Flat, a record is no
-object of its own: nothing per span stays tracked by the garbage collector, nothing is
-allocated for the record (the span's ints and dict were made by the SDK already; the
-deque's blocks hold 64 slots each), and a DataFrame's column is one slice of the buffer.
-Held as a tuple per record instead, ``on_end`` cost ~0.2 µs more per span (a 160-byte
-tuple in fresh memory for every span kept) and the columns had to be unzipped.
-Readers that want whole records get tuples (``join``) with the same positions;
-``to_readable`` rebuilds an SDK span only when one leaves as a span (a file, a replay).
-
-Measured alternatives: copying the attributes into tuples costs more in allocation and
-in rebuilding dicts for DataFrames; a NamedTuple or a slotted class costs more to build;
-ints in ``array`` columns beside the deque would need a lock to stay aligned.
+the attribute dict, the Resource and the InstrumentationScope. Readers that want whole
+records get tuples (``join``) with the same positions; ``to_readable`` rebuilds an SDK
+span only when one leaves as a span (a file, a replay). Why a flat record and not the
+SDK's ``ReadableSpan`` (or a tuple, a NamedTuple, a slotted class): docs/ARCHITECTURE.md,
+"Decisions and why".
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The plain-text view, and the number formats every Python view shares.
 
-Formats follow DESIGN.md: thousands separators; cost to 4 significant digits, never in
-scientific notation; durations in ms below 1 s and in s above; never "NaN" — an
-unpriced model says "no price".
+Formats, as README's "The trace view" promises: thousands separators; cost to 4
+significant digits, never in scientific notation; durations in ms below 1 s and in s
+above; never "NaN" — an unpriced model says "no price".
 """
 
 from __future__ import annotations
