@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from .. import _current
+from . import keys
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,7 +83,7 @@ class span:  # lower-case: it reads as a function at the call site
 
     def _base_attributes(self) -> dict[str, AttributeValue]:
         operation, oi_kind = _KIND_ATTRIBUTES[self.kind]
-        attrs: dict[str, AttributeValue] = {"llmtrace.kind": self.kind,
+        attrs: dict[str, AttributeValue] = {keys.KIND: self.kind,
                                             "openinference.span.kind": oi_kind}
         if operation is not None:
             attrs["gen_ai.operation.name"] = operation

@@ -15,16 +15,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from .._capture import keys
 from .._capture.collector import CellRef
 from .._read.scrub import scrub_text
 from .._shape import document
 from .session import Session
-
-#: attributes on a cell's root span; they let a saved file know its cells again
-ATTR_KIND = "llmtrace.kind"
-ATTR_CELL_NUMBER = "llmtrace.cell.number"
-ATTR_CELL_NAME = "llmtrace.cell.name"
-ATTR_TAG_PREFIX = "llmtrace.tag."
 
 
 class BudgetExceeded(Exception):
@@ -72,11 +67,11 @@ def start_cell(session: Session, number: int | None, name: str | None = None,
     previous = session.collector.active_cell
     session.collector.active_cell = ref
     if not auto:
-        attributes: dict[str, str | int] = {ATTR_KIND: "cell", ATTR_CELL_NAME: ref.name}
+        attributes: dict[str, str | int] = {keys.KIND: "cell", keys.CELL_NAME: ref.name}
         if number is not None:
-            attributes[ATTR_CELL_NUMBER] = number
+            attributes[keys.CELL_NUMBER] = number
         for key, value in ref.tags.items():
-            attributes[ATTR_TAG_PREFIX + key] = value
+            attributes[keys.TAG_PREFIX + key] = value
         span = session.tracer.start_span(ref.name, attributes=attributes)
         ctx = span.get_span_context()
         ref.trace_id, ref.root_span_id = ctx.trace_id, ctx.span_id
@@ -112,10 +107,10 @@ def renumber(cell: ActiveCell, number: int) -> None:
         ref.name = default_name(number)
         if cell.span is not None:
             cell.span.update_name(ref.name)
-            cell.span.set_attribute(ATTR_CELL_NAME, ref.name)
+            cell.span.set_attribute(keys.CELL_NAME, ref.name)
     ref.number = number
     if cell.span is not None:
-        cell.span.set_attribute(ATTR_CELL_NUMBER, number)
+        cell.span.set_attribute(keys.CELL_NUMBER, number)
 
 
 def default_name(number: int | None) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._capture import keys as own_keys
+
 # -- scalar fields ------------------------------------------------------------------------
 
 FIELD_KEYS: dict[str, tuple[str, ...]] = {
@@ -94,10 +96,14 @@ FIRST_CHUNK_EVENTS = ("gen_ai.content.completion.chunk", "First Token Stream Eve
 # -- kinds --------------------------------------------------------------------------------
 
 KINDS = ("llm", "embedding", "tool", "retrieval", "agent", "chain", "cell", "other")
+#: the kinds that are calls to a model: they count tokens and are priced
+PRICED_KINDS = ("llm", "embedding")
+#: the calls: to a model, or to a tool (their detail is kept and shown first)
+CALL_KINDS = (*PRICED_KINDS, "tool")
 
 #: values of a kind-carrying attribute → contract kind; the first key present wins
 KIND_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
-    ("llmtrace.kind", {k: k for k in KINDS}),
+    (own_keys.KIND, {k: k for k in KINDS}),
     (
         "openinference.span.kind",
         {
@@ -719,7 +725,7 @@ SAFE_KEYS = frozenset({
     "role", "finish_reason", "index", "id",
 })
 SAFE_PREFIXES = (
-    "llmtrace.", "gen_ai.usage.", "gen_ai.request.", "gen_ai.response.",
+    own_keys.PREFIX, "gen_ai.usage.", "gen_ai.request.", "gen_ai.response.",
     "gen_ai.openai.", "llm.token_count.", "llm.cost.", "llm.usage.", "http.", "url.",
     "server.", "client.", "net.", "network.", "service.", "telemetry.", "otel.", "code.",
     "thread.", "process.", "host.", "os.", "deployment.", "error.", "exception.",

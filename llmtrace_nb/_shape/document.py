@@ -54,6 +54,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._read.semconv import CALL_KINDS, PRICED_KINDS
+
 VERSION = 1
 MIME_TYPE = "application/vnd.llmtrace.trace+json"
 DEFAULT_MAX_SPANS = 10_000
@@ -75,7 +77,6 @@ SPAN_FIELDS = ("span_id", "parent_span_id", "trace_id", "name", "kind", "status"
                "finish_reasons", "duplicate_of")
 _COUNTS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
            "cache_write_tokens", "reasoning_tokens", "cost_usd", "ttft_ms")
-PRICED_KINDS = ("llm", "embedding")
 _ALWAYS = frozenset(("span_id", "parent_span_id", "name", "kind", "depth", "start_ms",
                      "duration_ms"))
 
@@ -363,7 +364,7 @@ def _detail_priority(rows: Sequence[dict[str, Any]]) -> list[int]:
     """Which spans get their messages and attributes first when space is short."""
     def rank(i: int) -> tuple[int, int, int]:
         r = rows[i]
-        return (r["status"] != "error", r["kind"] not in ("llm", "embedding", "tool"), i)
+        return (r["status"] != "error", r["kind"] not in CALL_KINDS, i)
 
     return sorted(range(len(rows)), key=rank)
 

@@ -25,11 +25,13 @@ from opentelemetry.trace import StatusCode
 
 from .._capture import record as rec
 from .._capture.collector import CellRef, Evicted, Snapshot, SpanCollector
+from .._capture.keys import UNREADABLE
 from .._fork import fresh_locks_after_fork
 from .._read import calls, semconv
 from .._read.calls import SameCalls
 from .._read.normalize import normalize
 from .._read.scrub import might_hold_secret, scrub_text
+from .._read.semconv import PRICED_KINDS
 from .pricing import PriceBook, cost_column
 
 STRING_COLUMNS = (
@@ -51,7 +53,6 @@ SPAN_COLUMNS = (
 _PRIVATE = ("_given_cost", "_cell_seq", "_scope", "_response_id")
 
 STATUSES = ("ok", "error", "unset")
-PRICED_KINDS = ("llm", "embedding")
 #: the token counts a call is priced from
 PRICED_COUNTS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 
@@ -217,9 +218,9 @@ def _marked(attrs: list[Any], unreadable: dict[int, list[str]], inputs: list[Any
                for m in (inputs[i], outputs[i])):
             rows.setdefault(i, []).append("messages")
     for i, keys in rows.items():
-        earlier = attrs[i].get("llmtrace.unreadable")  # what a loader already named
+        earlier = attrs[i].get(UNREADABLE)  # what a loader already named
         named = [*str(earlier).split(","), *keys] if earlier else keys
-        attrs[i] = {**attrs[i], "llmtrace.unreadable": ",".join(dict.fromkeys(named))}
+        attrs[i] = {**attrs[i], UNREADABLE: ",".join(dict.fromkeys(named))}
     return attrs
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from .._read import calls, semconv
 from .pricing import PriceBook, fields_cost
 
-PRICED_KINDS = ("llm", "embedding")
 _KEPT = ("provider", "request_model", "response_model", "input_tokens", "output_tokens",
          "total_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
          "is_streaming")
@@ -50,7 +49,7 @@ class CallTotals:
             end: int | None) -> None:
         """Count one finished span; ``place`` is its cell or trace (calls.py)."""
         fields = semconv.scalar_fields(attributes)
-        if semconv.span_kind(attributes, fields) not in PRICED_KINDS:
+        if semconv.span_kind(attributes, fields) not in semconv.PRICED_KINDS:
             self._matcher.add([], [(span_id, parent_id, place)])
             return
         model = fields["response_model"] or fields["request_model"]

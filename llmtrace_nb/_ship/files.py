@@ -61,6 +61,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.trace.span import TraceState
 
 from .._capture.collector import CellRef
+from .._capture.keys import CELL_NAME, CELL_NUMBER, TAG_PREFIX, UNREADABLE
+from .._capture.keys import KIND as CELL_KIND
 from .spans import replace_span
 
 SPANS_PER_LINE = 1_000
@@ -69,11 +71,6 @@ SPANS_PER_LINE = 1_000
 MAX_LINE_BYTES = 64 << 20
 _READ_CHUNK = 1 << 20
 _MAX_TIME = (1 << 63) - 1  # the last nanosecond a datetime64[ns] holds (2262-04-11)
-CELL_NUMBER = "llmtrace.cell.number"
-CELL_NAME = "llmtrace.cell.name"
-CELL_KIND = "llmtrace.kind"
-TAG_PREFIX = "llmtrace.tag."
-UNREADABLE = "llmtrace.unreadable"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _KINDS = {
     trace_pb2.Span.SPAN_KIND_INTERNAL: SpanKind.INTERNAL,

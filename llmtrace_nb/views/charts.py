@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import _current
+from .._read.semconv import PRICED_KINDS
 from .._shape.frames import llm_calls
 from .html import ERROR_COLOR, KIND_COLORS, WAIT_LIGHTEN
 from .text import format_cost, format_count, format_duration, headline
@@ -32,7 +33,6 @@ from .text import format_cost, format_count, format_duration, headline
 #: colors of groups (models, cells…) in the DataFrame charts
 GROUP_COLORS = ("#4E79A7", "#F28E2B", "#59A14F", "#B07AA1", "#76B7B2", "#EDC948",
                 "#FF9DA7", "#9C755F", "#BAB0AC", "#E15759")
-PRICED_KINDS = ("llm", "embedding")
 TEMPLATE = "plotly_white"
 FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Helvetica, Arial, sans-serif"
 MONO = "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace"

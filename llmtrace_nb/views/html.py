@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from .._read.semconv import CALL_KINDS, PRICED_KINDS
 from .._shape.document import TRUNCATION_MARKER, VERSION, clean_text
 from .text import eviction_note, format_cost, format_count, format_duration, plural
 
@@ -48,7 +49,6 @@ ERROR_COLOR = "#D62728"
 #: much white (as in the plotly waterfall); opaque, so it is lighter on dark pages too
 WAIT_LIGHTEN = 0.55
 
-PRICED_KINDS = ("llm", "embedding")
 #: the HTML aims to stay under this many characters (it is saved in the notebook next to
 #: the document, which has its own bound); rows always fit, detail fills what is left
 SIZE_TARGET = 2_700_000
@@ -595,8 +595,7 @@ def _detail_rank(spans: list[Mapping[str, Any]]) -> list[int]:
     """Which spans get their messages and attributes first when space is short."""
     def rank(i: int) -> tuple[bool, bool, int]:
         s = spans[i]
-        return (s.get("status") != "error", s.get("kind") not in ("llm", "embedding", "tool"),
-                i)
+        return (s.get("status") != "error", s.get("kind") not in CALL_KINDS, i)
 
     return sorted(range(len(spans)), key=rank)
 

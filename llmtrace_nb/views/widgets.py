@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import _current
+from .._read.semconv import PRICED_KINDS
 from . import charts
 from .charts import escape, is_missing, number, span_tokens
 from .text import format_cost, format_count, format_duration, plural, summary
@@ -146,7 +147,7 @@ def _facts(span: Mapping[str, Any]) -> list[str]:
         facts.append(escape(tokens))
     if _duplicate(span):
         facts.append("the same call as another span: counted once, there")
-    elif span.get("kind") in charts.PRICED_KINDS and tokens:
+    elif span.get("kind") in PRICED_KINDS and tokens:
         facts.append(format_cost(number(span.get("cost_usd"))))
     if not is_missing(span.get("finish_reasons")) and span.get("finish_reasons"):
         facts.append(escape(span["finish_reasons"]))
@@ -261,7 +262,7 @@ def _table_row(r: Mapping[str, Any]) -> str:
         status = (f'<span class="lt-err">✕ '
                   f'{escape(error if not is_missing(error) and error else "error")}</span>')
     tokens = span_tokens(r)
-    priced = r.get("kind") in charts.PRICED_KINDS and tokens is not None and not _duplicate(r)
+    priced = r.get("kind") in PRICED_KINDS and tokens is not None and not _duplicate(r)
     cells = [
         ("lt-num", _clock(r.get("start_time"))),
         ("", escape(charts.cell_label(r.get("cell"), r.get("cell_name")), 40)),
@@ -637,7 +638,7 @@ def _key_number(span: Mapping[str, Any]) -> str:
     if _duplicate(span):
         return "same call"
     total = span_tokens(span)
-    if span.get("kind") in charts.PRICED_KINDS and total is not None:
+    if span.get("kind") in PRICED_KINDS and total is not None:
         return (f"{format_count(total)} tok · "
                 f"{format_cost(number(span.get('cost_usd')))}")
     return format_duration(number(span.get("duration_ms")))
@@ -653,7 +654,7 @@ def _span_option(span: Mapping[str, Any]) -> str:
 def _default_span(spans: Sequence[Mapping[str, Any]]) -> int | None:
     """What to show first: the first error, else the first LLM call, else the root."""
     for wanted in (lambda s: s.get("status") == "error",
-                   lambda s: s.get("kind") in charts.PRICED_KINDS):
+                   lambda s: s.get("kind") in PRICED_KINDS):
         for i, span in enumerate(spans):
             if wanted(span):
                 return i
