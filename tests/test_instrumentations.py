@@ -64,3 +64,71 @@ def test_existing_openai_instrumentation_is_reused(which: str) -> None:
     streamed = next(r for r in llm if r["model"].startswith("gpt-4o-2"))
     if which == "openinference":  # it marks the first token with an event
         assert streamed["is_streaming"] and streamed["ttft_ms"] > 0
+
+
+# -- the OpenAI instrumentation does no work nobody reads -------------------------------
+
+METRICS = """
+import llmtrace_nb
+import opentelemetry.instrumentation.openai.shared.chat_wrappers as chat
+import opentelemetry.instrumentation.openai.utils as utils
+from packaging import version as pkg_version
+parsed = []
+real_parse = pkg_version.parse
+pkg_version.parse = lambda v: parsed.append(v) or real_parse(v)
+%(before)s
+with capture_output():
+    ip.run_line_magic("load_ext", "llmtrace_nb")
+parsed.clear()  # (instrumenting checks the version once: fine)
+cell("%%%%trace --quiet\\n"
+     "client.chat.completions.create(model='gpt-4o-mini', messages=[\\n"
+     "    {'role': 'user', 'content': 'Hello'}])\\n"
+     "s = client.chat.completions.create(model='gpt-4o', stream=True,\\n"
+     "    stream_options={'include_usage': True},\\n"
+     "    messages=[{'role': 'user', 'content': 'Stream it'}])\\n"
+     "for _ in s: pass\\n")
+df = llmtrace_nb.llm_calls_df()
+metrics = %(read)s
+parsed_in_cell = len(parsed)
+with capture_output():
+    ip.run_line_magic("unload_ext", "llmtrace_nb")
+print(json.dumps({
+    "parsed": parsed_in_cell, "metrics": metrics,
+    "checks_back": chat.is_openai_v1 is utils.is_openai_v1,
+    "rows": df[["model", "input_tokens", "output_tokens", "is_streaming", "ttft_ms"]]
+        .astype(object).to_dict("records")}, default=str))
+"""
+
+SDK_METERS = """
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+"""
+READ_METRICS = ("sorted({m.name for rm in reader.get_metrics_data().resource_metrics "
+                "for sm in rm.scope_metrics for m in sm.metrics})")
+
+
+def _calls_are_whole(rows: list[dict]) -> None:
+    plain, streamed = rows
+    assert plain["input_tokens"] > 0 and plain["output_tokens"] > 0
+    assert streamed["is_streaming"] is True and float(streamed["ttft_ms"]) > 0
+    assert streamed["input_tokens"] > 0 and streamed["output_tokens"] > 0
+
+
+def test_version_checks_are_answered_once_and_metrics_skipped_when_unread() -> None:
+    """opentelemetry-instrumentation-openai parses version strings on every call and
+    builds six metrics no one reads when no MeterProvider is set: neither happens, and
+    nothing on the spans is lost (tokens, streaming, TTFT)."""
+    out = run_py(METRICS % {"before": "", "read": "None"})
+    assert out["parsed"] == 0, out  # no version parsed per call
+    assert out["checks_back"] is True  # unloading puts the instrumentation's own back
+    _calls_are_whole(out["rows"])
+
+
+def test_metrics_recorded_when_a_meter_provider_reads_them() -> None:
+    out = run_py(METRICS % {"before": SDK_METERS, "read": READ_METRICS})
+    assert "gen_ai.client.operation.duration" in out["metrics"], out["metrics"]
+    assert "gen_ai.client.token.usage" in out["metrics"], out["metrics"]
+    _calls_are_whole(out["rows"])

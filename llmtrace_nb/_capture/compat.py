@@ -175,3 +175,67 @@ def inline_openai_requests() -> Callable[[], None]:
             setattr(module, "run_async", original)  # noqa: B010
 
     return undo
+
+
+# Names opentelemetry-instrumentation-openai 0.62 calls on every request to compare
+# openai's version with a fixed one, parsing both version strings with `packaging` each
+# time (~40 µs a call). Each of its modules imported them by name.
+_VERSION_CHECKS = ("is_openai_v1", "is_reasoning_supported")
+
+
+def cache_openai_version_checks() -> Callable[[], None]:
+    """Answer the OpenAI instrumentation's version checks once: the installed openai does
+    not change while the process runs. Returns what puts the checks back."""
+    utils = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}utils")
+    originals: dict[str, Callable[[], Any]] = {}
+    for name in _VERSION_CHECKS:
+        check = getattr(utils, name, None)
+        if callable(check):
+            originals[name] = check
+    swapped: list[tuple[Any, str, Any]] = []
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith(_OPENAI_INSTRUMENTATION) or module is None:
+            continue
+        for name, original in originals.items():
+            if getattr(module, name, None) is original:
+                answer = original()
+                setattr(module, name, lambda answer=answer: answer)
+                swapped.append((module, name, original))
+
+    def undo() -> None:
+        for module, name, original in swapped:
+            setattr(module, name, original)
+        swapped.clear()
+
+    return undo
+
+
+# The OpenAI instrumentation records six metrics per call (token and duration histograms,
+# choice counts, TTFT) unless TRACELOOP_METRICS_ENABLED says false; it reads the variable
+# once, when instrumented. With no SDK MeterProvider set, every one of them goes to a
+# no-op meter: the work of building their attributes is spent for nobody.
+_METRICS_ENV = "TRACELOOP_METRICS_ENABLED"
+
+
+def openai_metrics_read() -> bool:
+    """Would anyone read the OpenAI instrumentation's metrics: a MeterProvider of the SDK
+    (or another real one) is set globally, or the user set TRACELOOP_METRICS_ENABLED."""
+    from opentelemetry import metrics
+
+    if _METRICS_ENV in os.environ:
+        return True
+    # the API's defaults: the proxy handed out before any provider is set, and the no-op
+    return type(metrics.get_meter_provider()).__name__ not in (
+        "_ProxyMeterProvider", "NoOpMeterProvider")
+
+
+def instrument_openai_quietly(instrument: Callable[[], None]) -> None:
+    """Run ``instrument`` with the instrumentation's metrics off when nobody reads them."""
+    if openai_metrics_read():
+        instrument()
+        return
+    os.environ[_METRICS_ENV] = "false"
+    try:
+        instrument()
+    finally:
+        os.environ.pop(_METRICS_ENV, None)

@@ -24,7 +24,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from .. import _current
 from .._capture.collector import DEFAULT_MAX_SPANS, SpanCollector
 from .._capture.compat import (
+    cache_openai_version_checks,
     inline_openai_requests,
+    instrument_openai_quietly,
     library_providers,
     otel_content_value,
     sdk_provider,
@@ -268,20 +270,24 @@ def _instrument(session: Session) -> None:
         if openai_inst.is_instrumented_by_opentelemetry:  # Traceloop.init turned it on
             undo_streams, undo_unsuppress = patch_streams(), unsuppress_openai()
             undo_inline = inline_openai_requests()
+            undo_versions = cache_openai_version_checks()
 
             def unpatch() -> None:
+                undo_versions()
                 undo_inline()
                 undo_unsuppress()
                 undo_streams()
 
             session.instrumented.append(Instrumentation("openai fixes", unpatch, listed=False))
     elif importlib.util.find_spec("openai") is not None:
-        openai_inst.instrument(**provider_kw)
+        instrument_openai_quietly(lambda: openai_inst.instrument(**provider_kw))
         undo_streams = patch_streams()
         undo_unsuppress = unsuppress_openai()
         undo_inline = inline_openai_requests()
+        undo_versions = cache_openai_version_checks()
 
         def uninstrument_openai() -> None:
+            undo_versions()
             undo_inline()
             undo_unsuppress()
             undo_streams()
