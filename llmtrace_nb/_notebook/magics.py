@@ -16,9 +16,9 @@ import argparse
 import math
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
@@ -32,18 +32,98 @@ from ..views.text import plural
 from . import api, cells, session
 from .status import status_text
 
-TRACE_USAGE = ("%%trace [NAME] [--quiet] [--max-cost USD] [--max-latency SECONDS] "
-               "[--tag KEY=VALUE ...]")
-LLMTRACE_USAGE = """\
-%llmtrace [status]                     collector size, drops, instrumentations, options
-%llmtrace auto on|off                  trace every cell without %%trace
-%llmtrace content on|off               capture prompt and completion text or not
-%llmtrace price MODEL IN_USD_PER_MTOK OUT_USD_PER_MTOK [CACHE_READ [CACHE_WRITE]]
-%llmtrace clear                        drop collected spans
-%llmtrace save PATH / load PATH        write / read the spans as OTLP JSON lines
-%llmtrace forward URL [--protocol P] [--header K=V ...] [--only RULES] [--redact MODE]
-%llmtrace forward off                  stop forwarding"""
-_COMMANDS = ("status", "auto", "content", "price", "clear", "save", "load", "forward")
+# -- argparse for magic lines ---------------------------------------------------------------
+#
+# The usage and help texts are argparse's, generated from the parsers below; nothing about
+# how a magic is called is written out by hand a second time.
+
+# Fixed, not the terminal's: a notebook has none, and the texts read the same everywhere;
+# wide enough for %%trace's usage on one line.
+_WIDTH = 110
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.HelpFormatter(prog, width=_WIDTH, max_help_position=30)
+
+
+def _h(text: str) -> str:
+    """A help string as written: argparse %-formats help (``%%trace`` → ``%trace``)."""
+    return text.replace("%", "%%")
+
+
+class _HelpShown(Exception):
+    """``-h`` / ``--help`` printed a help: the magic ends there, without an error."""
+
+
+class MagicParser(argparse.ArgumentParser):
+    """argparse for a magic's line. A bad argument raises IPython's ``UsageError`` with
+    what was wrong, prefixed by the parser's prog (``%llmtrace forward``), and the parser's
+    generated usage, instead of printing it and exiting the process."""
+
+    def __init__(self, prog: str, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _formatter)
+        kwargs.setdefault("add_help", False)
+        if sys.version_info >= (3, 14):
+            kwargs.setdefault("color", False)  # plain text: it ends up in a UsageError
+        super().__init__(prog=prog, **kwargs)
+        #: the subcommands' parsers, by name (filled by build_llmtrace_parser)
+        self.subcommands: dict[str, MagicParser] = {}
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().rstrip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        # reached only from a help action (error() above does not exit)
+        raise _HelpShown
+
+
+def _add_help(parser: MagicParser) -> None:
+    """``-h`` / ``--help``, left out of the usage line (every command has it)."""
+    parser.add_argument("-h", "--help", action="help", help=argparse.SUPPRESS)
+
+
+def _bounded(text: str, ok: Callable[[float], bool], what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    return _bounded(text, lambda v: v >= 0, "a number >= 0")
+
+
+def _positive(text: str) -> float:
+    return _bounded(text, lambda v: v > 0, "a number > 0")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def _on_off(text: str) -> bool:
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def _usd_per_mtok(text: str) -> float:
+    return _bounded(text, lambda v: v >= 0, "USD per million tokens, a number >= 0")
+
+
+def _split(parser: MagicParser, line: str) -> list[str]:
+    try:
+        return shlex.split(line, comments=True)  # "# …" ends the line, as in a shell
+    except ValueError as exc:  # an unclosed quote
+        parser.error(str(exc))
 
 
 # -- %%trace arguments ----------------------------------------------------------------------
@@ -58,55 +138,31 @@ class TraceOptions:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-class _ArgumentError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise _ArgumentError(message)
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(text)
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _non_negative(text)
-    if value == 0:
-        raise ValueError(text)
-    return value
-
-
-_non_negative.__name__ = "number >= 0"
-_positive.__name__ = "number > 0"
-
-_trace_parser = _Parser(prog="%%trace", add_help=False)
-_trace_parser.add_argument("name", nargs="*")
-_trace_parser.add_argument("--quiet", action="store_true")
-_trace_parser.add_argument("--max-cost", type=_non_negative)
-_trace_parser.add_argument("--max-latency", type=_positive)
-_trace_parser.add_argument("--tag", action="extend", nargs="+", default=[])
+# No -h here: the line is parsed for every cell that starts with %%trace (by the input
+# transformer and the pre_run_cell hook), so parsing must print nothing.
+_trace_parser = MagicParser(
+    "%%trace", description="Trace one cell: its LLM calls and spans under one root span, "
+                           "and a summary under the cell.")
+_trace_parser.add_argument("name", nargs="*", metavar="NAME",
+                           help=_h("the root span's name (default: cell [N])"))
+_trace_parser.add_argument("--quiet", action="store_true",
+                           help="show nothing: no live line, no summary")
+_trace_parser.add_argument("--max-cost", type=_non_negative, metavar="USD",
+                           help="fail the cell (BudgetExceeded) when its cost is over USD")
+_trace_parser.add_argument("--max-latency", type=_positive, metavar="SECONDS",
+                           help="fail the cell (BudgetExceeded) when it runs over SECONDS")
+_trace_parser.add_argument("--tag", action="extend", nargs="+", type=_key_value,
+                           default=[], metavar="KEY=VALUE",
+                           help="llmtrace.tag.KEY on the root span and in cells_df()['tags'] "
+                                "(repeatable)")
 
 
 def parse_trace_line(line: str) -> TraceOptions:
     """Arguments of ``%%trace`` → options; ``UsageError`` with the usage line if bad."""
-    try:
-        args = _trace_parser.parse_args(shlex.split(line, comments=True))
-    except (_ArgumentError, ValueError) as exc:
-        raise UsageError(f"%%trace: {exc}\nusage: {TRACE_USAGE}") from None
-    tags = {}
-    for item in args.tag:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"%%trace: --tag wants KEY=VALUE, got {item!r}\n"
-                             f"usage: {TRACE_USAGE}")
-        tags[key.strip()] = value
+    args = _trace_parser.parse_args(_split(_trace_parser, line))
     return TraceOptions(name=" ".join(args.name) or None, quiet=args.quiet,
-                        max_cost=args.max_cost, max_latency=args.max_latency, tags=tags)
+                        max_cost=args.max_cost, max_latency=args.max_latency,
+                        tags=dict(args.tag))
 
 
 def _trace_header(raw_cell: str) -> str | None:
@@ -235,38 +291,201 @@ class CellHooks:
         return cells.check_budget(cell.budget, doc["totals"])
 
 
-# -- magics ---------------------------------------------------------------------------------
+# -- %llmtrace: one argparse subcommand per command -----------------------------------------
 
 
-def command_usage(command: str) -> str:
-    """The usage lines of one ``%llmtrace`` command (from LLMTRACE_USAGE), else all."""
-    lines = [ln for ln in LLMTRACE_USAGE.splitlines()
-             if ln.split()[1:2] == [command] or (command == "status" and "[status]" in ln)]
-    return "\n".join(lines) if lines else LLMTRACE_USAGE
+Run = Callable[[argparse.Namespace, MagicParser], None]
 
 
-def _usage_error(command: str, problem: str) -> UsageError:
-    """What was wrong, then how that command is used."""
-    return UsageError(f"%llmtrace {command}: {problem}\nusage:\n{command_usage(command)}")
+@dataclass(frozen=True)
+class Command:
+    """A ``%llmtrace`` subcommand: its one-line help, its arguments, and what it does
+    (given the parsed arguments and its parser, whose ``error`` raises a UsageError that
+    names the command and shows its usage)."""
+
+    help: str
+    run: Run
+    arguments: Callable[[MagicParser], object] = lambda parser: None
 
 
-def _on_off(value: str, what: str) -> bool:
-    if value in ("on", "true", "1", "yes"):
-        return True
-    if value in ("off", "false", "0", "no"):
-        return False
-    raise _usage_error(what, f"expected on or off, got {value!r}")
+def _status(args: argparse.Namespace, parser: MagicParser) -> None:
+    print(status_text(session.require()))
 
 
-def _price(text: str, what: str) -> float:
+def _clear(args: argparse.Namespace, parser: MagicParser) -> None:
+    sess = session.require()
+    n = len(sess.collector)
+    sess.collector.clear()
+    print(f"llmtrace_nb: cleared {n:,} spans")
+
+
+def _auto(args: argparse.Namespace, parser: MagicParser) -> None:
+    sess = session.require()
+    sess.auto = args.mode
+    print(f"llmtrace_nb: auto mode {'on' if sess.auto else 'off'}")
+
+
+def _content(args: argparse.Namespace, parser: MagicParser) -> None:
+    sess = session.require()
+    sess.set_capture_content(args.mode)
+    print(f"llmtrace_nb: content capture {'on' if sess.capture_content else 'off'}")
+
+
+def _on_off_argument(parser: MagicParser) -> None:
+    parser.add_argument("mode", type=_on_off, metavar="on|off",
+                        help="on (or true, 1, yes) or off (or false, 0, no)")
+
+
+def _price(args: argparse.Namespace, parser: MagicParser) -> None:
+    sess = session.require()
+    cache, write = args.cache_read, args.cache_write
+    sess.prices.set_price(args.model, args.input, args.output, cache, write)
+    print(f"llmtrace_nb: price for {args.model}: ${args.input:g} in / ${args.output:g} out"
+          + (f" / ${cache:g} cache read" if cache is not None else "")
+          + (f" / ${write:g} cache write" if write is not None else "")
+          + " per million tokens")
+
+
+def _price_arguments(parser: MagicParser) -> None:
+    parser.add_argument("model", metavar="MODEL",
+                        help="the model name, as the calls report it; covers its dated "
+                             "snapshots unless they have a price of their own")
+    for dest, metavar, what in (("input", "IN", "input tokens"),
+                                ("output", "OUT", "output tokens"),
+                                ("cache_read", "CACHE_READ", "cache-read input tokens"),
+                                ("cache_write", "CACHE_WRITE", "cache-write input tokens")):
+        cached = dest.startswith("cache")
+        parser.add_argument(dest, metavar=metavar, type=_usd_per_mtok,
+                            nargs="?" if cached else None,
+                            help=f"USD per million {what}"
+                                 + (" (default: the input price)" if cached else ""))
+
+
+def _file(args: argparse.Namespace, parser: MagicParser) -> None:
+    from .._ship.files import TraceFileError
+
+    path, saving = args.path, args.command == "save"
     try:
-        value = float(text)
-    except ValueError:
-        raise _usage_error("price", f"{what} must be a number (USD per million tokens), "
-                                    f"got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise _usage_error("price", f"{what} must be >= 0, got {text!r}")
-    return value
+        if saving:
+            n = api.save(path)
+        else:
+            n, held = api.load_counted(path)
+    except (OSError, TraceFileError) as exc:
+        # one clear line, the session unchanged (load parses the whole file first)
+        parser.error(str(exc))
+    if saving:
+        print(f"llmtrace_nb: wrote {plural(n, 'span')} to {path}")
+    else:
+        already = f" ({plural(held, 'span')} already loaded)" if held else ""
+        print(f"llmtrace_nb: read {plural(n, 'span')} from {path}{already}")
+
+
+def _path_argument(parser: MagicParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="a file of OTLP JSON lines")
+
+
+def _forward(args: argparse.Namespace, parser: MagicParser) -> None:
+    sess = session.require()
+    assert sess.forwarder is not None
+    options = (args.protocol, args.header, args.only, args.redact)
+    if args.url == "off" and options == (None, None, None, None):
+        sess.forwarder.stop(wait=False)  # a dead endpoint must not hold the cell
+        print("llmtrace_nb: forwarding off")
+        return
+    try:
+        config = make_config(args.url, protocol=args.protocol or "http/protobuf",
+                             headers=args.header or [], only=args.only,
+                             redact=args.redact or "none")
+    except ForwardConfigError as exc:
+        parser.error(str(exc).removeprefix("forward: "))  # the prog says forward already
+    sess.forwarder.start(config)
+    print(f"llmtrace_nb: forwarding to {config.describe()}")
+
+
+def _forward_arguments(parser: MagicParser) -> None:
+    # no defaults here: `forward off` is off only with no option given
+    parser.add_argument("url", metavar="URL|off",
+                        help="an OTLP endpoint: a collector's base address (/v1/traces is "
+                             "appended over HTTP) or the full traces URL; off stops "
+                             "forwarding")
+    parser.add_argument("--protocol", metavar="http/protobuf|grpc",
+                        help="default http/protobuf; grpc needs pip install "
+                             "'llmtrace_nb[grpc]'")
+    parser.add_argument("--header", action="extend", nargs="+", metavar="K=V",
+                        help="a header sent with every export, e.g. "
+                             "\"Authorization=Basic ...\" (repeatable)")
+    parser.add_argument("--only", metavar="errors,slow:SECONDS,cost:USD",
+                        help="forward only the traced cells that had an error, took longer "
+                             "than SECONDS or cost more than USD")
+    parser.add_argument("--redact", metavar="none|hash|drop",
+                        help="prompt and completion text: sent (none, the default), "
+                             "replaced by sha256:<hex> (hash) or removed (drop)")
+
+
+#: The ``%llmtrace`` subcommands, in the order the help lists them; each is one argparse
+#: subparser, and ``help [COMMAND]`` is added to them.
+COMMANDS: dict[str, Command] = {
+    "status": Command("spans kept and dropped, buffer size, instrumentations, content "
+                      "capture, auto mode, models without a price, forwarding", _status),
+    "auto": Command("trace every cell without %%trace; a summary appears only for cells "
+                    "that made LLM calls", _auto, _on_off_argument),
+    "content": Command("capture prompt and completion text or not", _content,
+                       _on_off_argument),
+    "price": Command("price override in USD per million tokens", _price, _price_arguments),
+    "clear": Command("drop collected spans", _clear),
+    "save": Command("write the session's spans to PATH as OTLP JSON lines", _file,
+                    _path_argument),
+    "load": Command("read the spans of PATH (OTLP JSON lines) into the session", _file,
+                    _path_argument),
+    "forward": Command("forward spans over OTLP to URL; forward off stops", _forward,
+                       _forward_arguments),
+}
+
+
+def build_llmtrace_parser(commands: dict[str, Command]) -> MagicParser:
+    """The ``%llmtrace`` parser: a subparser per command plus ``help``. Its usage lists
+    every subparser's generated usage line."""
+    top = MagicParser("%llmtrace", description=(
+        "Tracing of LLM calls in this notebook. %llmtrace alone is %llmtrace status; "
+        "%llmtrace help COMMAND or %llmtrace COMMAND -h describes one command."))
+    _add_help(top)
+    choices = top.add_subparsers(title="commands", dest="command", required=True,
+                                 parser_class=MagicParser)
+    for name, command in commands.items():
+        sub = choices.add_parser(name, help=_h(command.help), description=command.help)
+        _add_help(sub)
+        command.arguments(sub)
+        top.subcommands[name] = sub
+    helper = choices.add_parser("help", help="this help, or one command's",
+                                description="This help, or one command's.")
+    _add_help(helper)
+    helper.add_argument("topic", nargs="?", choices=[*commands, "help"], metavar="COMMAND",
+                        help="the command to describe")
+    top.subcommands["help"] = helper
+    # "usage: %llmtrace status\n       %llmtrace auto on|off\n…", wrapped lines kept
+    indent = " " * len("usage: ")
+    usages = "\n".join(indent + sub.format_usage().rstrip()[len(indent):]
+                       for sub in top.subcommands.values())
+    top.usage = _h(usages[len(indent):])  # argparse %-formats a usage it is given
+    return top
+
+
+_llmtrace_parser = build_llmtrace_parser(COMMANDS)
+
+
+def parse_llmtrace_line(line: str, parser: MagicParser = _llmtrace_parser,
+                        ) -> tuple[str, argparse.Namespace, MagicParser]:
+    """Arguments of ``%llmtrace`` → (command, its arguments, its parser); no command is
+    ``status``. ``UsageError`` if bad; ``_HelpShown`` once ``-h`` printed a help."""
+    words = _split(parser, line) or ["status"]
+    args, extra = parser.parse_known_args(words)
+    command = parser.subcommands[args.command]
+    if extra:  # words the command did not take: argparse's message, the command's usage
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args.command, args, command
+
+
+# -- magics ---------------------------------------------------------------------------------
 
 
 @magics_class
@@ -277,8 +496,6 @@ class TraceMagics(Magics):
 
     @cell_magic
     def trace(self, line: str, cell: str) -> None:
-        """Trace one cell: %%trace [NAME] [--quiet] [--max-cost USD] [--max-latency S]
-        [--tag KEY=VALUE ...]"""
         opts = parse_trace_line(line)  # bad arguments: UsageError, nothing runs
         sess = session.require()
         shell = self.hooks.shell
@@ -292,89 +509,20 @@ class TraceMagics(Magics):
 
     @line_magic
     def llmtrace(self, line: str) -> None:
-        """%llmtrace [status|auto on|off|content on|off|price ...|clear]"""
         try:
-            words = shlex.split(line, comments=True)  # "# …" ends the line, as in a shell
-        except ValueError as exc:
-            raise UsageError(f"%llmtrace: {exc}\nusage:\n{LLMTRACE_USAGE}") from None
-        command, args = (words[0], words[1:]) if words else ("status", [])
-        sess = session.require()
-        if command == "status" and not args:
-            print(status_text(sess))
-        elif command == "clear" and not args:
-            n = len(sess.collector)
-            sess.collector.clear()
-            print(f"llmtrace_nb: cleared {n:,} spans")
-        elif command == "auto" and len(args) == 1:
-            sess.auto = _on_off(args[0], "auto")
-            print(f"llmtrace_nb: auto mode {'on' if sess.auto else 'off'}")
-        elif command == "content" and len(args) == 1:
-            sess.set_capture_content(_on_off(args[0], "content"))
-            print(f"llmtrace_nb: content capture {'on' if sess.capture_content else 'off'}")
-        elif command == "price" and len(args) in (3, 4, 5):
-            model = args[0]
-            rates = [_price(args[1], "input price"), _price(args[2], "output price")]
-            cache = _price(args[3], "cache-read price") if len(args) >= 4 else None
-            write = _price(args[4], "cache-write price") if len(args) == 5 else None
-            sess.prices.set_price(model, rates[0], rates[1], cache, write)
-            print(f"llmtrace_nb: price for {model}: ${rates[0]:g} in / ${rates[1]:g} out"
-                  + (f" / ${cache:g} cache read" if cache is not None else "")
-                  + (f" / ${write:g} cache write" if write is not None else "")
-                  + " per million tokens")
-        elif command in ("save", "load") and len(args) == 1:
-            self._file(command, args[0])
-        elif command == "forward" and args:
-            self._forward(sess, args)
-        elif command in _COMMANDS:
-            raise _usage_error(command, f"wrong arguments {' '.join(args)!r}" if args
-                               else "missing arguments")
-        else:
-            raise UsageError(f"%llmtrace: unknown command {command!r}\n"
-                             f"usage:\n{LLMTRACE_USAGE}")
-
-
-    def _forward(self, sess: session.Session, args: list[str]) -> None:
-        assert sess.forwarder is not None
-        if args == ["off"]:
-            sess.forwarder.stop(wait=False)  # a dead endpoint must not hold the cell
-            print("llmtrace_nb: forwarding off")
+            command, args, parser = parse_llmtrace_line(line)
+        except _HelpShown:  # -h: argparse printed the help
             return
-        try:
-            opts = _forward_parser.parse_args(args)
-            config = make_config(opts.url, protocol=opts.protocol, headers=opts.header,
-                                 only=opts.only, redact=opts.redact)
-        except (_ArgumentError, ForwardConfigError) as exc:
-            raise UsageError(f"%llmtrace forward: {exc}\nusage: {FORWARD_USAGE}") from None
-        sess.forwarder.start(config)
-        print(f"llmtrace_nb: forwarding to {config.describe()}")
-
-    def _file(self, command: str, path: str) -> None:
-        from .._ship.files import TraceFileError
-
-        try:
-            if command == "save":
-                n = api.save(path)
-            else:
-                n, held = api.load_counted(path)
-        except (OSError, TraceFileError) as exc:
-            # one clear line, the session unchanged (load parses the whole file first)
-            raise _usage_error(command, str(exc)) from None
-        if command == "save":
-            print(f"llmtrace_nb: wrote {plural(n, 'span')} to {path}")
-        else:
-            already = f" ({plural(held, 'span')} already loaded)" if held else ""
-            print(f"llmtrace_nb: read {plural(n, 'span')} from {path}{already}")
+        if command == "help":
+            topics = _llmtrace_parser.subcommands
+            print((topics[args.topic] if args.topic else _llmtrace_parser).format_help(), end="")
+            return
+        COMMANDS[command].run(args, parser)
 
 
-FORWARD_USAGE = ("%llmtrace forward URL [--protocol http/protobuf|grpc] [--header K=V ...] "
-                 "[--only errors,slow:SECONDS,cost:USD] [--redact none|hash|drop] | "
-                 "%llmtrace forward off")
-_forward_parser = _Parser(prog="%llmtrace forward", add_help=False)
-_forward_parser.add_argument("url")
-_forward_parser.add_argument("--protocol", default="http/protobuf")
-_forward_parser.add_argument("--header", action="extend", nargs="+", default=[])
-_forward_parser.add_argument("--only", default=None)
-_forward_parser.add_argument("--redact", default="none")
+# `%llmtrace?` and `%%trace?` show the parsers' help, as IPython's magic_arguments does
+TraceMagics.llmtrace.__doc__ = _llmtrace_parser.format_help()
+TraceMagics.trace.__doc__ = _trace_parser.format_help()
 
 
 # -- install / uninstall --------------------------------------------------------------------
