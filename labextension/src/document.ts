@@ -1,5 +1,7 @@
 /**
- * Reading the trace document (schema version 1, see `llmtrace_nb/document.py`).
+ * Reading the trace document (schema version 1). Its schema is
+ * `llmtrace_nb/_shape/trace_document.schema.json`; the types of the document as written
+ * (`*Json`) are generated from it into `document.generated.ts` (`npm run build:types`).
  *
  * The document comes from a saved notebook, so anything can be in it: an older or newer
  * llmtrace_nb, a hand-edited file, a truncated download. Parsing therefore never throws:
@@ -7,126 +9,122 @@
  * is reported once in `problems`, and the view shows whatever is left.
  */
 
+import type {
+  EvictedJson,
+  LimitsJson,
+  MessageJson,
+  OmittedJson,
+  SpanJson,
+  SpanKind,
+  SpanStatus,
+  ToolCallJson,
+  TotalsJson,
+  TraceDocumentJson
+} from './document.generated';
+
 export const MIME_TYPE = 'application/vnd.llmtrace.trace+json';
 /** The schema version this extension was written for. */
 export const SUPPORTED_VERSION = 1;
 
-export const KINDS = [
-  'llm',
-  'embedding',
-  'tool',
-  'retrieval',
-  'agent',
-  'chain',
-  'cell',
-  'other'
-] as const;
-export type Kind = (typeof KINDS)[number];
-export type Status = 'ok' | 'error' | 'unset';
+/**
+ * The view's types follow from the document's generated ones (`*Json`, from the schema):
+ * the same keys in camelCase, every one present, an optional key (one the document leaves
+ * out when unknown) read as null. Keys the view reads its own way are named where it does,
+ * so a key added to or taken from the schema fails `tsc` here until the parser agrees.
+ */
+type Camel<S extends string> = S extends `${infer Head}_${infer Tail}`
+  ? `${Head}${Capitalize<Camel<Tail>>}`
+  : S;
+type Read<T> = {
+  [K in keyof T & string as Camel<K>]-?:
+    | Exclude<T[K], undefined>
+    | (undefined extends T[K] ? null : never);
+};
+/** `Omit<A, K> & B` as one object type (readable in editors and errors) */
+type With<A, K extends keyof A, B> = {
+  [P in Exclude<keyof A, K> | keyof B]: P extends keyof B
+    ? B[P]
+    : P extends keyof A
+      ? A[P]
+      : never;
+};
 
-export interface ToolCall {
-  id: string | null;
-  name: string | null;
-  arguments: string | null;
-}
+/** Every kind of the schema once, in the legend's order: a Record, so `tsc` fails when
+ * the schema's kinds and this list part. */
+const KIND_ORDER: Record<SpanKind, true> = {
+  llm: true,
+  embedding: true,
+  tool: true,
+  retrieval: true,
+  agent: true,
+  chain: true,
+  cell: true,
+  other: true
+};
+export const KINDS = Object.keys(KIND_ORDER) as readonly SpanKind[];
+export type Kind = SpanKind;
+/** `unset` is what a span without a status key has. */
+export type Status = SpanStatus | 'unset';
 
-export interface Message {
-  role: string;
-  content: string | null;
-  toolCalls: ToolCall[];
-  toolCallId: string | null;
-  name: string | null;
-  finishReason: string | null;
-}
+export type ToolCall = Read<ToolCallJson>;
 
-export interface Span {
-  spanId: string | null;
-  parentSpanId: string | null;
-  traceId: string | null;
-  name: string;
-  kind: Kind;
-  /** the kind as written, when it is not one of KINDS (shown, colored as "other") */
-  kindLabel: string;
-  status: Status;
-  errorType: string | null;
-  depth: number;
-  startMs: number;
-  durationMs: number | null;
-  ttftMs: number | null;
-  provider: string | null;
-  model: string | null;
-  requestModel: string | null;
-  responseModel: string | null;
-  inputTokens: number | null;
-  outputTokens: number | null;
-  totalTokens: number | null;
-  cacheReadTokens: number | null;
-  cacheWriteTokens: number | null;
-  reasoningTokens: number | null;
-  costUsd: number | null;
-  isStreaming: boolean;
-  /** the span that counts for the same call (a framework's span and the client's): this
-   * one is shown as "same call" and left out of every total */
-  duplicateOf: string | null;
-  finishReasons: string | null;
-  inputMessages: Message[] | null;
-  outputMessages: Message[] | null;
-  attributes: Record<string, unknown> | null;
-  truncated: boolean;
-  detailOmitted: boolean;
-  /** the span as it was in the document, for "copy span JSON" */
-  raw: unknown;
-}
+export type Message = With<
+  Read<MessageJson>,
+  'toolCalls' | 'unreadable',
+  { toolCalls: ToolCall[] }
+>;
 
-export interface Totals {
-  spans: number;
-  llmCalls: number;
-  inputTokens: number;
-  outputTokens: number;
-  totalTokens: number;
-  cacheReadTokens: number;
-  cacheWriteTokens: number;
-  /** null: no price known */
-  costUsd: number | null;
-  durationMs: number | null;
-  errors: number;
-  /** spans that describe a call another span counts */
-  sameCallSpans: number;
-  unpricedModels: string[];
-}
+export type Span = With<
+  Read<SpanJson>,
+  | 'name'
+  | 'kind'
+  | 'status'
+  | 'isStreaming'
+  | 'inputMessages'
+  | 'outputMessages'
+  | 'attributes'
+  | 'truncated'
+  | 'detail',
+  {
+    name: string;
+    kind: Kind;
+    /** the kind as written, when it is not one of KINDS (shown, colored as "other") */
+    kindLabel: string;
+    status: Status;
+    isStreaming: boolean;
+    inputMessages: Message[] | null;
+    outputMessages: Message[] | null;
+    attributes: Record<string, unknown> | null;
+    truncated: boolean;
+    /** "detail": "omitted" */
+    detailOmitted: boolean;
+    /** the span as it was in the document, for "copy span JSON" */
+    raw: unknown;
+  }
+>;
 
-export interface Omitted {
-  spans: number;
-  llmCalls: number;
-  inputTokens: number;
-  outputTokens: number;
-  costUsd: number | null;
-  errors: number;
-}
-
+/** costUsd null: no price known; see TotalsJson */
+export type Totals = Read<TotalsJson>;
+export type Omitted = Read<OmittedJson>;
 /** Spans of the cell that left the buffer (max_spans): not listed; the totals include
  * them, but for the uncounted ones. */
-export interface Evicted {
-  spans: number;
-  uncounted: number;
-}
+export type Evicted = Read<EvictedJson>;
 
-export interface TraceDocument {
-  version: number | null;
-  generator: string | null;
-  cell: number | null;
-  name: string;
-  startTime: string | null;
-  traceId: string | null;
-  open: boolean;
-  openSpans: number;
-  totals: Totals;
-  omitted: Omitted | null;
-  evicted: Evicted | null;
-  maxSpans: number | null;
-  maxText: number | null;
-  spans: Span[];
-}
+type Limits = Read<LimitsJson>;
+
+export type TraceDocument = With<
+  Read<TraceDocumentJson>,
+  'version' | 'generator' | 'totals' | 'omitted' | 'evicted' | 'limits' | 'spans',
+  {
+    /** null when missing; another version than SUPPORTED_VERSION is read as well as it can be */
+    version: number | null;
+    generator: string | null;
+    totals: Totals;
+    omitted: Omitted | null;
+    evicted: Evicted | null;
+    spans: Span[];
+  } & { [K in keyof Limits]: Limits[K] | null }
+>;
 
 export interface ParseResult {
   /** null only when the data is not a trace document at all */
@@ -171,26 +169,27 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
-/** Field readers: missing (undefined or null) is unknown; a wrong type is a problem. */
-class Reader {
+/** Field readers: missing (undefined or null) is unknown; a wrong type is a problem. The
+ * keys are those of T, the object's generated type, so a key the schema lacks fails `tsc`. */
+class Reader<T> {
   constructor(
     private readonly obj: Obj,
     private readonly where: string,
     private readonly problems: Problems
   ) {}
 
-  private bad(key: string, expected: string): null {
+  private bad(key: keyof T & string, expected: string): null {
     this.problems.add(
       `${this.where}: "${key}" is ${describe(this.obj[key])}, expected ${expected}`
     );
     return null;
   }
 
-  has(key: string): boolean {
+  has(key: keyof T & string): boolean {
     return this.obj[key] !== undefined && this.obj[key] !== null;
   }
 
-  number(key: string): number | null {
+  number(key: keyof T & string): number | null {
     const value = this.obj[key];
     if (value === undefined || value === null) {
       return null;
@@ -201,7 +200,7 @@ class Reader {
   }
 
   /** a count: a finite number >= 0, rounded */
-  count(key: string): number | null {
+  count(key: keyof T & string): number | null {
     const value = this.number(key);
     if (value === null) {
       return null;
@@ -209,7 +208,7 @@ class Reader {
     return value >= 0 ? Math.round(value) : this.bad(key, 'a count >= 0');
   }
 
-  text(key: string): string | null {
+  text(key: keyof T & string): string | null {
     const value = this.obj[key];
     if (value === undefined || value === null) {
       return null;
@@ -224,7 +223,7 @@ class Reader {
     return this.bad(key, 'text');
   }
 
-  bool(key: string): boolean | null {
+  bool(key: keyof T & string): boolean | null {
     const value = this.obj[key];
     if (value === undefined || value === null) {
       return null;
@@ -232,7 +231,7 @@ class Reader {
     return typeof value === 'boolean' ? value : this.bad(key, 'true or false');
   }
 
-  object(key: string): Obj | null {
+  object(key: keyof T & string): Obj | null {
     const value = this.obj[key];
     if (value === undefined || value === null) {
       return null;
@@ -240,7 +239,7 @@ class Reader {
     return isObject(value) ? value : this.bad(key, 'an object');
   }
 
-  list(key: string): unknown[] | null {
+  list(key: keyof T & string): unknown[] | null {
     const value = this.obj[key];
     if (value === undefined || value === null) {
       return null;
@@ -265,9 +264,9 @@ function readToolCall(value: unknown): ToolCall | null {
   if (!isObject(value)) {
     return null;
   }
-  const str = (v: unknown): string | null =>
-    v === undefined || v === null ? null : asText(v);
-  return { id: str(value.id), name: str(value.name), arguments: str(value.arguments) };
+  const str = (key: keyof ToolCallJson): string | null =>
+    value[key] === undefined || value[key] === null ? null : asText(value[key]);
+  return { id: str('id'), name: str('name'), arguments: str('arguments') };
 }
 
 function readMessages(
@@ -283,16 +282,17 @@ function readMessages(
       problems.add(`a message is ${describe(item)}, expected an object`);
       continue;
     }
-    const str = (v: unknown): string | null =>
-      v === undefined || v === null ? null : asText(v);
-    const calls = Array.isArray(item.tool_calls) ? item.tool_calls : [];
+    const str = (key: keyof MessageJson): string | null =>
+      item[key] === undefined || item[key] === null ? null : asText(item[key]);
+    const toolCalls: keyof MessageJson = 'tool_calls';
+    const calls = Array.isArray(item[toolCalls]) ? item[toolCalls] : [];
     out.push({
-      role: str(item.role) ?? 'unknown',
-      content: str(item.content),
+      role: str('role') ?? 'unknown',
+      content: str('content'),
       toolCalls: calls.map(readToolCall).filter((c): c is ToolCall => c !== null),
-      toolCallId: str(item.tool_call_id),
-      name: str(item.name),
-      finishReason: str(item.finish_reason)
+      toolCallId: str('tool_call_id'),
+      name: str('name'),
+      finishReason: str('finish_reason')
     });
   }
   return out;
@@ -325,7 +325,7 @@ function readSpan(
     problems.add(`a span is ${describe(value)}, expected an object`);
     return null;
   }
-  const r = new Reader(value, 'span', problems);
+  const r = new Reader<SpanJson>(value, 'span', problems);
   let depth = r.count('depth') ?? 0;
   // Spans come in tree order, so a span is at most one level below the one before it;
   // a deeper value would make the indentation lie about the tree.
@@ -437,7 +437,7 @@ function readTotals(
     problems.add('"totals" is missing; the header shows totals of the spans shown');
     return derived;
   }
-  const r = new Reader(value, 'totals', problems);
+  const r = new Reader<TotalsJson>(value, 'totals', problems);
   const input = r.count('input_tokens') ?? derived.inputTokens;
   const output = r.count('output_tokens') ?? derived.outputTokens;
   const models = r.list('unpriced_models') ?? [];
@@ -462,7 +462,7 @@ function readEvicted(value: Obj | null, problems: Problems): Evicted | null {
   if (value === null) {
     return null;
   }
-  const r = new Reader(value, 'evicted', problems);
+  const r = new Reader<EvictedJson>(value, 'evicted', problems);
   const spans = r.count('spans') ?? 0;
   return spans > 0 ? { spans, uncounted: r.count('uncounted') ?? 0 } : null;
 }
@@ -471,7 +471,7 @@ function readOmitted(value: Obj | null, problems: Problems): Omitted | null {
   if (value === null) {
     return null;
   }
-  const r = new Reader(value, 'omitted', problems);
+  const r = new Reader<OmittedJson>(value, 'omitted', problems);
   const spans = r.count('spans') ?? 0;
   if (spans === 0) {
     return null;
@@ -509,7 +509,7 @@ export function parseDocument(data: unknown): ParseResult {
     result.fatal = `This output is not a trace document: its data is ${describe(data)}, not an object.`;
     return result;
   }
-  const r = new Reader(data, 'document', problems);
+  const r = new Reader<TraceDocumentJson>(data, 'document', problems);
   const version = data.version;
   if (typeof version === 'number' && Number.isFinite(version)) {
     if (version !== SUPPORTED_VERSION) {
@@ -533,7 +533,7 @@ export function parseDocument(data: unknown): ParseResult {
     }
   }
   const limits = r.object('limits');
-  const lr = limits ? new Reader(limits, 'limits', problems) : null;
+  const lr = limits ? new Reader<LimitsJson>(limits, 'limits', problems) : null;
   const openSpans = r.count('open_spans') ?? 0;
   result.doc = {
     version: typeof version === 'number' ? version : null,

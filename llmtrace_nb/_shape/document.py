@@ -6,42 +6,12 @@ widget. It is saved in the notebook, so it must be small, self-describing and sa
 show: texts are truncated with a visible marker, strings are valid UTF-8, secrets were
 scrubbed before (frames.py), and past a span limit the rest is summarized, not dropped.
 
-Schema (version 1)::
-
-    {"version": 1, "generator": "llmtrace_nb X.Y",
-     "cell": 12 | null, "name": "rag-eval", "start_time": ISO-8601 | null,
-     "trace_id": the cell's main trace (hex) | null,
-     "open": false,            # spans of the cell were still running when it was shown
-     "totals": {"spans", "llm_calls", "input_tokens", "output_tokens", "total_tokens",
-                "cache_read_tokens", "cache_write_tokens", "cost_usd" (null = no price),
-                "duration_ms", "errors", "same_call_spans", "unpriced_models": [...]},
-     "omitted": null | {"spans", "llm_calls", "input_tokens", "output_tokens",
-                        "cost_usd", "errors"},   # spans past the limit, summarized
-     "evicted": null | {"spans", "uncounted"},  # spans that left the buffer (max_spans):
-                        # the totals include them, but for the uncounted ones
-     "limits": {"max_spans", "max_text"},
-     "spans": [ {"span_id", "parent_span_id", "trace_id", "name", "kind", "status",
-                 "error_type", "depth", "start_ms", "duration_ms", "ttft_ms",
-                 "provider", "model", "request_model", "response_model",
-                 "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
-                 "cache_write_tokens", "reasoning_tokens", "cost_usd", "is_streaming",
-                 "finish_reasons", "duplicate_of", "input_messages", "output_messages",
-                 "attributes", "truncated": true, "detail": "omitted"} ... ]}
-
-Keys of a span whose value is unknown are omitted (``span_id``, ``parent_span_id``,
-``name``, ``kind``, ``depth``, ``start_ms`` and ``duration_ms`` are always there), and so
-is what a view can derive: ``status`` when ``unset``, ``trace_id`` when it is the
-document's, ``request_model`` / ``response_model`` when equal to ``model``,
-``total_tokens`` when it is input + output, zero cache-read or reasoning tokens,
-``is_streaming`` when false, ``truncated`` when false, ``attributes`` when empty.
-``detail: "omitted"`` marks a span whose messages and attributes did not fit the size
-bound. ``duplicate_of`` names the span that counts for the same call (a framework's span
-and the client's span of one HTTP call): totals count the call once, and views show the
-duplicate as "same call" rather than as a second charged call. Spans are in tree order
-(a parent before its children, siblings by start time);
-``depth`` is 0 for a span whose parent is not in the cell. Numbers are never NaN (NaN is
-not JSON); ``cost_usd: null`` in the totals means no price. ``start_ms`` is the offset
-from the cell start.
+Its schema (version 1: every key, its type, when it is null or left out, the kinds and
+statuses) is ``trace_document.schema.json`` beside this file, the document's one
+description: the tests validate what ``build`` returns against it (``schema.py``,
+tests/test_document_schema.py) and the renderer's TypeScript types are generated from it.
+A change to what ``build`` writes is a change to the schema (and to ``VERSION`` when an
+older reader would misread it), followed by ``npm run build:types``.
 """
 
 from __future__ import annotations
