@@ -40,7 +40,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
+from .values import is_missing
 
 #: how far up (or down) the tree a partner is looked for
 MAX_HOPS = 16
@@ -298,11 +298,6 @@ OUTER_FIELDS = ("provider", "request_model", "finish_reasons", "input_messages",
                 "output_messages", "given_cost")
 
 
-def _known(value: Any) -> bool:
-    return value is not None and value is not pd.NA and not (
-        isinstance(value, float) and math.isnan(value))
-
-
 def _specific(model: str) -> tuple[bool, int]:
     # a dated snapshot says more than its alias; else the longer name
     return (bool(_DATE_SUFFIX.search(model)), len(model))
@@ -319,17 +314,18 @@ def merged(counted: Mapping[str, Any], inner_first: Sequence[Mapping[str, Any]]
     none.
     """
     def first(name: str, rows: Sequence[Mapping[str, Any]]) -> Any:
-        return next((r.get(name) for r in rows if _known(r.get(name))), counted.get(name))
+        return next((r.get(name) for r in rows if not is_missing(r.get(name))), counted.get(name))
 
     out: dict[str, Any] = {name: first(name, inner_first) for name in INNER_FIELDS}
     outer = [counted, *inner_first]
     out.update({name: first(name, outer) for name in OUTER_FIELDS})
-    models = [str(r["response_model"]) for r in inner_first if _known(r.get("response_model"))]
+    models = [str(r["response_model"]) for r in inner_first
+              if not is_missing(r.get("response_model"))]
     out["response_model"] = max(models, key=_specific) if models else counted.get(
         "response_model")
-    flags = [r.get("is_streaming") for r in outer if _known(r.get("is_streaming"))]
+    flags = [r.get("is_streaming") for r in outer if not is_missing(r.get("is_streaming"))]
     out["is_streaming"] = (True if True in flags else flags[0]) if flags else counted.get(
         "is_streaming")
-    out["model"] = out["response_model"] if _known(out["response_model"]) else out[
+    out["model"] = out["response_model"] if not is_missing(out["response_model"]) else out[
         "request_model"]
     return out

@@ -20,6 +20,7 @@ import numpy as np
 from .._capture.record import EventRecord
 from . import semconv
 from .scrub import is_secret_key, might_hold_secret, scrub_attributes, scrub_value
+from .values import to_bool, to_count, to_reasons, to_text
 
 SCALARS = tuple(semconv.FIELD_KEYS)
 _COUNT_LIMIT = 2**62
@@ -73,26 +74,26 @@ def _distinct(values: list[Any]) -> set[Any] | None:
 
 
 def _coerce_column(raw: list[Any], name: str) -> list[Any]:
-    coerce = semconv.COERCE.get(name, semconv.to_text)
+    coerce = semconv.COERCE.get(name, to_text)
     # A column from one instrumentation is nearly always of one type and already usable
     # (model names, token counts): checking its types (and a count column's range) in C
     # is far cheaper than checking every value in Python.
     types = set(map(type, raw))
     if len(types) == 1:
         only = next(iter(types))
-        if only is str and coerce in (semconv.to_text, semconv.to_reasons) \
+        if only is str and coerce in (to_text, to_reasons) \
                 and "" not in raw:
             return raw
-        if only is int and coerce is semconv.to_count \
+        if only is int and coerce is to_count \
                 and min(raw) >= 0 and max(raw) < _COUNT_LIMIT:
             return raw
-        if only is bool and coerce is semconv.to_bool:
+        if only is bool and coerce is to_bool:
             return raw
-    if coerce is semconv.to_count:
+    if coerce is to_count:
         return [v if type(v) is int and 0 <= v < _COUNT_LIMIT else coerce(v) for v in raw]
-    if coerce is semconv.to_text:
+    if coerce is to_text:
         return [v if type(v) is str and v else coerce(v) for v in raw]
-    if coerce is semconv.to_bool:
+    if coerce is to_bool:
         return [v if type(v) is bool else coerce(v) for v in raw]
     return [coerce(v) for v in raw]
 

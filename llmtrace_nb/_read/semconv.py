@@ -9,13 +9,13 @@ Adding a dialect means adding keys to these tables and, for messages, one reader
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._capture import keys as own_keys
+from .values import as_text, to_bool, to_count, to_float, to_reasons, to_text
 
 # -- scalar fields ------------------------------------------------------------------------
 
@@ -171,71 +171,8 @@ def kind_from_fields(request_model: Any, response_model: Any, input_tokens: Any,
 
 
 # -- coercion -----------------------------------------------------------------------------
-
-
-def to_count(value: Any) -> int | None:
-    """A token count, or None when the value is not a sane non-negative integer."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 <= value < 2**62 else None
-    if isinstance(value, float):
-        if math.isfinite(value) and value >= 0 and value.is_integer() and value < 2**62:
-            return int(value)
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        # isdigit alone admits "²" and other digits int() refuses
-        if text.isascii() and text.isdigit() and len(text) < 19:
-            return int(text)
-    return None
-
-
-def to_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    if isinstance(value, str):
-        try:
-            f = float(value)
-        except ValueError:
-            return None
-        return f if math.isfinite(f) else None
-    return None
-
-
-def to_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-    return None
-
-
-def to_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value or None
-    return str(value)
-
-
-def to_reasons(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, Sequence):
-        parts = [str(v) for v in value if v is not None and str(v)]
-        return ",".join(parts) or None
-    return str(value)
-
+#
+# The coercions are values.py's; this table says which field takes which.
 
 COERCE: dict[str, Callable[[Any], Any]] = {
     "input_tokens": to_count,
@@ -379,21 +316,12 @@ def _parts_text(parts: Any) -> tuple[str | None, list[dict[str, Any]], str | Non
             )
         elif ptype == "tool_call_response":
             call_id = part.get("id")
-            texts.append(_as_text(part.get("response", part.get("result"))))
+            texts.append(as_text(part.get("response", part.get("result"))))
         else:
             content = part.get("content", part.get("text"))
             if content is not None:
-                texts.append(_as_text(content))
+                texts.append(as_text(content))
     return ("\n".join(texts) if texts else None), calls, call_id
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError, RecursionError):
-        return str(value)
 
 
 def _from_json_messages(value: Any) -> list[Message] | None:
@@ -669,7 +597,7 @@ def tool_messages(attrs: Mapping[str, Any], span_name: str) -> tuple[
     inputs: list[Message] = [{"role": "assistant", "content": None, "tool_calls": [call]}]
     outputs: list[Message] | None = None
     if result is not None:
-        out: Message = {"role": "tool", "content": _as_text(result), "name": name}
+        out: Message = {"role": "tool", "content": as_text(result), "name": name}
         if call_id:
             out["tool_call_id"] = call_id
         outputs = [out]

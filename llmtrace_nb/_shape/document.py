@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._read.semconv import CALL_KINDS, PRICED_KINDS
+from .._read.values import as_text, is_missing, to_float
 
 VERSION = 1
 MIME_TYPE = "application/vnd.llmtrace.trace+json"
@@ -71,42 +72,15 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
 
 
 def _number(value: Any) -> float | int | None:
-    """A JSON number, or None for missing, NaN and anything that is not a number."""
-    if value is None or value is pd.NA or isinstance(value, (bool, np.bool_)):
-        return None
-    if isinstance(value, (int, np.integer)):
+    """A JSON number, or None for missing, NaN and anything that is not a number; an
+    integer stays one (a count past 2**53 keeps its digits)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+    return to_float(value)
 
 
 def _text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return clean_text(str(value))
-
-
-def _as_text(value: Any) -> str:
-    """Any value as text; JSON for structures, bounded in nesting."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(_bounded(value, 0), ensure_ascii=False, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        return repr(value)
-
-
-def _bounded(value: Any, depth: int) -> Any:
-    if depth >= MAX_NESTING:
-        return "…"
-    if isinstance(value, Mapping):
-        return {str(k): _bounded(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_bounded(v, depth + 1) for v in value]
-    return value
+    return None if is_missing(value) else clean_text(str(value))
 
 
 class _Budget:
@@ -128,7 +102,7 @@ def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None
         item: dict[str, Any] = {"role": _text(msg.get("role")) or "unknown"}
         content = msg.get("content")
         if content is not None:
-            text, cut = truncate(_as_text(content), max_text)
+            text, cut = truncate(as_text(content, MAX_NESTING), max_text)
             item["content"] = text
             truncated |= cut
         else:
@@ -138,8 +112,8 @@ def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None
             if not isinstance(call, Mapping):
                 continue
             args = call.get("arguments")
-            args_text, cut = truncate(_as_text(args), max_text) if args is not None else (
-                None, False)
+            args_text, cut = (truncate(as_text(args, MAX_NESTING), max_text)
+                              if args is not None else (None, False))
             truncated |= cut
             calls.append({"id": _text(call.get("id")), "name": _text(call.get("name")),
                           "arguments": args_text})
@@ -163,8 +137,7 @@ def _attributes(attrs: Any) -> tuple[dict[str, Any], bool]:
         if isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
             out[clean_text(str(key))] = value
             continue
-        text, cut = truncate(_as_text(list(value) if isinstance(value, tuple) else value),
-                             MAX_ATTRIBUTE_TEXT)
+        text, cut = truncate(as_text(value, MAX_NESTING), MAX_ATTRIBUTE_TEXT)
         out[clean_text(str(key))] = text
         truncated |= cut
     return out, truncated

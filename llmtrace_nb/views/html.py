@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import functools
 import html as _html
-import json
 import math
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from .._read.semconv import CALL_KINDS, PRICED_KINDS
+from .._read.values import JSON_ERRORS, json_text, to_float
 from .._shape.document import TRUNCATION_MARKER, VERSION, clean_text
 from .text import eviction_note, format_cost, format_count, format_duration, plural
 
@@ -103,23 +103,18 @@ def _value(value: Any) -> str:
     """An attribute value as escaped text; small numbers and flags repeat, so cached."""
     if isinstance(value, (bool, int)) and -10**6 < value < 10**6:
         return _short_value(value)
-    return _esc(_as_text(value))
+    return _esc(_shown_text(value))
 
 
 @functools.lru_cache(maxsize=4096, typed=True)  # True and 1 must not share an entry
 def _short_value(value: bool | int) -> str:
-    return _esc(_as_text(value))
+    return _esc(_shown_text(value))
 
 
 def _num(value: Any) -> float | None:
-    """A finite number, or None: only these may reach a style= value or a format."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        f = float(value)
-    except OverflowError:  # an int past the float range
-        return None
-    return f if math.isfinite(f) else None
+    """A finite number, or None: only these may reach a style= value or a format (the
+    document's numbers are JSON numbers: numeric text is no number here)."""
+    return None if isinstance(value, str) else to_float(value)
 
 
 def _count(value: Any) -> int | None:
@@ -127,8 +122,9 @@ def _count(value: Any) -> int | None:
     return int(f) if f is not None else None
 
 
-def _as_text(value: Any) -> str:
-    """Any attribute value as text: strings as they are, structures as bounded JSON."""
+def _shown_text(value: Any) -> str:
+    """Any attribute value as text to show: strings as they are, flags and numbers as
+    JSON writes them (no NaN), structures as JSON; all cut to ``MAX_TEXT``."""
     if isinstance(value, str):
         return _cut(value, MAX_TEXT)
     if isinstance(value, bool):
@@ -136,9 +132,8 @@ def _as_text(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value) if _num(value) is not None else "–"  # never NaN on screen
     try:
-        text = json.dumps(value, ensure_ascii=False, default=repr, allow_nan=False)
-        return _cut(text, MAX_TEXT)
-    except (TypeError, ValueError, RecursionError):  # cycles, absurd nesting, NaN inside
+        return _cut(json_text(value, allow_nan=False), MAX_TEXT)
+    except JSON_ERRORS:  # cycles, absurd nesting, NaN inside
         return "[value not shown]"
 
 
@@ -302,15 +297,17 @@ _ROW_PARTS = {
 }
 
 
-def _lighten(hex_color: str, amount: float = WAIT_LIGHTEN) -> str:
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+def lighten(color: str, amount: float = WAIT_LIGHTEN) -> str:
+    """``#rrggbb`` mixed with white: the lighter part of a bar (the wait before a token),
+    here and in the plotly waterfall."""
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
     return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in (r, g, b))
 
 
 def _kind_rules(root: str) -> str:
-    rules = [f"{root} .k-{k}{{--c:{c};--cw:{_lighten(c)}}}"
+    rules = [f"{root} .k-{k}{{--c:{c};--cw:{lighten(c)}}}"
              for k, c in KIND_COLORS.items()]
-    rules.append(f"{root} .e{{--c:{ERROR_COLOR};--cw:{_lighten(ERROR_COLOR)}}}")
+    rules.append(f"{root} .e{{--c:{ERROR_COLOR};--cw:{lighten(ERROR_COLOR)}}}")
     return "\n".join(rules)
 
 
@@ -552,13 +549,13 @@ def _turn(msg: Mapping[str, Any]) -> str:
         body.append(f'<span class="nm">{name}: </span>')
     content = msg.get("content")
     if content is not None:
-        body.append(_esc(_as_text(content)))
+        body.append(_esc(_shown_text(content)))
     calls = msg.get("tool_calls")
     for call in calls if isinstance(calls, list) else ():
         if isinstance(call, Mapping):
             call_name = _text_field(call, "name") or "tool"
             args = call.get("arguments")
-            args_text = _esc(_as_text(args)) if args is not None else ""
+            args_text = _esc(_shown_text(args)) if args is not None else ""
             body.append(f'<span class="tc">{call_name}({args_text})</span>')
     if not body:
         body.append('<span class="none">(no content)</span>')
