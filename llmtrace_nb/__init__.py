@@ -49,6 +49,21 @@ __all__ = [
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    """What ``%load_ext llmtrace_nb`` runs: :func:`enable`, magics and hooks, a status line.
+
+    Parameters
+    ----------
+    ipython : IPython.core.interactiveshell.InteractiveShell
+        The shell loading the extension.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> %load_ext llmtrace_nb  # doctest: +SKIP
+    """
     from ._notebook.magics import install
     from ._notebook.status import status_line
 
@@ -58,6 +73,21 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    """What ``%unload_ext llmtrace_nb`` runs: magics and hooks removed, then :func:`disable`.
+
+    Parameters
+    ----------
+    ipython : IPython.core.interactiveshell.InteractiveShell
+        The shell unloading the extension.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> %unload_ext llmtrace_nb  # doctest: +SKIP
+    """
     from ._notebook.magics import uninstall
 
     uninstall(ipython)

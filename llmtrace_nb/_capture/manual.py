@@ -65,10 +65,40 @@ def _capture_content() -> bool:
 class span:  # lower-case: it reads as a function at the call site
     """A span of the given kind, as ``with span(...):`` or ``@span(...)``.
 
-    ``kind`` is one of ``tool``, ``retrieval``, ``agent``, ``chain``, ``llm``, ``embedding``,
-    ``other``. Keyword arguments become span attributes (non-primitive values as JSON).
-    As a decorator, the function's arguments and return value are recorded as the
-    span's input and output when content capture is on.
+    As a context manager it yields the OpenTelemetry span, so more attributes can be set
+    on it. As a decorator (of a sync or an async function) it opens one span per call and,
+    when content capture is on, records the function's arguments and return value as the
+    span's input and output (``gen_ai.tool.call.arguments`` / ``.result`` for tools,
+    ``input.value`` / ``output.value`` otherwise). The span carries both
+    ``gen_ai.operation.name`` and ``openinference.span.kind`` (README, "Manual spans").
+
+    Parameters
+    ----------
+    name : str
+        The span name; for ``tool`` and ``agent`` spans also ``gen_ai.tool.name`` /
+        ``gen_ai.agent.name``.
+    kind : str, default "chain"
+        One of ``tool``, ``retrieval``, ``agent``, ``chain``, ``llm``, ``embedding``,
+        ``other``: the span's ``kind`` in ``spans_df()`` and the views.
+    **attributes
+        Span attributes. Strings, numbers, booleans and homogeneous lists of strings or
+        of numbers are kept as they are; anything else as JSON (cut at 10,000
+        characters). ``None`` values are left out.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is empty or not a string, or ``kind`` is not one of the kinds above.
+
+    Examples
+    --------
+    >>> import llmtrace_nb
+    >>> @llmtrace_nb.span("get_weather", kind="tool")
+    ... def get_weather(city: str) -> dict:
+    ...     return {"city": city, "temp": 21}
+    >>> with llmtrace_nb.span("retrieve", kind="retrieval", top_k=3) as s:  # doctest: +SKIP
+    ...     docs = search(question)
+    ...     s.set_attribute("hits", len(docs))
     """
 
     def __init__(self, name: str, kind: str = "chain", **attributes: Any) -> None:

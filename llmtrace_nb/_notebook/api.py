@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,6 +16,9 @@ from .._shape import frames as _frames
 from ..views import TraceView
 from . import session as _session
 from .status import status_text
+
+if TYPE_CHECKING:  # ipywidgets and plotly are imported only by those who explore
+    from ..views.widgets import Explorer, Source
 
 
 def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
@@ -27,18 +30,33 @@ def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
 
     Parameters
     ----------
-    max_spans
+    max_spans : int, optional
         Bound of the span buffer (default 100,000); the oldest spans are evicted past it.
-    capture_content
+    capture_content : bool, optional
         Record prompt and completion text (default: on, unless
         ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` or
         ``TRACELOOP_TRACE_CONTENT`` turns it off).
-    auto
+    auto : bool, optional
         Trace every cell without ``%%trace``.
-    forward
+    forward : str, dict or bool, optional
         Forward spans over OTLP: a collector URL, or a dict of ``url`` and the
         ``%llmtrace forward`` options (``protocol``, ``headers``, ``only``, ``redact``),
         or False to stop. Without it, the ``OTEL_EXPORTER_OTLP_*`` variables decide.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        ``max_spans`` is not a positive integer, or ``forward`` has a bad URL, protocol,
+        header or policy (checked before anything changes).
+
+    See Also
+    --------
+    disable : stop collecting.
+    status : what is collected, and where spans go.
 
     Examples
     --------
@@ -50,7 +68,23 @@ def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
 
 
 def disable() -> None:
-    """Stop collecting and turn off the instrumentations llmtrace_nb turned on."""
+    """Stop collecting and turn off the instrumentations llmtrace_nb turned on.
+
+    The spans collected so far stay readable (``spans_df()``, ``view()``, ``save()``);
+    forwarding and auto mode stop. A no-op if nothing is collecting.
+
+    Returns
+    -------
+    None
+
+    See Also
+    --------
+    enable : start again (the collected spans are kept).
+
+    Examples
+    --------
+    >>> llmtrace_nb.disable()  # doctest: +SKIP
+    """
     _session.disable()
 
 
@@ -63,30 +97,137 @@ def _source() -> _session.Session:
 
 
 def spans_df() -> pd.DataFrame:
-    """One row per collected span (columns as documented in README)."""
+    """One row per collected span.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns and dtypes of README's "DataFrames" table (``trace_id``, ``span_id``,
+        ``kind``, ``model``, tokens, ``cost_usd``, ``ttft_ms``, messages, ``attributes``…).
+        ``attrs`` carries ``dropped_spans`` (evicted from the buffer) and
+        ``unpriced_models``. Rows that describe a call another row counts have
+        ``duplicate_of`` set.
+
+    Raises
+    ------
+    RuntimeError
+        Nothing was ever collected (no ``%load_ext llmtrace_nb`` or ``enable()``).
+
+    See Also
+    --------
+    llm_calls_df : the LLM and embedding calls, each once.
+
+    Examples
+    --------
+    >>> df = llmtrace_nb.spans_df()  # doctest: +SKIP
+    >>> df[df["status"] == "error"][["name", "error_type"]]  # doctest: +SKIP
+    """
     return _source().spans()
 
 
 def llm_calls_df() -> pd.DataFrame:
-    """The rows of :func:`spans_df` whose kind is ``llm`` or ``embedding``."""
+    """One row per LLM or embedding call.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of :func:`spans_df` whose ``kind`` is ``llm`` or ``embedding`` and whose
+        ``duplicate_of`` is null (README, "One call, one row"), with the same columns
+        and ``attrs``.
+
+    Raises
+    ------
+    RuntimeError
+        Nothing was ever collected.
+
+    Examples
+    --------
+    >>> calls = llmtrace_nb.llm_calls_df()  # doctest: +SKIP
+    >>> calls.groupby("model")["cost_usd"].sum()  # doctest: +SKIP
+    """
     return _frames.llm_calls(spans_df())
 
 
 def cells_df() -> pd.DataFrame:
-    """One row per traced cell with its totals."""
+    """One row per traced cell with its totals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns README lists under ``cells_df()`` (``cell``, ``cell_name``,
+        ``trace_id``, ``start_time``, ``duration_ms``, ``llm_calls``, tokens,
+        ``cost_usd``, ``errors``, ``tags``); each call is counted once.
+
+    Raises
+    ------
+    RuntimeError
+        Nothing was ever collected.
+
+    Examples
+    --------
+    >>> llmtrace_nb.cells_df().sort_values("cost_usd").tail(3)  # doctest: +SKIP
+    """
     sess = _source()
     return _frames.cells(spans_df(), sess.collector.cells(), sess.frames.evicted())
 
 
 def summary(by: str | Sequence[str] = "model") -> pd.DataFrame:
-    """Calls, errors, tokens, cost, latency p50/p95, TTFT p50 and tokens/s per group."""
+    """Calls, errors, tokens, cost, latency p50/p95, TTFT p50 and tokens/s per group.
+
+    Parameters
+    ----------
+    by : str or sequence of str, default "model"
+        The column (or columns) of :func:`llm_calls_df` to group by.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, indexed by ``by``, with the columns README lists under
+        ``summary()`` (``calls``, ``errors``, ``input_tokens``, ``output_tokens``,
+        ``cost_usd``, ``latency_p50_ms``, ``latency_p95_ms``, ``ttft_p50_ms``,
+        ``tokens_per_s``). Empty, with those columns, when there are no calls.
+
+    Raises
+    ------
+    KeyError
+        ``by`` names a column the calls do not have.
+    RuntimeError
+        Nothing was ever collected.
+
+    Examples
+    --------
+    >>> llmtrace_nb.summary()  # doctest: +SKIP
+    >>> llmtrace_nb.summary(by=["cell_name", "model"])  # doctest: +SKIP
+    """
     return _frames.summary(llm_calls_df(), by=by)
 
 
 def view(cell: int | str | None = None) -> TraceView:
     """The trace view of a traced cell: the last one, or the one with this number or name.
 
-    Display it, or call ``.widget()``, ``.figure()`` or ``.html()`` on it.
+    Parameters
+    ----------
+    cell : int or str, optional
+        The cell's execution count (``[12]``) or its ``%%trace`` name; default: the last
+        traced cell that has ended. When several cells match, the last one.
+
+    Returns
+    -------
+    TraceView
+        Displays as the trace view; ``.html()``, ``.figure()`` and ``.widget()`` give
+        the other views of it.
+
+    Raises
+    ------
+    LookupError
+        No traced cell matches (or none has been traced yet).
+    RuntimeError
+        Nothing was ever collected.
+
+    Examples
+    --------
+    >>> llmtrace_nb.view()  # doctest: +SKIP
+    >>> llmtrace_nb.view("rag-eval").figure()  # doctest: +SKIP
     """
     from .cells import cell_document
 
@@ -101,7 +242,42 @@ def view(cell: int | str | None = None) -> TraceView:
 
 
 def save(path: str | os.PathLike[str]) -> int:
-    """Write the session's spans to ``path`` as OTLP JSON lines; returns how many."""
+    """Write the session's spans to a file as OTLP JSON lines.
+
+    The format is the OpenTelemetry Collector file exporter's (README, "Files"). Secrets
+    are scrubbed on the way into the file; with content capture off, prompt and completion
+    text is left out. The file is replaced atomically; a new one is made 0600.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (``~`` is expanded); it is replaced if it exists.
+
+    Returns
+    -------
+    int
+        The number of spans written.
+
+    Raises
+    ------
+    RuntimeError
+        Nothing was ever collected.
+    IsADirectoryError
+        ``path`` is a directory.
+    TraceFileError
+        ``path`` is not a regular file (a FIFO, a device…); a ``ValueError``.
+    OSError
+        The file cannot be written.
+
+    See Also
+    --------
+    load : read such a file back.
+
+    Examples
+    --------
+    >>> llmtrace_nb.save("run-1.jsonl")  # doctest: +SKIP
+    42
+    """
     from .._ship import files
 
     sess = _source()
@@ -112,12 +288,35 @@ def save(path: str | os.PathLike[str]) -> int:
 
 def load(path: str | os.PathLike[str]) -> int:
     """Read spans saved with :func:`save` (or by a Collector's file exporter) into the
-    session, so the DataFrames and views include them; returns how many were added.
+    session, so the DataFrames and views include them.
 
     A span the session holds already (same trace and span id: the file was loaded
     before, or saved from this session) is not added again. Works in a fresh kernel (it
-    enables llmtrace_nb if needed). A bad file raises ``TraceFileError`` naming the line,
-    and then nothing is loaded.
+    enables llmtrace_nb if needed).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An OTLP JSON lines file.
+
+    Returns
+    -------
+    int
+        The number of spans added.
+
+    Raises
+    ------
+    TraceFileError
+        A line cannot be read (not UTF-8, not JSON, not OTLP, a bad id or value…), or
+        ``path`` is not a regular file; the message names the line, and nothing is
+        loaded. A ``ValueError``.
+    OSError
+        The file cannot be opened.
+
+    Examples
+    --------
+    >>> llmtrace_nb.load("run-1.jsonl")  # doctest: +SKIP
+    42
     """
     return load_counted(path)[0]
 
@@ -132,12 +331,33 @@ def load_counted(path: str | os.PathLike[str]) -> tuple[int, int]:
     return added, len(loaded.entries) - added
 
 
-def explore(source: Any = None, *, auto_refresh: bool = False, max_rows: int = 200) -> Any:
+def explore(source: Source = None, *, auto_refresh: bool = False,
+            max_rows: int = 200) -> Explorer:
     """A dashboard over the collected spans: filters, linked charts, a table, span detail.
 
-    ``source`` defaults to the live session; a DataFrame of spans works too.
-    ``auto_refresh`` polls for new spans twice a second until the dashboard is closed.
-    Display the returned widget; it has ``.refresh()`` and ``.close()``.
+    Parameters
+    ----------
+    source : DataFrame or callable, optional
+        The spans to explore: default the live session's (``spans_df()``); a DataFrame
+        of spans (e.g. loaded from a file) or a function returning one works too.
+    auto_refresh : bool, default False
+        Poll for new spans twice a second until the dashboard is closed (live session
+        only).
+    max_rows : int, default 200
+        The table lists the newest ``max_rows`` matching spans, and says so.
+
+    Returns
+    -------
+    Explorer
+        An ipywidgets ``VBox``: display it. ``.refresh()`` reloads the spans,
+        ``.select(span_id)`` shows one, ``.close()`` also stops the auto-refresh.
+
+    Examples
+    --------
+    >>> dashboard = llmtrace_nb.explore(auto_refresh=True)  # doctest: +SKIP
+    >>> dashboard  # doctest: +SKIP
+    >>> errors = llmtrace_nb.spans_df().query("status == 'error'")  # doctest: +SKIP
+    >>> llmtrace_nb.explore(errors)  # doctest: +SKIP
     """
     # imported here: plotly and ipywidgets are only paid for by those who explore
     from ..views.widgets import explore as _explore
@@ -148,14 +368,63 @@ def explore(source: Any = None, *, auto_refresh: bool = False, max_rows: int = 2
 def set_price(model: str, input_per_mtok: float, output_per_mtok: float,
               cache_read_per_mtok: float | None = None,
               cache_write_per_mtok: float | None = None) -> None:
-    """Override the price of ``model`` in USD per million tokens (cache reads and writes
-    default to the input price)."""
+    """Override the price of a model, in USD per million tokens.
+
+    The override applies to the calls already collected as well as to new ones, and wins
+    over the price database (``genai_prices``).
+
+    Parameters
+    ----------
+    model : str
+        The model name as the calls report it (the ``model`` column). An undated name
+        also prices its dated snapshots (``gpt-4o-mini`` prices
+        ``gpt-4o-mini-2024-07-18``); an override of the dated name wins.
+    input_per_mtok : float
+        USD per million input tokens.
+    output_per_mtok : float
+        USD per million output tokens.
+    cache_read_per_mtok : float, optional
+        USD per million cached input tokens read; default the input price.
+    cache_write_per_mtok : float, optional
+        USD per million input tokens written to the cache; default the input price.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        ``model`` is empty, or a price is not a finite number >= 0.
+    RuntimeError
+        Nothing was ever collected.
+
+    Examples
+    --------
+    >>> llmtrace_nb.set_price("my-finetune", 0.30, 1.20)  # doctest: +SKIP
+    """
     _source().prices.set_price(model, input_per_mtok, output_per_mtok, cache_read_per_mtok,
                                cache_write_per_mtok)
 
 
 def status() -> str:
-    """What ``%llmtrace status`` prints."""
+    """What ``%llmtrace status`` prints.
+
+    Returns
+    -------
+    str
+        Whether spans are being collected, how many are kept and dropped, the cells
+        traced, the instrumentations and tracer providers, price overrides, content
+        capture, auto mode, where spans are forwarded, models without a price and notes;
+        one per line.
+
+    Raises
+    ------
+    RuntimeError
+        Nothing was ever collected.
+
+    Examples
+    --------
+    >>> print(llmtrace_nb.status())  # doctest: +SKIP
+    """
     return status_text(_source())
-
-

@@ -23,7 +23,31 @@ from .session import Session
 
 
 class BudgetExceeded(Exception):
-    """A ``%%trace --max-cost`` / ``--max-latency`` budget was exceeded by the cell."""
+    r"""A ``%%trace --max-cost`` / ``--max-latency`` budget was exceeded by the cell.
+
+    Not raised into the cell's code: once the cell has run and its summary is shown, it
+    becomes the cell's error (its traceback printed, ``ExecutionResult.error_in_exec``),
+    so a notebook run in CI (nbclient, nbconvert, papermill) stops there.
+
+    Parameters
+    ----------
+    message : str
+        What was over which limit, e.g. ``"budget exceeded: cost $0.012 > --max-cost
+        $0.01"``.
+    cost_usd : float, optional
+        The cell's cost in USD (``None`` when no call had a price); kept as
+        :attr:`cost_usd`.
+    latency_s : float, optional
+        The cell's wall time in seconds; kept as :attr:`latency_s`.
+
+    Examples
+    --------
+    >>> result = get_ipython().run_cell("%%trace --max-cost 0.01\n" + code)  # doctest: +SKIP
+    >>> isinstance(result.error_in_exec, llmtrace_nb.BudgetExceeded)  # doctest: +SKIP
+    True
+    >>> result.error_in_exec.cost_usd  # doctest: +SKIP
+    0.0123
+    """
 
     def __init__(self, message: str, *, cost_usd: float | None = None,
                  latency_s: float | None = None) -> None:

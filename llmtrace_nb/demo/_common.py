@@ -34,14 +34,50 @@ _STREAM_PIECE_RE = re.compile(r"\S+\s*|\s+")
 def count_tokens(text: str) -> int:
     """Count demo tokens: each run of word characters, plus each other non-space character.
 
-    ``count_tokens("Hello, world!") == 4``. Not a real BPE tokenizer, just a stable rule
-    tests can reproduce.
+    Not a real BPE tokenizer, just a stable rule tests can reproduce: every usage the
+    server reports is built from it (see "Token accounting" in ``llmtrace_nb.demo``).
+
+    Parameters
+    ----------
+    text : str
+        Any text.
+
+    Returns
+    -------
+    int
+        The number of runs of ``\\w`` plus the number of other non-space characters.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.demo import count_tokens
+    >>> count_tokens("Hello, world!")
+    4
     """
     return len(_TOKEN_RE.findall(text))
 
 
 def response_model(requested: str) -> str:
-    """The model name the server reports for a requested model (dated snapshot if known)."""
+    """The model name the server reports for a requested model.
+
+    Parameters
+    ----------
+    requested : str
+        The ``model`` of the request.
+
+    Returns
+    -------
+    str
+        The dated snapshot name for ``gpt-4o-mini``, ``gpt-4o`` and the Claude aliases
+        the ``llmtrace_nb.demo`` docstring lists; any other name unchanged.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.demo import response_model
+    >>> response_model("gpt-4o-mini")
+    'gpt-4o-mini-2024-07-18'
+    >>> response_model("my-model")
+    'my-model'
+    """
     return _MODEL_SNAPSHOTS.get(requested, requested)
 
 

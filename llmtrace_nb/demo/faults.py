@@ -41,16 +41,58 @@ class FaultInjection:
     # -- behaviour controls
 
     def set_latency(self, seconds: float) -> None:
-        """Delay every subsequent response (the first chunk, for streams) by ``seconds``."""
+        """Delay every subsequent response (the first chunk, for streams).
+
+        Parameters
+        ----------
+        seconds : float
+            The delay; 0 turns it off. ``stop()`` cuts a delay short.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            ``seconds`` is negative.
+
+        Examples
+        --------
+        >>> srv.set_latency(0.2)  # doctest: +SKIP
+        """
         if seconds < 0:
             raise ValueError("latency must be >= 0")
         self.latency = seconds
 
     def fail_next(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
-        """Answer the next ``count`` API requests with HTTP ``status`` and an OpenAI error body.
+        """Answer the next ``count`` API requests with HTTP ``status`` and an error body.
 
-        ``retry_after`` (seconds, may be fractional) is sent as a ``retry-after`` header.
-        Calls queue up: ``fail_next(429); fail_next(500)`` fails with 429 first, then 500.
+        The body has OpenAI's error shape, or Anthropic's under ``/v1/messages``. Calls
+        queue up: ``fail_next(429); fail_next(500)`` fails with 429 first, then 500.
+
+        Parameters
+        ----------
+        status : int
+            The HTTP error status, 400-599.
+        count : int, default 1
+            How many requests fail.
+        retry_after : float, optional
+            Seconds (may be fractional) sent as a ``retry-after`` header.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            ``status`` is not 400-599, or ``count`` is negative.
+
+        Examples
+        --------
+        >>> srv.fail_next(429, retry_after=0.01)  # doctest: +SKIP
+        >>> client.chat.completions.create(...)  # retried once, then answered  # doctest: +SKIP
         """
         if not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
@@ -60,7 +102,12 @@ class FaultInjection:
             self._failures.extend([_Failure(status, retry_after)] * count)
 
     def clear_failures(self) -> None:
-        """Drop failures queued by :meth:`fail_next` that have not fired yet."""
+        """Drop failures queued by :meth:`fail_next` that have not fired yet.
+
+        Returns
+        -------
+        None
+        """
         with self._lock:
             self._failures.clear()
 

@@ -243,6 +243,24 @@ def embedding_vector(item: str | list[int], dimensions: int = EMBEDDING_DIMENSIO
     """The deterministic unit vector the server returns for one embedding input.
 
     Values are rounded to float32 so the ``float`` and ``base64`` encodings agree exactly.
+
+    Parameters
+    ----------
+    item : str or list of int
+        One input: a string or a token array.
+    dimensions : int, default 8
+        The vector's length (the request's ``dimensions``).
+
+    Returns
+    -------
+    list of float
+        An L2-normalised vector derived from a hash of ``item``.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.demo import embedding_vector
+    >>> len(embedding_vector("hello", dimensions=4))
+    4
     """
     key = item if isinstance(item, str) else json.dumps(item)
     digest = hashlib.shake_256(key.encode()).digest(4 * dimensions)

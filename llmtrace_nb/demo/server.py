@@ -254,9 +254,36 @@ def _check_loopback(host: str) -> None:
 
 
 class DemoServer(FaultInjection):
-    """A deterministic OpenAI-compatible server on ``127.0.0.1``; see the package docstring.
+    """A deterministic OpenAI- and Anthropic-compatible server on ``127.0.0.1``.
 
-    Use as a context manager, or call :meth:`start` / :meth:`stop`. Thread-safe.
+    Use as a context manager, or call :meth:`start` / :meth:`stop`. Thread-safe. The
+    endpoints, replies, token accounting, ``answered`` records and fault injection are
+    described in the ``llmtrace_nb.demo`` docstring.
+
+    Parameters
+    ----------
+    host : str, default "127.0.0.1"
+        An IPv4 loopback address (or ``"localhost"``) to bind to.
+    port : int, default 0
+        The port; 0 picks a free one (read it back as :attr:`port`).
+    latency : float, default 0.0
+        Seconds before every response (the first chunk, for streams).
+    chunk_delay : float, default 0.0
+        Seconds between stream chunks.
+
+    Raises
+    ------
+    ValueError
+        ``host`` is not a loopback address: the server checks no credentials.
+
+    Examples
+    --------
+    >>> import openai
+    >>> from llmtrace_nb.demo import DemoServer
+    >>> with DemoServer() as srv:  # doctest: +SKIP
+    ...     client = openai.OpenAI(base_url=srv.base_url, api_key="sk-demo")
+    ...     client.chat.completions.create(
+    ...         model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
     """
 
     def __init__(
@@ -283,7 +310,18 @@ class DemoServer(FaultInjection):
     # -- lifecycle
 
     def start(self) -> DemoServer:
-        """Bind and serve in a daemon thread; returns ``self``. A no-op if already running."""
+        """Bind and serve in a daemon thread. A no-op if already running.
+
+        Returns
+        -------
+        DemoServer
+            ``self``, so ``srv = DemoServer().start()`` works.
+
+        Raises
+        ------
+        OSError
+            The port cannot be bound.
+        """
         if self._httpd is not None:
             return self
         self._stopping.clear()
@@ -300,7 +338,14 @@ class DemoServer(FaultInjection):
         return self
 
     def stop(self) -> None:
-        """Stop serving and close open connections. Safe to call more than once."""
+        """Stop serving and close open connections. Safe to call more than once.
+
+        Responses held by a latency or ``demo-slow`` are cut short.
+
+        Returns
+        -------
+        None
+        """
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
@@ -359,7 +404,12 @@ class DemoServer(FaultInjection):
             return [dict(record) for record in self._answered]
 
     def clear_answered(self) -> None:
-        """Empty :attr:`answered` (the request counter is not reset)."""
+        """Empty :attr:`answered` (the request counter is not reset).
+
+        Returns
+        -------
+        None
+        """
         with self._lock:
             self._answered.clear()
 
@@ -375,9 +425,39 @@ class DemoServer(FaultInjection):
             self._answered.append(record)
 
 
-def start(**kwargs: Any) -> DemoServer:
-    """Start a :class:`DemoServer` (keyword arguments as for its constructor) and return it."""
-    return DemoServer(**kwargs).start()
+def start(host: str = "127.0.0.1", port: int = 0, latency: float = 0.0,
+          chunk_delay: float = 0.0) -> DemoServer:
+    """Start a :class:`DemoServer` and return it.
+
+    Parameters
+    ----------
+    host : str, default "127.0.0.1"
+        An IPv4 loopback address to bind to.
+    port : int, default 0
+        The port; 0 picks a free one.
+    latency : float, default 0.0
+        Seconds before every response.
+    chunk_delay : float, default 0.0
+        Seconds between stream chunks.
+
+    Returns
+    -------
+    DemoServer
+        The running server; it serves until :meth:`DemoServer.stop` or the end of the
+        process (its thread is a daemon).
+
+    Raises
+    ------
+    ValueError
+        ``host`` is not a loopback address.
+
+    Examples
+    --------
+    >>> from openai import OpenAI
+    >>> import llmtrace_nb
+    >>> client = OpenAI(base_url=llmtrace_nb.demo.start().base_url, api_key="x")  # doctest: +SKIP
+    """
+    return DemoServer(host=host, port=port, latency=latency, chunk_delay=chunk_delay).start()
 
 
 # --------------------------------------------------------------------------- command line
@@ -397,7 +477,26 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server in the foreground; the base URL is the first line on stdout."""
+    """Run the server in the foreground until Ctrl-C or SIGTERM.
+
+    The (OpenAI) base URL is the first line on stdout; the Anthropic one goes to stderr.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The command-line arguments (``--port``, ``--latency``, ``--chunk-delay``);
+        default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.demo import main
+    >>> main(["--port", "8123"])  # serves until Ctrl-C  # doctest: +SKIP
+    """
     args = _parse_args(argv)
     server = start(port=args.port, latency=args.latency, chunk_delay=args.chunk_delay)
     print(server.base_url, flush=True)

@@ -299,10 +299,37 @@ def _waterfall_rows(spans: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def waterfall(trace: Any) -> go.Figure:
     """One cell's spans as bars on a time axis (ms from the cell start), in tree order.
 
-    ``trace`` is a trace document or a ``TraceView`` (``llmtrace_nb.view()``). Bars are
-    colored by kind (errors red); a streamed call's wait before its first token is the
-    lighter part of its bar. Each bar's ``customdata`` is the span's index in the
-    document.
+    The same picture as the trace view. Bars are colored by kind (errors red); a streamed
+    call's wait before its first token is the lighter part of its bar. Rows are named on
+    the axis up to ``MAX_LABELED_ROWS`` spans; past that, the hover text names them.
+
+    Parameters
+    ----------
+    trace : Mapping or TraceView
+        A trace document, or anything carrying one as ``.document`` (the ``TraceView``
+        that ``llmtrace_nb.view()`` returns).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One bar trace per kind (errors in their own), plus a "before first token" trace drawn
+        over streamed calls. Each bar's ``customdata`` is the span's index in the
+        document. A trace without spans gives an empty figure that says so.
+
+    Raises
+    ------
+    TypeError
+        ``trace`` is neither a mapping nor carries one.
+
+    See Also
+    --------
+    TraceView.figure : the same figure, from the view.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.views import charts
+    >>> charts.waterfall(llmtrace_nb.view())  # doctest: +SKIP
+    >>> charts.waterfall(llmtrace_nb.view(12).document)  # doctest: +SKIP
     """
     doc = as_document(trace)
     spans = [s for s in doc.get("spans") or [] if isinstance(s, Mapping)]
@@ -367,9 +394,36 @@ def _waterfall_axes(fig: go.Figure, spans: Sequence[Mapping[str, Any]],
 
 
 def cost_by(df: pd.DataFrame | None = None, by: str | Sequence[str] = "model") -> go.Figure:
-    """Total cost per group of LLM calls (default: ``llm_calls_df()`` by model).
+    """Total cost per group of LLM calls, as bars, most expensive first.
 
-    Groups none of whose calls has a price are drawn as "no price" markers, not as $0.
+    Groups none of whose calls has a price are drawn as "no price" markers, not as $0;
+    the hover text counts a group's calls and those without a price.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame, optional
+        Calls or spans with ``cost_usd`` and the ``by`` columns (README, "DataFrames");
+        only its LLM and embedding calls that count (``duplicate_of`` null) are drawn.
+        Default: the session's ``llm_calls_df()``.
+    by : str or sequence of str, default "model"
+        The column (or columns, joined with " · ") to group by; missing values are
+        "(none)".
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One bar per priced group; no calls give an empty figure that says so.
+
+    Raises
+    ------
+    KeyError
+        ``by`` names a column the calls do not have.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.views import charts
+    >>> charts.cost_by(by="model")  # doctest: +SKIP
+    >>> charts.cost_by(llmtrace_nb.llm_calls_df(), by=["cell_name", "model"])  # doctest: +SKIP
     """
     frame, note = _load(df, "llm_calls_df")
     calls = llm_rows(frame)
@@ -472,8 +526,32 @@ def _boxes(fig: go.Figure, values: pd.DataFrame, colors: Mapping[str, str],
 def latency(df: pd.DataFrame | None = None, by: str | Sequence[str] = "model") -> go.Figure:
     """Latency per group as box plots with p50/p95 marked; TTFT beside it when known.
 
-    The p50 and p95 of each group are the ``p50`` / ``p95`` scatter traces (``x`` the
-    value in ms, ``y`` the group), computed as ``DataFrame.quantile`` does.
+    Parameters
+    ----------
+    df : pandas.DataFrame, optional
+        Calls with ``duration_ms`` (and ``ttft_ms``) and the ``by`` columns; default the
+        session's ``llm_calls_df()``.
+    by : str or sequence of str, default "model"
+        The column (or columns) to group by.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One horizontal box per group (every call a point up to ``MAX_BOX_POINTS``). The
+        p50 and p95 of each group are the ``p50`` / ``p95`` scatter traces (``x`` the
+        value in ms, ``y`` the group), computed as ``DataFrame.quantile`` does. When any
+        call has a time to first token, a second panel shows TTFT per group. No
+        durations give an empty figure that says so.
+
+    Raises
+    ------
+    KeyError
+        ``by`` names a column the calls do not have.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.views import charts
+    >>> charts.latency(by="model")  # doctest: +SKIP
     """
     frame, note = _load(df, "llm_calls_df")
     title = f"latency by {_title_of(by)}"
@@ -530,7 +608,30 @@ def total_tokens(frame: pd.DataFrame) -> pd.Series:
 def tokens_vs_latency(df: pd.DataFrame | None = None, color: str = "model") -> go.Figure:
     """Each LLM call as a point: total tokens against duration, colored by ``color``.
 
-    Each point's ``customdata`` is its span id.
+    Parameters
+    ----------
+    df : pandas.DataFrame, optional
+        Calls with ``duration_ms`` and token counts (``total_tokens``, else input +
+        output); default the session's ``llm_calls_df()``. Calls without both are left
+        out.
+    color : str, default "model"
+        The column whose values color the points, one legend entry each.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One scatter trace per color group (WebGL past 5,000 points); each point's
+        ``customdata`` is its span id. No such calls give an empty figure that says so.
+
+    Raises
+    ------
+    KeyError
+        ``color`` names a column the calls do not have.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.views import charts
+    >>> charts.tokens_vs_latency(color="cell_name")  # doctest: +SKIP
     """
     frame, note = _load(df, "llm_calls_df")
     fig = _layout(go.Figure(), "tokens vs latency")
@@ -572,7 +673,27 @@ def timeline(df: pd.DataFrame | None = None) -> go.Figure:
     """Spans over wall-clock time (UTC), one lane per cell, colored by kind (errors red).
 
     Longer spans are drawn first, so the calls inside a cell or an agent stay visible on
-    top of it. At most ``MAX_TIMELINE_SPANS`` spans, the most recent, are drawn.
+    top of it. At most ``MAX_TIMELINE_SPANS`` spans, the most recent, are drawn (the
+    title says so when some are left out).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame, optional
+        Spans with ``start_time`` and ``duration_ms`` (``cell``, ``cell_name``, ``kind``
+        and ``status`` when present); default the session's ``spans_df()``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One bar trace per kind (and errors), lanes in the order their cells started;
+        each bar's ``customdata`` is its span id. No spans give an empty figure that
+        says so.
+
+    Examples
+    --------
+    >>> from llmtrace_nb.views import charts
+    >>> charts.timeline()  # doctest: +SKIP
+    >>> charts.timeline(llmtrace_nb.spans_df().query("cell == 12"))  # doctest: +SKIP
     """
     frame, note = _load(df, "spans_df")
     fig = _layout(go.Figure(), "timeline")

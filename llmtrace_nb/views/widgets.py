@@ -384,7 +384,27 @@ class Explorer(widgets.VBox):
     ``filters`` (cell, model, kind, status dropdowns), ``figures`` (plotly
     ``FigureWidget``s: ``cost``, ``latency``, ``tokens``, ``timeline``), ``table`` (HTML),
     ``span_select`` and ``detail``; ``refresh()`` reloads the spans, ``select(span_id)``
-    shows one span, ``close()`` also stops the auto-refresh.
+    shows one span, ``close()`` also stops the auto-refresh. ``spans`` holds the loaded
+    spans, ``matching`` those the filters keep, ``selected`` the shown span's id.
+
+    Parameters
+    ----------
+    source : DataFrame or callable, optional
+        The spans: default the live session's; a DataFrame of spans, or a function
+        returning one (called on every refresh).
+    auto_refresh : bool, default False
+        Start polling for new spans at once (live session only).
+    max_rows : int, default 200
+        The table and the span choices list the newest ``max_rows`` matching spans.
+    interval : float, default 0.5
+        Seconds between polls; never less than 0.5.
+
+    Examples
+    --------
+    >>> dashboard = llmtrace_nb.explore()  # doctest: +SKIP
+    >>> dashboard.filters["model"].value = "gpt-4o-mini-2024-07-18"  # doctest: +SKIP
+    >>> len(dashboard.matching)  # doctest: +SKIP
+    12
     """
 
     def __init__(self, source: Source = None, *, auto_refresh: bool = False,
@@ -469,7 +489,12 @@ class Explorer(widgets.VBox):
         return (id(c), len(c), c.dropped, c.generation)
 
     def refresh(self) -> None:
-        """Reload the spans, keep the filters that still apply, redraw everything."""
+        """Reload the spans, keep the filters that still apply, redraw everything.
+
+        Returns
+        -------
+        None
+        """
         with self._lock:
             self._note = ""
             self._token = self._change_token()
@@ -483,7 +508,13 @@ class Explorer(widgets.VBox):
             self._update()
 
     def poll(self) -> bool:
-        """Refresh if spans arrived since the last refresh; True if it did."""
+        """Refresh if spans arrived, were evicted or cleared since the last refresh.
+
+        Returns
+        -------
+        bool
+            Whether it refreshed (never for a given DataFrame or function).
+        """
         token = self._change_token()
         if token is None or token == self._token:
             return False
@@ -491,6 +522,14 @@ class Explorer(widgets.VBox):
         return True
 
     def chosen(self) -> dict[str, str]:
+        """The filters' current values.
+
+        Returns
+        -------
+        dict of str to str
+            Filter name (cell, model, kind, status) to its value: ``""`` for any, the
+            ``"\\x00none"`` marker for a missing value.
+        """
         return {name: str(d.value) for name, d in self.filters.items()}
 
     def _update(self) -> None:
@@ -524,7 +563,18 @@ class Explorer(widgets.VBox):
             self.select(None)
 
     def select(self, span_id: str | None) -> None:
-        """Show the detail of the span with this id (None clears it)."""
+        """Show the detail of one span.
+
+        Parameters
+        ----------
+        span_id : str or None
+            The span's id (the ``span_id`` column); ``None``, or an id not loaded,
+            clears the detail.
+
+        Returns
+        -------
+        None
+        """
         with self._lock:
             row = None
             if span_id is not None:
@@ -580,25 +630,47 @@ class Explorer(widgets.VBox):
     # -- auto-refresh and closing ---------------------------------------------------------
 
     def start_auto_refresh(self) -> None:
+        """Poll for new spans twice a second, in a daemon thread, until stopped or closed.
+
+        A no-op when the explorer has a given ``source`` or already polls.
+
+        Returns
+        -------
+        None
+        """
         if self._source is not None or (self._poller is not None and self._poller.alive):
             return
         self._poller = _Poller(self, self._interval)
         self._poller.start()
 
     def stop_auto_refresh(self) -> None:
+        """Stop polling (a no-op if it does not poll).
+
+        Returns
+        -------
+        None
+        """
         if self._poller is not None:
             self._poller.stop()
             self._poller = None
 
     @property
     def polling(self) -> bool:
+        """Whether the auto-refresh thread is running."""
         return self._poller is not None and self._poller.alive
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` was called (the widget has no frontend model any more)."""
         return self.comm is None
 
     def close(self) -> None:
+        """Stop the auto-refresh and close the dashboard and every widget in it.
+
+        Returns
+        -------
+        None
+        """
         self.stop_auto_refresh()
         for child in _descendants(self):
             if child is not self:
@@ -662,7 +734,22 @@ def _default_span(spans: Sequence[Mapping[str, Any]]) -> int | None:
 
 
 class TraceWidget(widgets.VBox):
-    """One cell's trace: header, waterfall (click a bar), span selector and detail."""
+    """One cell's trace: header, waterfall (click a bar), span selector and detail.
+
+    What ``TraceView.widget()`` returns. It shows first the first error, else the first
+    LLM call, else the root span. ``header``, ``figure`` (a plotly ``FigureWidget``),
+    ``selector`` and ``detail`` are its parts.
+
+    Parameters
+    ----------
+    document : Mapping
+        The cell's trace document.
+
+    Examples
+    --------
+    >>> w = llmtrace_nb.view().widget()  # doctest: +SKIP
+    >>> w.select("5f2b8e1c9a3d4e6f")  # doctest: +SKIP
+    """
 
     def __init__(self, document: Mapping[str, Any]) -> None:
         super().__init__()
@@ -687,7 +774,18 @@ class TraceWidget(widgets.VBox):
         self.select(_default_span(self.spans))
 
     def select(self, span: int | str | None) -> None:
-        """Show a span's detail, by index in the document or by span id."""
+        """Show a span's detail, by index in the document or by span id.
+
+        Parameters
+        ----------
+        span : int, str or None
+            The span's index in the document's ``spans``, or its span id; ``None`` or
+            a span not in the trace clears the detail.
+
+        Returns
+        -------
+        None
+        """
         index = span
         if isinstance(span, str):
             index = next((i for i, s in enumerate(self.spans) if s.get("span_id") == span),
