@@ -278,7 +278,7 @@ def test_a_cell_name_that_is_not_text_is_named_and_falls_back(
     path.write_text(cell_file(**{"llmtrace.cell.name": name}))
     assert llmtrace_nb.load(path) == 2
     _check_views()  # AttributeError before: the name reached the view as an int
-    cell = llmtrace_nb._source().collector.cells()[-1]
+    cell = llmtrace_nb._notebook.api._source().collector.cells()[-1]
     assert cell.name == "my cell" and cell.number == 4 and cell.tags == {"run": "1"}
     assert llmtrace_nb.view("my cell").document["name"] == "my cell"
     assert _root_row()["attributes"]["llmtrace.unreadable"] == "llmtrace.cell.name"
@@ -294,7 +294,7 @@ def test_a_cell_number_that_is_not_a_count_is_named(shell: InteractiveShell, tmp
     path.write_text(cell_file(**{"llmtrace.cell.number": number}))
     assert llmtrace_nb.load(path) == 2
     _check_views()
-    cell = llmtrace_nb._source().collector.cells()[-1]
+    cell = llmtrace_nb._notebook.api._source().collector.cells()[-1]
     assert cell.number is None and cell.name == "my cell"
     assert _root_row()["attributes"]["llmtrace.unreadable"] == "llmtrace.cell.number"
 
@@ -308,7 +308,7 @@ def test_tags_of_other_types_are_text_or_named(shell: InteractiveShell, tmp_path
             "bytesValue": "AAE="}, "llmtrace.tag.none": {}}))
     assert llmtrace_nb.load(path) == 2
     _check_views()
-    cell = llmtrace_nb._source().collector.cells()[-1]
+    cell = llmtrace_nb._notebook.api._source().collector.cells()[-1]
     assert cell.tags == {"run": "1", "n": "3", "ok": "True", "f": "0.5"}
     assert _root_row()["attributes"]["llmtrace.unreadable"] == (
         "llmtrace.tag.list,llmtrace.tag.map,llmtrace.tag.raw,llmtrace.tag.none")

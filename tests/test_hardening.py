@@ -19,6 +19,7 @@ import llmtrace_nb
 from llmtrace_nb import views
 from llmtrace_nb._capture.collector import SpanCollector
 from llmtrace_nb._notebook import session
+from llmtrace_nb._read import semconv
 from llmtrace_nb._shape import document
 
 from conftest import run
@@ -132,7 +133,7 @@ def test_full_buffer_is_reported(shell: InteractiveShell) -> None:
 
 # -- bad attributes -------------------------------------------------------------------------
 
-KEYS = [k for keys in __import__("llmtrace_nb._read.semconv")._read.semconv.FIELD_KEYS.values() for k in keys] + [
+KEYS = [k for keys in semconv.FIELD_KEYS.values() for k in keys] + [
     "gen_ai.input.messages", "gen_ai.output.messages", "llm.input_messages.0.message.content",
     "gen_ai.prompt.0.content", "input.value", "output.value", "openinference.span.kind",
     "gen_ai.operation.name", "llm.invocation_parameters", "gen_ai.tool.call.arguments",

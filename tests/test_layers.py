@@ -95,8 +95,8 @@ def test_no_import_cycles() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module):]
-                                                             + [module]))
+            cycle = [*path[path.index(module):], module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
         if module in done:
             return
         for target in sorted(GRAPH.get(module, ())):

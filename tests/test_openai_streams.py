@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import openai
-from llmtrace_nb._capture import openai_streams
+from llmtrace_nb._capture import openai_streams as _openai_streams
 from llmtrace_nb._capture.compat import unwrap_openai
 
 exporter = InMemorySpanExporter()
