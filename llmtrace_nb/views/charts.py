@@ -13,7 +13,6 @@ models, messages, attribute values) goes through :func:`escape` before it lands 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,8 +22,10 @@ from plotly.subplots import make_subplots
 
 from .. import _current
 from .._read.semconv import PRICED_KINDS
+from .._read.values import is_missing
+from .._read.values import to_float as number
 from .._shape.frames import llm_calls
-from .html import ERROR_COLOR, KIND_COLORS, WAIT_LIGHTEN
+from .html import ERROR_COLOR, KIND_COLORS, lighten
 from .text import format_cost, format_count, format_duration, headline
 
 # One color per kind, shared with the HTML twin and the JupyterLab renderer: html.py owns
@@ -69,32 +70,9 @@ def _one_line(value: Any, limit: int = MAX_HOVER_CHARS) -> str:
     return plotly_text(" ".join(str(value).split()) if value is not None else "", limit)
 
 
-def is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def number(value: Any) -> float | None:
-    if is_missing(value):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _int(value: Any) -> int | None:
     f = number(value)
     return None if f is None else int(f)
-
-
-def lighten(color: str, amount: float = WAIT_LIGHTEN) -> str:
-    """``#rrggbb`` mixed with white: the lighter part of a bar (the wait before a token)."""
-    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
-    mix = [round(c + (255 - c) * amount) for c in (r, g, b)]
-    return "#" + "".join(f"{c:02x}" for c in mix)
 
 
 def kind_color(kind: Any, error: bool = False) -> str:

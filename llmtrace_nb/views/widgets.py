@@ -12,7 +12,6 @@ are set as text by the frontend and need no escaping.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import weakref
@@ -25,8 +24,10 @@ import plotly.graph_objects as go
 
 from .. import _current
 from .._read.semconv import PRICED_KINDS
+from .._read.values import as_text, is_missing
+from .._read.values import to_float as number
 from . import charts
-from .charts import escape, is_missing, number, span_tokens
+from .charts import escape, span_tokens
 from .text import format_cost, format_count, format_duration, plural, summary
 
 #: table rows (and span choices) the explorer shows at most, newest first
@@ -74,16 +75,6 @@ def _box(inner: str, cls: str = "") -> str:
 # -- values and detail ----------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    """Any value as text: strings as they are, structures as JSON."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        return repr(value)
-
-
 def _clip(text: str, limit: int = MAX_DETAIL_TEXT) -> str:
     if len(text) <= limit:
         return text
@@ -92,7 +83,7 @@ def _clip(text: str, limit: int = MAX_DETAIL_TEXT) -> str:
 
 def _block(value: Any) -> str:
     """A text as an escaped block that keeps its line breaks."""
-    return f'<pre class="lt-text">{escape(_clip(_text(value)))}</pre>'
+    return f'<pre class="lt-text">{escape(_clip(as_text(value)))}</pre>'
 
 
 def _messages_html(messages: Any) -> list[str]:
@@ -114,7 +105,7 @@ def _messages_html(messages: Any) -> list[str]:
             if isinstance(call, Mapping):
                 args = call.get("arguments")
                 body.append(f'<div class="lt-mono">→ {escape(call.get("name") or "tool")}('
-                            f'{escape(_clip(_text(args))) if args is not None else ""})</div>')
+                            f'{escape(_clip(as_text(args))) if args is not None else ""})</div>')
         turns.append(
             f'<div class="lt-role">{escape(role)}</div>'
             f'<div>{"".join(body) or "<i>(empty)</i>"}</div>')
