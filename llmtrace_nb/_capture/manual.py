@@ -20,6 +20,13 @@ from opentelemetry.util.types import AttributeValue
 
 from .. import _current
 from . import keys
+from .genai import (
+    GEN_AI_AGENT_NAME,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_NAME,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,11 +123,11 @@ class span:  # lower-case: it reads as a function at the call site
         attrs: dict[str, AttributeValue] = {keys.KIND: self.kind,
                                             "openinference.span.kind": oi_kind}
         if operation is not None:
-            attrs["gen_ai.operation.name"] = operation
+            attrs[GEN_AI_OPERATION_NAME] = operation
         if self.kind == "tool":
-            attrs["gen_ai.tool.name"] = self.name
+            attrs[GEN_AI_TOOL_NAME] = self.name
         elif self.kind == "agent":
-            attrs["gen_ai.agent.name"] = self.name
+            attrs[GEN_AI_AGENT_NAME] = self.name
         attrs.update(self.attributes)
         return attrs
 
@@ -177,9 +184,9 @@ class span:  # lower-case: it reads as a function at the call site
 
     @property
     def _input_key(self) -> str:
-        return "gen_ai.tool.call.arguments" if self.kind == "tool" else "input.value"
+        return GEN_AI_TOOL_CALL_ARGUMENTS if self.kind == "tool" else "input.value"
 
     @property
     def _output_key(self) -> str:
-        return "gen_ai.tool.call.result" if self.kind == "tool" else "output.value"
+        return GEN_AI_TOOL_CALL_RESULT if self.kind == "tool" else "output.value"
 

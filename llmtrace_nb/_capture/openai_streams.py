@@ -69,12 +69,13 @@ from typing import Any
 
 from wrapt import ObjectProxy
 
+from .genai import GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK as TIME_TO_FIRST_CHUNK
+from .genai import OPENLLMETRY_REASONING_TOKENS as REASONING_TOKENS
+
 __all__ = ["REASONING_TOKENS", "TIME_TO_FIRST_CHUNK", "patch"]
 
 _log = logging.getLogger(__name__)
 
-TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
-REASONING_TOKENS = "gen_ai.usage.reasoning_tokens"
 
 _INSTRUMENTATION = "opentelemetry.instrumentation.openai"
 _CHAT_WRAPPERS = _INSTRUMENTATION + ".shared.chat_wrappers"

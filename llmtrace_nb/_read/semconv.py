@@ -4,6 +4,10 @@ Second stage of the data flow. Pure functions, no state. Each normalized field h
 ordered list of attribute keys to try (``FIELD_KEYS``): the current OpenTelemetry GenAI
 conventions first, then their deprecated keys, OpenLLMetry's older keys and OpenInference.
 Adding a dialect means adding keys to these tables and, for messages, one reader.
+
+The names of the OpenTelemetry conventions are opentelemetry-semantic-conventions' (the
+GenAI ones through ``_capture/genai.py``); the keys that package does not have (older
+spellings, OpenLLMetry, OpenInference, other tools) are written here, once.
 """
 
 from __future__ import annotations
@@ -14,34 +18,67 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_TYPE
+
 from .._capture import keys as own_keys
+from .._capture.genai import (
+    GEN_AI_AGENT_ID,
+    GEN_AI_AGENT_NAME,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_STREAM,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_ID,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_SYSTEM,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_TOOL_TYPE,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_COMPLETION_TOKENS,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_PROMPT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    OPENLLMETRY_REASONING_TOKENS,
+)
 from .values import as_text, to_bool, to_count, to_float, to_reasons, to_text
 
 # -- scalar fields ------------------------------------------------------------------------
 
 FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "provider": (
-        "gen_ai.provider.name",
-        "gen_ai.system",  # deprecated in favour of gen_ai.provider.name
+        GEN_AI_PROVIDER_NAME,
+        GEN_AI_SYSTEM,  # deprecated in favour of gen_ai.provider.name
         "llm.provider",  # OpenInference
         "llm.system",  # OpenInference
     ),
     "request_model": (
-        "gen_ai.request.model",
+        GEN_AI_REQUEST_MODEL,
         "llm.request.model",
         "embedding.model_name",  # OpenInference embeddings
     ),
     # OpenInference's llm.model_name is the model that answered (a dated snapshot name)
-    "response_model": ("gen_ai.response.model", "llm.response.model", "llm.model_name"),
+    "response_model": (GEN_AI_RESPONSE_MODEL, "llm.response.model", "llm.model_name"),
     "input_tokens": (
-        "gen_ai.usage.input_tokens",
-        "gen_ai.usage.prompt_tokens",  # deprecated
+        GEN_AI_USAGE_INPUT_TOKENS,
+        GEN_AI_USAGE_PROMPT_TOKENS,  # deprecated
         "llm.usage.prompt_tokens",  # OpenLLMetry <= 0.54
         "llm.token_count.prompt",  # OpenInference
     ),
     "output_tokens": (
-        "gen_ai.usage.output_tokens",
-        "gen_ai.usage.completion_tokens",  # deprecated
+        GEN_AI_USAGE_OUTPUT_TOKENS,
+        GEN_AI_USAGE_COMPLETION_TOKENS,  # deprecated
         "llm.usage.completion_tokens",
         "llm.token_count.completion",
     ),
@@ -51,43 +88,43 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
         "llm.token_count.total",
     ),
     "cache_read_tokens": (
-        "gen_ai.usage.cache_read.input_tokens",
+        GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
         "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry's earlier spelling
         "llm.token_count.prompt_details.cache_read",
     ),
     # prompt-cache writes (Anthropic's cache_creation), priced at the cache-write rate
     "cache_write_tokens": (
-        "gen_ai.usage.cache_creation.input_tokens",
+        GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
         "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",  # OpenLLMetry's earlier spelling
         "llm.token_count.prompt_details.cache_write",
     ),
     "reasoning_tokens": (
-        "gen_ai.usage.reasoning.output_tokens",
-        "gen_ai.usage.reasoning_tokens",
+        GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+        OPENLLMETRY_REASONING_TOKENS,
         "llm.usage.reasoning_tokens",
         "llm.token_count.completion_details.reasoning",
     ),
-    "is_streaming": ("gen_ai.is_streaming", "gen_ai.request.stream", "llm.is_streaming"),
+    "is_streaming": ("gen_ai.is_streaming", GEN_AI_REQUEST_STREAM, "llm.is_streaming"),
     "finish_reasons": (
-        "gen_ai.response.finish_reasons",
+        GEN_AI_RESPONSE_FINISH_REASONS,
         "llm.response.finish_reason",
         "llm.finish_reason",  # OpenInference
         "gen_ai.completion.0.finish_reason",  # OpenLLMetry <= 0.54
         "anthropic.message.stop_reason",  # the Anthropic SDK's own spans
     ),
-    "operation": ("gen_ai.operation.name", "llm.request.type"),
+    "operation": (GEN_AI_OPERATION_NAME, "llm.request.type"),
     # the provider's id of the answer: two spans with the same id describe one call
-    "response_id": ("gen_ai.response.id", "llm.response.id"),
+    "response_id": (GEN_AI_RESPONSE_ID, "llm.response.id"),
     # seconds, per the GenAI conventions
     # (openlit sets its key on calls it did not stream too: frames.py keeps a TTFT only
     # for streamed calls)
-    "ttft_s": ("gen_ai.response.time_to_first_chunk",
+    "ttft_s": (GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
                "gen_ai.client.operation.time_to_first_chunk",  # pydantic-ai
                "gen_ai.server.time_to_first_token"),  # openlit
     # a cost the instrumentation already computed (OpenInference) wins over ours
     "cost_usd": ("llm.cost.total", "gen_ai.usage.cost"),
-    "error_type": ("error.type", "exception.type"),
+    "error_type": (ERROR_TYPE, EXCEPTION_TYPE),
 }
 
 #: the event whose first occurrence marks the first streamed chunk
@@ -126,7 +163,7 @@ KIND_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
         {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"},
     ),
     (
-        "gen_ai.operation.name",
+        GEN_AI_OPERATION_NAME,
         {
             "chat": "llm",
             "text_completion": "llm",
@@ -478,8 +515,8 @@ def _from_events(events: Iterable[tuple[str, int, Mapping[str, Any]]]
                 msg["finish_reason"] = str(attrs["finish_reason"])
             outputs.append(msg)
         elif name == "gen_ai.client.inference.operation.details":
-            inputs.extend(_from_json_messages(attrs.get("gen_ai.input.messages")) or [])
-            outputs.extend(_from_json_messages(attrs.get("gen_ai.output.messages")) or [])
+            inputs.extend(_from_json_messages(attrs.get(GEN_AI_INPUT_MESSAGES)) or [])
+            outputs.extend(_from_json_messages(attrs.get(GEN_AI_OUTPUT_MESSAGES)) or [])
     return inputs or None, outputs or None
 
 
@@ -529,7 +566,7 @@ def _value_at(key: str, role: str) -> MessageReader:
 
 #: message readers in order of preference; the first that finds messages wins
 INPUT_READERS: tuple[MessageReader, ...] = (
-    _json_messages_at("gen_ai.input.messages"),
+    _json_messages_at(GEN_AI_INPUT_MESSAGES),
     MessageReader(lambda a: _from_openinference(a, "llm.input_messages."),
                   prefixes=("llm.input_messages.",)),
     MessageReader(lambda a: _from_openllmetry(a, "gen_ai.prompt."), prefixes=("gen_ai.prompt.",)),
@@ -538,7 +575,7 @@ INPUT_READERS: tuple[MessageReader, ...] = (
     _value_at("traceloop.entity.input", "user"),
 )
 OUTPUT_READERS: tuple[MessageReader, ...] = (
-    _json_messages_at("gen_ai.output.messages"),
+    _json_messages_at(GEN_AI_OUTPUT_MESSAGES),
     MessageReader(lambda a: _from_openinference(a, "llm.output_messages."),
                   prefixes=("llm.output_messages.",)),
     MessageReader(lambda a: _from_openllmetry(a, "gen_ai.completion."),
@@ -560,17 +597,17 @@ def _from_embedding_texts(attrs: Mapping[str, Any]) -> list[Message] | None:
 
 
 #: where each dialect puts a tool span's name, arguments, call id and result
-TOOL_NAME_KEYS = ("gen_ai.tool.name", "tool.name", "tool_call.function.name",
+TOOL_NAME_KEYS = (GEN_AI_TOOL_NAME, "tool.name", "tool_call.function.name",
                   "traceloop.entity.name")
-TOOL_ARGS_KEYS = ("gen_ai.tool.call.arguments", "tool_call.function.arguments",
+TOOL_ARGS_KEYS = (GEN_AI_TOOL_CALL_ARGUMENTS, "tool_call.function.arguments",
                   "tool.parameters", "input.value", "traceloop.entity.input")
-TOOL_ID_KEYS = ("gen_ai.tool.call.id", "tool_call.id")
-TOOL_RESULT_KEYS = ("gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
+TOOL_ID_KEYS = (GEN_AI_TOOL_CALL_ID, "tool_call.id")
+TOOL_RESULT_KEYS = (GEN_AI_TOOL_CALL_RESULT, "output.value", "traceloop.entity.output")
 
 #: attribute keys (or key prefixes) that carry prompt / completion text: what the message
 #: and tool readers read, and text no reader shows but that is content all the same
 CONTENT_KEYS = MESSAGE_KEYS | {*TOOL_ARGS_KEYS, *TOOL_RESULT_KEYS,
-                               "gen_ai.system_instructions"}
+                               GEN_AI_SYSTEM_INSTRUCTIONS}
 CONTENT_PREFIXES = (*MESSAGE_PREFIXES, "llm.prompts.", "tool_call.function.arguments")
 
 
@@ -645,8 +682,8 @@ SAFE_KEYS = frozenset({
     *(k for keys in FIELD_KEYS.values() for k in keys),
     *(k for k, _ in KIND_KEYS),
     *TOOL_NAME_KEYS, *TOOL_ID_KEYS,
-    "input.mime_type", "output.mime_type", "gen_ai.tool.type", "gen_ai.agent.name",
-    "gen_ai.agent.id", "gen_ai.conversation.id", "gen_ai.openai.api_base",
+    "input.mime_type", "output.mime_type", GEN_AI_TOOL_TYPE, GEN_AI_AGENT_NAME,
+    GEN_AI_AGENT_ID, GEN_AI_CONVERSATION_ID, "gen_ai.openai.api_base",
     "traceloop.workflow.name", "traceloop.entity.path", "logfire.span_type",
     "logfire.msg_template",
     # the keys of message events' attributes that are not the text
