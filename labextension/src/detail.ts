@@ -108,7 +108,11 @@ function renderTurn(message: Message): HTMLElement {
       el('span', 'lt-toolcall-name', call.name ?? '(unnamed tool)'),
       call.id ? el('span', 'lt-turn-meta', call.id) : null
     );
-    append(box, head, call.arguments !== null ? el('pre', 'lt-code', prettyJson(call.arguments)) : null);
+    append(
+      box,
+      head,
+      call.arguments !== null ? el('pre', 'lt-code', prettyJson(call.arguments)) : null
+    );
     body.appendChild(box);
   }
   if (message.finishReason) {
@@ -180,11 +184,7 @@ function renderNotes(span: Span, doc: TraceDocument): HTMLElement | null {
       'Messages and attributes of this span were left out of the saved trace to keep the ' +
         'notebook small; use llmtrace_nb.spans_df() in the kernel for the full span.'
     );
-  } else if (
-    isPriced(span) &&
-    span.inputMessages === null &&
-    span.outputMessages === null
-  ) {
+  } else if (isPriced(span) && span.inputMessages === null && span.outputMessages === null) {
     notes.push('Message content was not captured for this span (%llmtrace content on).');
   }
   if (span.truncated) {
@@ -210,11 +210,7 @@ function copyButton(label: string, text: () => string): HTMLButtonElement {
   return button;
 }
 
-export function renderDetail(
-  span: Span,
-  doc: TraceDocument,
-  close: () => void
-): HTMLElement {
+export function renderDetail(span: Span, doc: TraceDocument, close: () => void): HTMLElement {
   const pane = el('div', 'lt-detail ' + safeClass('lt-kind-', span.kind, KINDS, 'other'));
   pane.setAttribute('role', 'region');
   pane.setAttribute('aria-label', `detail of ${span.name}`);

@@ -37,16 +37,11 @@ type Camel<S extends string> = S extends `${infer Head}_${infer Tail}`
   : S;
 type Read<T> = {
   [K in keyof T & string as Camel<K>]-?:
-    | Exclude<T[K], undefined>
-    | (undefined extends T[K] ? null : never);
+    Exclude<T[K], undefined> | (undefined extends T[K] ? null : never);
 };
 /** `Omit<A, K> & B` as one object type (readable in editors and errors) */
 type With<A, K extends keyof A, B> = {
-  [P in Exclude<keyof A, K> | keyof B]: P extends keyof B
-    ? B[P]
-    : P extends keyof A
-      ? A[P]
-      : never;
+  [P in Exclude<keyof A, K> | keyof B]: P extends keyof B ? B[P] : P extends keyof A ? A[P] : never;
 };
 
 /** Every kind of the schema once, in the legend's order: a Record, so `tsc` fails when
@@ -194,9 +189,7 @@ class Reader<T> {
     if (value === undefined || value === null) {
       return null;
     }
-    return typeof value === 'number' && Number.isFinite(value)
-      ? value
-      : this.bad(key, 'a number');
+    return typeof value === 'number' && Number.isFinite(value) ? value : this.bad(key, 'a number');
   }
 
   /** a count: a finite number >= 0, rounded */
@@ -269,10 +262,7 @@ function readToolCall(value: unknown): ToolCall | null {
   return { id: str('id'), name: str('name'), arguments: str('arguments') };
 }
 
-function readMessages(
-  value: unknown[] | null,
-  problems: Problems
-): Message[] | null {
+function readMessages(value: unknown[] | null, problems: Problems): Message[] | null {
   if (value === null) {
     return null;
   }
@@ -398,13 +388,9 @@ const PRICED_KINDS: ReadonlySet<Kind> = new Set(['llm', 'embedding']);
 export function totalsOf(spans: Span[]): Totals {
   const counted = spans.filter(s => s.duplicateOf === null);
   const calls = counted.filter(s => PRICED_KINDS.has(s.kind));
-  const sum = (f: (s: Span) => number | null) =>
-    calls.reduce((acc, s) => acc + (f(s) ?? 0), 0);
+  const sum = (f: (s: Span) => number | null) => calls.reduce((acc, s) => acc + (f(s) ?? 0), 0);
   const costs = calls.filter(s => s.costUsd !== null);
-  const end = spans.reduce(
-    (acc, s) => Math.max(acc, s.startMs + (s.durationMs ?? 0)),
-    0
-  );
+  const end = spans.reduce((acc, s) => Math.max(acc, s.startMs + (s.durationMs ?? 0)), 0);
   const input = sum(s => s.inputTokens);
   const output = sum(s => s.outputTokens);
   return {
@@ -415,11 +401,7 @@ export function totalsOf(spans: Span[]): Totals {
     totalTokens: input + output,
     cacheReadTokens: sum(s => s.cacheReadTokens),
     cacheWriteTokens: sum(s => s.cacheWriteTokens),
-    costUsd: costs.length
-      ? sum(s => s.costUsd)
-      : calls.length
-        ? null
-        : 0,
+    costUsd: costs.length ? sum(s => s.costUsd) : calls.length ? null : 0,
     durationMs: spans.length ? end : 0,
     errors: counted.filter(s => s.status === 'error').length,
     sameCallSpans: spans.length - counted.length,
@@ -427,11 +409,7 @@ export function totalsOf(spans: Span[]): Totals {
   };
 }
 
-function readTotals(
-  value: Obj | null,
-  spans: Span[],
-  problems: Problems
-): Totals {
+function readTotals(value: Obj | null, spans: Span[], problems: Problems): Totals {
   const derived = totalsOf(spans);
   if (value === null) {
     problems.add('"totals" is missing; the header shows totals of the spans shown');

@@ -75,11 +75,7 @@ export function plural(n: number, word: string): string {
 }
 
 /** "12,431 tokens (9,870 in · 2,561 out)" */
-export function formatTokenSummary(
-  total: number,
-  input: number,
-  output: number
-): string {
+export function formatTokenSummary(total: number, input: number, output: number): string {
   return `${plural(total, 'token')} (${formatCount(input)} in · ${formatCount(output)} out)`;
 }
 
@@ -105,10 +101,7 @@ export function formatTick(ms: number, step: number, axisEnd = ms): string {
   // `+ 0` turns -0 (a tick at the origin of an axis starting a hair before 0) into 0
   const value = (seconds ? ms / 1000 : ms) + 0;
   const unitStep = seconds ? step / 1000 : step;
-  const decimals = Math.min(
-    MAX_DECIMALS,
-    Math.max(0, Math.ceil(-Math.log10(unitStep) - 1e-9))
-  );
+  const decimals = Math.min(MAX_DECIMALS, Math.max(0, Math.ceil(-Math.log10(unitStep) - 1e-9)));
   const text = new Intl.NumberFormat('en-US', {
     minimumFractionDigits: decimals,
     maximumFractionDigits: decimals

@@ -132,8 +132,7 @@ export class TraceModel {
     const extent = this.axisEnd - this.axisStart;
     const left = ((s.startMs - this.axisStart) / extent) * 100;
     const width = (Math.max(0, s.durationMs ?? 0) / extent) * 100;
-    const wait =
-      s.ttftMs !== null && s.durationMs ? Math.min(1, s.ttftMs / s.durationMs) * 100 : 0;
+    const wait = s.ttftMs !== null && s.durationMs ? Math.min(1, s.ttftMs / s.durationMs) * 100 : 0;
     return { left, width, wait };
   }
 
@@ -167,7 +166,7 @@ export class TraceModel {
     const rows: number[] = [];
     if (!this.filterText) {
       this.matches = null;
-      for (let i = 0; i < n; ) {
+      for (let i = 0; i < n;) {
         rows.push(i);
         i = this.isCollapsed(i) ? this.subtreeEnd[i] : i + 1;
       }

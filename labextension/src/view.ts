@@ -56,7 +56,11 @@ export class TraceView {
       }
     });
     this.detailBox.appendChild(
-      el('div', 'lt-detail-hint', 'Click a span, or select one with the arrow keys and press Enter, to see its messages and attributes.')
+      el(
+        'div',
+        'lt-detail-hint',
+        'Click a span, or select one with the arrow keys and press Enter, to see its messages and attributes.'
+      )
     );
     append(this.node, this.waterfall.node, this.detailBox);
   }

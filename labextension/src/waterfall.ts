@@ -288,11 +288,7 @@ export class Waterfall {
       case 'ArrowLeft':
         if (i < 0) {
           this.select(rows[0]);
-        } else if (
-          this.model.hasChildren(i) &&
-          !this.model.isCollapsed(i) &&
-          !this.model.filter
-        ) {
+        } else if (this.model.hasChildren(i) && !this.model.isCollapsed(i) && !this.model.filter) {
           this.model.setCollapsed(i, true);
           this.layout();
         } else if (this.model.parent[i] >= 0) {
