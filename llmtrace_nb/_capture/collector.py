@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from .._fork import fresh_locks_after_fork
+from . import sdk
 from .record import (
     CELL,
     ENTRY,
@@ -27,10 +28,10 @@ from .record import (
     TRACE_ID,
     Record,
     columns_of,
-    entry_of,
     join,
     to_readable,
 )
+from .sdk import entry_from_fields
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -136,9 +137,17 @@ class SpanCollector(SpanProcessor):
     whatever cell is running now.
     """
 
-    def __init__(self, max_spans: int = DEFAULT_MAX_SPANS) -> None:
+    def __init__(self, max_spans: int = DEFAULT_MAX_SPANS,
+                 readers: sdk.Readers | None = None) -> None:
         if max_spans < 1:
             raise ValueError(f"max_spans must be at least 1, got {max_spans}")
+        #: how spans are read (sdk.py): the SDK's fields when the installed SDK was
+        #: checked to have them, else its public API
+        self.readers = sdk.READERS if readers is None else readers
+        if self.readers is not sdk.FIELDS:
+            # the fast methods read the fields inline: replaced for this collector
+            self.on_start = self._on_start_public  # type: ignore[method-assign]
+            self.on_end = self._on_end_public  # type: ignore[method-assign]
         self._lock = threading.Lock()
         fresh_locks_after_fork(self, "_lock")
         # Each record is ENTRY items side by side (record.py says why). on_end adds them
@@ -213,17 +222,36 @@ class SpanCollector(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         # one attribute read outside cells: enabled and the cell are folded into _stamp
         stamp = self._stamp
-        if stamp is not None:
+        if stamp is not None:  # the span's id read inline, as sdk.span_id_from_field does
             self._cell_of[span._context[1]] = stamp  # type: ignore[index]
 
     def on_end(self, span: ReadableSpan) -> None:
         # The hot path: SDK fields read directly (the public properties cost more than
-        # the rest of this method); see record.py for the record itself.
+        # the rest of this method), as sdk.py checked at import they can be; the record
+        # itself: sdk.entry_from_fields.
         if not self._enabled:
             return
         cell = self._cell_of.pop(span._context[1], None) if self._cell_of else None  # type: ignore[index]
         buffer = self._buffer
-        buffer.extend(entry_of(span, cell))
+        buffer.extend(entry_from_fields(span, cell))
+        if len(buffer) > self._trim_at:
+            with self._lock:
+                self._trim()
+
+    # on_start and on_end through the public API (sdk.PUBLIC), when the fields are not
+    # to be read: slower, same records
+
+    def _on_start_public(self, span: Span, parent_context: Context | None = None) -> None:
+        stamp = self._stamp
+        if stamp is not None:
+            self._cell_of[self.readers.span_id(span)] = stamp
+
+    def _on_end_public(self, span: ReadableSpan) -> None:
+        if not self._enabled:
+            return
+        cell = self._cell_of.pop(self.readers.span_id(span), None) if self._cell_of else None
+        buffer = self._buffer
+        buffer.extend(self.readers.entry_of(span, cell))
         if len(buffer) > self._trim_at:
             with self._lock:
                 self._trim()
@@ -246,6 +274,7 @@ class SpanCollector(SpanProcessor):
             for _, cell in new:
                 if cell is not None:
                     self._known_cells.setdefault(cell.seq, cell)
+            entry_of = self.readers.entry_of
             self._buffer.extend(item for span, cell in new
                                 for item in entry_of(span, None if cell is None else cell.seq))
             self._trim()

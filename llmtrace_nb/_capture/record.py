@@ -4,9 +4,10 @@ The buffer holds each record as its ``ENTRY`` values side by side, flat in one d
 (the positions are named below): ids, name, kind, times, status, events, cell, flags,
 the attribute dict, the Resource and the InstrumentationScope. Readers that want whole
 records get tuples (``join``) with the same positions; ``to_readable`` rebuilds an SDK
-span only when one leaves as a span (a file, a replay). Why a flat record and not the
-SDK's ``ReadableSpan`` (or a tuple, a NamedTuple, a slotted class): docs/ARCHITECTURE.md,
-"Decisions and why".
+span only when one leaves as a span (a file, a replay). Records are read from spans in
+``sdk.py`` (``READERS.entry_of``), the one place that knows the SDK's private fields. Why
+a flat record and not the SDK's ``ReadableSpan`` (or a tuple, a NamedTuple, a slotted
+class): docs/ARCHITECTURE.md, "Decisions and why".
 """
 
 from __future__ import annotations
@@ -51,105 +52,27 @@ SCOPE = 15  # its InstrumentationScope (shared by the tracer's spans)
 WIDTH = 16  # positions in a record
 ENTRY = WIDTH  # buffer items per record
 
-_INTERNAL = SpanKind.INTERNAL
-_UNSET = StatusCode.UNSET
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NO_STATE = DEFAULT_TRACE_STATE
-_EMPTY: Mapping[str, Any] = {}
 
 
-def _plain(attributes: Any) -> Mapping[str, Any]:
-    # An ended span's BoundedAttributes rejects writes, so its inner dict can be kept as is.
-    if isinstance(attributes, BoundedAttributes):
-        return attributes._dict
-    return dict(attributes) if attributes else _EMPTY
-
-
-def _events(events: Any) -> tuple[EventRecord, ...]:
-    if isinstance(events, BoundedList):
-        events = events._dq  # type: ignore[attr-defined]  # the public property copies it
-    if not events:
-        return ()
-    return tuple((e.name, e.timestamp, _plain(e.attributes)) for e in events)
-
-
-def _rare(span: ReadableSpan) -> tuple[tuple[str, Any], ...] | None:
-    """What only some spans have, kept so a rebuilt span equals the original."""
-    ctx, parent = span.context, span.parent
+def _rare(context: Any, parent: Any, links: Any, dropped: tuple[int, int, int]
+          ) -> tuple[tuple[str, Any], ...] | None:
+    """What only some spans have, kept so a rebuilt span equals the original (from the
+    span's context, parent, links and dropped counts, however sdk.py read them)."""
     rare: list[tuple[str, Any]] = []
-    state = ctx.trace_state
+    state = context.trace_state
     if state is not None and state is not _NO_STATE and len(state):
         rare.append(("trace_state", tuple(state.items())))
-    if ctx.is_remote:
+    if context.is_remote:
         rare.append(("remote", True))
     if parent is not None and parent.is_remote:
         rare.append(("parent_remote", True))
-    links = span._links  # the public property copies it
-    if getattr(links, "_dq", links):  # a BoundedList's own truth test is a Python call
+    if links:
         rare.append(("links", tuple(links)))
-    # the counters themselves: the dropped_* properties check types first
-    dropped = (getattr(span._attributes, "dropped", 0), getattr(span._events, "dropped", 0),
-               getattr(links, "dropped", 0))
     if any(dropped):
         rare.append(("dropped", dropped))
     return tuple(rare) or None
-
-
-def entry_of(span: ReadableSpan, cell: int | None) -> Record:
-    """The record of an ended span (any ``ReadableSpan``: collected or from a file), as
-    the values the buffer takes.
-
-    This runs for every span, so it reads the span's own fields (the public properties
-    wrap or copy them) and unpacks the SpanContext, a tuple, in one step (its properties
-    cost ~100 ns each).
-    """
-    context: Any = span._context  # never None for an ended span
-    trace_id, span_id, is_remote, flags, state, _ = context
-    parent = span._parent
-    status = span._status
-    kind = span._kind
-    code = status._status_code
-    attributes: Any = span._attributes
-    events: Any = span._events
-    links: Any = span._links
-    attrs: Mapping[str, Any]
-    # What the SDK hands to on_end (a ReadableSpan over the span's own bounded
-    # containers) is read directly; anything else (spans from a file) through _plain and
-    # _rare. The containers are checked, not the span: on_end gets a ReadableSpan.
-    if type(attributes) is BoundedAttributes and type(events) is BoundedList \
-            and type(links) is BoundedList:
-        attrs = attributes._dict
-        # a BoundedList's own truth test is a Python call; its deque's is not
-        event_list = events._dq  # type: ignore[attr-defined]
-        unusual = (links._dq  # type: ignore[attr-defined]
-                   or attributes.dropped or events.dropped or links.dropped)
-    else:
-        attrs = _plain(attributes)
-        event_list = events
-        unusual = True
-    rare = None
-    if (unusual or is_remote or (state is not _NO_STATE and state)
-            or (parent is not None and parent[2])):
-        rare = _rare(span)
-    return (
-        trace_id,
-        span_id,
-        None if parent is None else parent[1],
-        span._name,
-        # _value_ is the enum's own slot; .value is a slower descriptor on this hot path
-        0 if kind is _INTERNAL else kind._value_,
-        span._start_time,
-        span._end_time,
-        0 if code is _UNSET else code._value_,
-        status._description,
-        _events(event_list) if event_list else (),
-        cell,
-        flags + 0,  # a plain int: TraceFlags instances are GC-tracked
-        rare,
-        attrs,
-        span._resource,
-        span._instrumentation_scope,
-    )
 
 
 def columns_of(items: list[Any]) -> list[Sequence[Any]]:

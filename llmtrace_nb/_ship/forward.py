@@ -43,6 +43,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .._capture.collector import CellRef
+from .._capture.sdk import batch_queue
 from .._fork import fresh_locks_after_fork
 from .._read.scrub import scrub_text
 from .._shape.pricing import PriceBook
@@ -510,8 +511,12 @@ class _CellTracker(SpanExporter):
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        #: spans the batch processor took off its queue (one export at a time: the
+        #: SDK's export lock)
+        self.taken = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.taken += len(spans)
         _exporting.originals = spans
         try:
             return self.inner.export(spans)
@@ -540,9 +545,19 @@ class _Pipeline:
             on_failure=None if on_failure is None else partial(on_failure, config.endpoint))
         self.policy = PolicyExporter(self.counter, redact=config.redact, only=config.only,
                                      cell_roots=cell_roots, prices=prices, content=content)
-        self.batch = BatchSpanProcessor(_CellTracker(self.policy), max_queue_size=MAX_QUEUE,
+        self.tracker = _CellTracker(self.policy)
+        self.batch = BatchSpanProcessor(self.tracker, max_queue_size=MAX_QUEUE,
                                         schedule_delay_millis=1000,
                                         export_timeout_millis=int(config.timeout_s * 1000))
+        # The SDK says nowhere how many spans wait in the batch processor: its queue is
+        # read where the installed SDK keeps it (_capture/sdk.py). An SDK that keeps it
+        # elsewhere: what is handed over and what is taken off are counted here.
+        self._queue = batch_queue(self.batch, MAX_QUEUE)
+        #: whether spans handed over are counted (``hand``): no queue to read
+        self.counting = self._queue is None
+        self._handed = 0
+        self._count_lock = threading.Lock()
+        fresh_locks_after_fork(self, "_count_lock")
         self.dropped = 0
         self._flush_lock = threading.Lock()
         self._flushing = False  # a flush thread runs
@@ -579,9 +594,20 @@ class _Pipeline:
                 self._flush_again = False
 
     def queued(self) -> int:
-        # The batch processor does not say how many spans wait; its queue is a deque.
-        queue = getattr(getattr(self.batch, "_batch_processor", None), "_queue", None)
-        return len(queue) if queue is not None else 0
+        """Spans waiting in the batch processor's queue."""
+        queue = self._queue
+        if queue is not None:
+            return len(queue)
+        with self._count_lock:
+            return max(self._handed - self.tracker.taken - self.dropped, 0)
+
+    def hand(self, span: ReadableSpan) -> None:
+        """Count a span handed to the batch processor, as its queue takes it (sampled
+        spans only), when its queue cannot be read."""
+        context = span.context
+        if context is not None and context.trace_flags.sampled:
+            with self._count_lock:
+                self._handed += 1
 
     def stop(self, wait_s: float) -> None:
         """Shut down, waiting at most ``wait_s`` (a dead endpoint must not hold us)."""
@@ -749,6 +775,8 @@ class Forwarder(SpanProcessor):
             if pipeline.queued() >= MAX_QUEUE:  # the queue will evict its oldest span
                 pipeline.dropped += 1
             pipeline.batch.on_end(span)
+            if pipeline.counting:
+                pipeline.hand(span)
 
     def shutdown(self) -> None:
         self.stop()
