@@ -1,4 +1,4 @@
-"""Shape: the collected spans as pandas DataFrames (columns and dtypes per CONTRACT.md).
+"""Shape: the collected spans as pandas DataFrames (columns and dtypes: README, "DataFrames").
 
 Third stage of the data flow. The build is columnar and incremental: rows converted by an
 earlier call are kept, and a call converts only the records that arrived since (their
