@@ -118,12 +118,12 @@ def as_document(trace: Any) -> Mapping[str, Any]:
     return doc
 
 
-def _load(df: pd.DataFrame | None, loader: str) -> tuple[pd.DataFrame, str]:
+def _load(df: pd.DataFrame | None, *, calls: bool) -> tuple[pd.DataFrame, str]:
     """The frame to draw and the note to show if it is empty.
 
-    With no frame given, the session's (``llm_calls_df()`` or ``spans_df()``); a session
-    that was never enabled has no data rather than an error, since charts never raise on
-    empty data.
+    With no frame given, the session's: ``llm_calls_df()`` when ``calls``, else
+    ``spans_df()``; a session that was never enabled has no data rather than an error,
+    since charts never raise on empty data.
     """
     if df is not None:
         return df, "no data"
@@ -131,7 +131,7 @@ def _load(df: pd.DataFrame | None, loader: str) -> tuple[pd.DataFrame, str]:
     if sess is None:
         return pd.DataFrame(), "no data — run %load_ext llmtrace_nb first"
     frame = sess.spans()
-    return (llm_calls(frame) if loader == "llm_calls_df" else frame), "no data"
+    return (llm_calls(frame) if calls else frame), "no data"
 
 
 def llm_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -403,7 +403,7 @@ def cost_by(df: pd.DataFrame | None = None, by: str | Sequence[str] = "model") -
     >>> charts.cost_by(by="model")  # doctest: +SKIP
     >>> charts.cost_by(llmtrace_nb.llm_calls_df(), by=["cell_name", "model"])  # doctest: +SKIP
     """
-    frame, note = _load(df, "llm_calls_df")
+    frame, note = _load(df, calls=True)
     calls = llm_rows(frame)
     fig = _layout(go.Figure(), f"cost by {_title_of(by)}")
     if calls.empty:
@@ -531,7 +531,7 @@ def latency(df: pd.DataFrame | None = None, by: str | Sequence[str] = "model") -
     >>> from llmtrace_nb.views import charts
     >>> charts.latency(by="model")  # doctest: +SKIP
     """
-    frame, note = _load(df, "llm_calls_df")
+    frame, note = _load(df, calls=True)
     title = f"latency by {_title_of(by)}"
     if frame.empty or "duration_ms" not in frame.columns:
         return no_data(_layout(go.Figure(), title), note)
@@ -611,7 +611,7 @@ def tokens_vs_latency(df: pd.DataFrame | None = None, color: str = "model") -> g
     >>> from llmtrace_nb.views import charts
     >>> charts.tokens_vs_latency(color="cell_name")  # doctest: +SKIP
     """
-    frame, note = _load(df, "llm_calls_df")
+    frame, note = _load(df, calls=True)
     fig = _layout(go.Figure(), "tokens vs latency")
     if frame.empty or "duration_ms" not in frame.columns:
         return no_data(fig, note)
@@ -673,7 +673,7 @@ def timeline(df: pd.DataFrame | None = None) -> go.Figure:
     >>> charts.timeline()  # doctest: +SKIP
     >>> charts.timeline(llmtrace_nb.spans_df().query("cell == 12"))  # doctest: +SKIP
     """
-    frame, note = _load(df, "spans_df")
+    frame, note = _load(df, calls=False)
     fig = _layout(go.Figure(), "timeline")
     needed = {"start_time", "duration_ms"}
     if frame.empty or not needed <= set(frame.columns):
