@@ -1,4 +1,8 @@
-"""The installed version, read from the package metadata (pyproject.toml is its source)."""
+"""The installed version, read from the package metadata.
+
+The one source of the version is ``package.json`` (the extension's); the build
+(hatch-nodejs-version, see pyproject.toml) writes it into the metadata read here.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

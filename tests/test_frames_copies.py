@@ -233,3 +233,21 @@ def test_the_frame_keeps_its_shape(content: bool) -> None:
     if not content:
         assert df["input_messages"].isna().all() and df["output_messages"].isna().all()
         assert "gen_ai.input.messages" not in df.attributes[0]
+
+
+def test_selected_rows_are_the_callers_and_shared_frames_copy_nothing() -> None:
+    """llm_calls_df() copies only the calls (``where``); cells_df(), summary() and the
+    status read a ``shared`` frame, which copies nothing and has only public columns."""
+    rec = recorded()
+    base, _, _ = rec.frames.base_frame()
+    calls = rec.frames.spans(where=frames.is_call)
+    assert calls["kind"].tolist() == ["llm", "llm"]
+    assert_same(calls, frames.llm_calls(rec.frames.spans()))
+    held = set(containers(calls["attributes"].tolist()))
+    assert held and held.isdisjoint(containers(base["attributes"].tolist()))
+    shared = rec.frames.spans(shared=True)
+    assert list(shared.columns) == list(frames.SPAN_COLUMNS)
+    assert shared["attributes"].iloc[0] is base["attributes"].iloc[0]
+    hidden = rec.frames.spans(capture_content=False, shared=True)
+    assert hidden["input_messages"].isna().all()
+    assert "gen_ai.input.messages" not in hidden.attributes[0]

@@ -5,8 +5,9 @@ The GenAI conventions are still "development" status, so the package keeps their
 in ``opentelemetry.semconv._incubating``: private by its name, but it is the documented
 way to get GenAI names in Python (the contrib GenAI instrumentations import it too). This
 is the one module that imports it; every other module takes the names from here. The
-package is pinned with the rest of the OpenTelemetry set (pyproject.toml), so the import
-cannot miss; tests/test_one_place.py holds these names to the package's and fails on a
+package's range (pyproject.toml, ``>=0.63b0``: the first release with every name
+imported below; tested at both ends, constraints.txt and constraints-otel-alt.txt) keeps
+the import from missing; tests/test_one_place.py holds these names to the package's and fails on a
 ``"gen_ai.…"`` literal anywhere in llmtrace_nb that the package has a name for.
 
 Keys of other dialects (deprecated spellings the package dropped, OpenLLMetry's,

@@ -145,7 +145,9 @@ def llm_calls_df() -> pd.DataFrame:
     >>> calls = llmtrace_nb.llm_calls_df()  # doctest: +SKIP
     >>> calls.groupby("model")["cost_usd"].sum()  # doctest: +SKIP
     """
-    return _frames.llm_calls(spans_df())
+    sess = _source()  # only the calls' rows are copied for the caller
+    calls = sess.frames.spans(capture_content=sess.capture_content, where=_frames.is_call)
+    return _frames.llm_calls(calls)
 
 
 def cells_df() -> pd.DataFrame:
@@ -167,8 +169,9 @@ def cells_df() -> pd.DataFrame:
     --------
     >>> llmtrace_nb.cells_df().sort_values("cost_usd").tail(3)  # doctest: +SKIP
     """
-    sess = _source()
-    return _frames.cells(spans_df(), sess.collector.cells(), sess.frames.evicted())
+    sess = _source()  # cells() sums and makes its own values: no copy of the spans needed
+    spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
+    return _frames.cells(spans, sess.collector.cells(), sess.frames.evicted())
 
 
 def summary(by: str | Sequence[str] = "model") -> pd.DataFrame:
@@ -199,7 +202,9 @@ def summary(by: str | Sequence[str] = "model") -> pd.DataFrame:
     >>> llmtrace_nb.summary()  # doctest: +SKIP
     >>> llmtrace_nb.summary(by=["cell_name", "model"])  # doctest: +SKIP
     """
-    return _frames.summary(llm_calls_df(), by=by)
+    sess = _source()  # summary() only groups and sums: no copy of the spans needed
+    spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
+    return _frames.summary(_frames.llm_calls(spans), by=by)
 
 
 def view(cell: int | str | None = None) -> TraceView:

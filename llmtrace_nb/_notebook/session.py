@@ -129,7 +129,6 @@ class Session:
 
 
 _lock = threading.RLock()
-_session: Session | None = None
 
 
 def _renew_lock() -> None:
@@ -142,16 +141,24 @@ if hasattr(os, "register_at_fork"):
 
 
 def current() -> Session | None:
-    return _session
+    """The session, kept in ``_current`` (one record: the layers below read it there)."""
+    running = _current.current()
+    return running if isinstance(running, Session) else None
+
+
+def _capturing_content() -> bool:
+    session = current()
+    return session is None or session.capture_content
 
 
 def require() -> Session:
-    if _session is None or not _session.active:
+    session = current()
+    if session is None or not session.active:
         raise RuntimeError(
             "llmtrace_nb is not enabled: run `%load_ext llmtrace_nb` or "
             "`llmtrace_nb.enable()` first"
         )
-    return _session
+    return session
 
 
 def _make_resource() -> Resource:
@@ -346,16 +353,15 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
     options (``protocol``, ``headers``, ``only``, ``redact``, TLS files), or False to
     stop forwarding. Without it, the OTEL_EXPORTER_OTLP_* variables decide.
     """
-    global _session
     # Validate before changing anything: a bad URL is an error now, not at first export.
     config = (_forward_config(forward)
               if forward is not None and not isinstance(forward, bool) else None)
-    env_config = config_from_env() if forward is None and _session is None else None
+    env_config = config_from_env() if forward is None and current() is None else None
     if max_spans is not None and (isinstance(max_spans, bool) or not isinstance(max_spans, int)
                                   or max_spans < 1):
         raise ValueError(f"max_spans must be a positive integer, got {max_spans!r}")
     with _lock:
-        session = _session
+        session = current()
         if session is None:
             provider, label, note = _provider()
             owns = label == "ours"
@@ -365,7 +371,7 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             forwarder = Forwarder(
                 lambda: {c.trace_id: c.root_span_id for c in collector.cells()
                          if c.trace_id is not None and c.root_span_id is not None},
-                prices, content=lambda: _session is None or _session.capture_content,
+                prices, content=_capturing_content,
                 active_cell=lambda: collector.active_cell, cells=collector.cells)
             provider.add_span_processor(forwarder)
             session = Session(
@@ -386,7 +392,6 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
                 session.set_capture_content(False)
             if note:
                 session.notes.append(note)
-            _session = session
             _current.register(session)
         elif max_spans is not None:
             session.collector.resize(max_spans)
@@ -411,7 +416,7 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
 def disable() -> None:
     """Stop collecting and turn off the instrumentations we turned on. Spans are kept."""
     with _lock:
-        session = _session
+        session = current()
         if session is None or not session.active:
             return
         for inst in reversed(session.instrumented):

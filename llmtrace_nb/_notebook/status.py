@@ -19,7 +19,7 @@ def forward_text(sess: session.Session) -> str:
 
 def status_text(sess: session.Session) -> str:
     collector = sess.collector
-    df = sess.frames.spans(capture_content=sess.capture_content)
+    df = sess.frames.spans(capture_content=sess.capture_content, shared=True)
     lines = [
         "llmtrace_nb " + ("collecting" if sess.active else "stopped"),
         f"  spans: {len(collector):,} kept (buffer {collector.max_spans:,}), "

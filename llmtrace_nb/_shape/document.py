@@ -48,6 +48,8 @@ SPAN_FIELDS = ("span_id", "parent_span_id", "trace_id", "name", "kind", "status"
                "finish_reasons", "duplicate_of")
 _COUNTS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
            "cache_write_tokens", "reasoning_tokens", "cost_usd", "ttft_ms")
+#: identifiers and enums: cutting them would break the tree, so max_text never applies
+_WHOLE = frozenset(("span_id", "parent_span_id", "trace_id", "kind", "status", "duplicate_of"))
 _ALWAYS = frozenset(("span_id", "parent_span_id", "name", "kind", "depth", "start_ms",
                      "duration_ms"))
 
@@ -323,7 +325,8 @@ def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
             out[key] = None if value is None or value is pd.NA else bool(value)
         else:
             text = _text(value)
-            out[key] = truncate(text, max_text)[0] if text is not None else None
+            out[key] = (text if text is None or key in _WHOLE
+                        else truncate(text, max_text)[0])
     out["depth"] = depth
     start = row["_start_ns"]
     out["start_ms"] = round((start - origin_ns) / 1e6, 3) if start != _NAT else 0.0

@@ -758,20 +758,30 @@ class FrameBuilder:
         df["cost_usd"] = cost
         return df
 
-    def spans(self, capture_content: bool = True, keep_private: bool = False) -> pd.DataFrame:
+    def spans(self, capture_content: bool = True, keep_private: bool = False,
+              where: Callable[[pd.DataFrame], pd.Series] | None = None,
+              shared: bool = False) -> pd.DataFrame:
         """spans_df(): a frame of the caller's, sharing no array and no dict or list with
         the cache or any other frame (see "frames handed out").
 
-        ``keep_private`` (for our own readers: the trace document, which copies what it
-        keeps) adds the private columns and shares the cache's columns and objects: it
-        must not be handed to a user, nor written to.
+        ``where`` picks the rows before anything is copied (``is_call``: llm_calls_df()
+        copies the calls, not every span). ``shared`` (for our readers that only sum,
+        count and group: cells_df(), summary(), status) gives the public columns without
+        copying them; such a frame must not be handed to a user nor written to.
+        ``keep_private`` (for the trace document, which copies what it keeps) is a
+        shared frame with the private columns as well.
         """
         base, snap, unpriced = self.base_frame()
+        if where is not None:
+            base = base[where(base).to_numpy()].reset_index(drop=True)
         given = {} if capture_content else _without_content(base)
         if keep_private:
             df = base.copy(deep=False)
             for name, values in given.items():
                 df[name] = values
+        elif shared:
+            df = pd.DataFrame({c: given[c] if c in given else base[c]
+                               for c in base.columns if c not in _PRIVATE}, copy=False)
         else:
             with _gc_paused():  # a copy per row: many allocations, no cycles
                 df = _callers(base, [c for c in base.columns if c not in _PRIVATE], given)
@@ -990,9 +1000,14 @@ def counted(spans: pd.DataFrame) -> pd.Series:
     return spans["duplicate_of"].isna()
 
 
+def is_call(spans: pd.DataFrame) -> pd.Series:
+    """Rows of LLM or embedding calls, each call once."""
+    return spans["kind"].isin(PRICED_KINDS) & counted(spans)
+
+
 def llm_calls(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per LLM or embedding call: the GenAI rows that count."""
-    out = spans[spans["kind"].isin(PRICED_KINDS) & counted(spans)].reset_index(drop=True)
+    out = spans[is_call(spans)].reset_index(drop=True)
     out.attrs = dict(spans.attrs)
     return out
 
