@@ -41,10 +41,12 @@ def shell(ip: InteractiveShell) -> Iterator[InteractiveShell]:
         ip.run_line_magic("llmtrace", "clear")
     sess = session.require()
     sess.auto = False
+    sess.output = "compact"
     sess.set_capture_content(True)
     sess.prices.clear_overrides()
     yield ip
     sess.auto = False
+    sess.output = "compact"
     sess.set_capture_content(True)
 
 
@@ -90,6 +92,7 @@ SLOW = (
     # real kernels (nbclient, jupyter_client), fresh interpreters, npm
     "tests/frameworks/",
     "tests/test_notebooks.py",
+    "tests/test_saved_output.py::test_a_100_call_cell_saves_under_1_5_kb_a_call",
     "tests/test_content_off.py",
     "tests/test_provider.py",
     "tests/test_instrumentations.py",

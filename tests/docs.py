@@ -89,10 +89,10 @@ def _doc(rec: Recorder, cell: CellRef, **kw: Any) -> dict[str, Any]:
     return document.build(df, name=cell.name, cell=cell.number, **kw)
 
 
-def agent_doc() -> dict[str, Any]:
+def agent_doc(output: str = "compact") -> dict[str, Any]:
     rec, cell = Recorder(), CellRef(number=12, name="rag-eval")
     _tree(rec, cell)
-    return _doc(rec, cell)
+    return _doc(rec, cell, output=output)
 
 
 def xss_doc() -> dict[str, Any]:

@@ -225,10 +225,21 @@ def test_detail_of_a_streamed_call(agent: dict[str, Any]) -> None:
     assert turns == [("system", "Be brief."), ("user", "Capital of France?"),
                      ("assistant", "Paris.")]
     attrs = body.select_one("details.at")
+    # compact (the default): the attributes the facts above already say are left out
+    table = {tr.th.get_text(): tr.td.get_text() for tr in attrs.find_all("tr")}
+    assert attrs.summary.get_text() == f"attributes ({len(table)})"
+    assert table["otel.status_code"] == "UNSET"  # says what no field does
+    said = {"gen_ai.usage.cache_read.input_tokens", "gen_ai.is_streaming",
+            "gen_ai.request.model", "gen_ai.input.messages", "gen_ai.output.messages"}
+    assert not said & set(table)
+    _, root = parse(html.render(agent_doc(output="full"), "full"))
+    body = row_by_name(root, "chat gpt-4o-mini").find("div", recursive=False)
+    attrs = body.select_one("details.at")
     assert attrs.summary.get_text() == "attributes (15)"  # with otel.status_code
     table = {tr.th.get_text(): tr.td.get_text() for tr in attrs.find_all("tr")}
     assert table["gen_ai.usage.cache_read.input_tokens"] == "1024"
     assert table["gen_ai.is_streaming"] == "true"
+    assert said < set(table)
 
 
 def test_tool_calls_and_errors(agent: dict[str, Any]) -> None:

@@ -243,7 +243,7 @@ def view(cell: int | str | None = None) -> TraceView:
     if not cells:
         raise LookupError(f"no traced cell {cell!r}" if cell is not None else
                           "no traced cell yet: run a cell with %%trace first")
-    return TraceView(cell_document(sess, cells[-1]))
+    return TraceView(cell_document(sess, cells[-1]), sess.output)
 
 
 def save(path: str | os.PathLike[str]) -> int:

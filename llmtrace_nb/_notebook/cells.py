@@ -152,7 +152,7 @@ def cell_document(session: Session, ref: CellRef) -> dict[str, Any]:
     return document.build(
         cell_spans(session, ref), name=ref.name, cell=ref.number, start_ns=ref.start_ns,
         end_ns=ref.end_ns, open_spans=session.collector.running_in(ref),
-        evicted=session.frames.evicted().get(ref.seq),
+        evicted=session.frames.evicted().get(ref.seq), output=session.output,
     )
 
 

@@ -26,7 +26,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
 from .. import views
+from .._shape import document
 from .._ship.forward import ForwardConfigError, make_config
+from ..views import html
 from ..views.live import LiveLine
 from ..views.text import plural
 from . import api, cells, session
@@ -285,9 +287,9 @@ class CellHooks:
         if cell.auto and doc["totals"]["llm_calls"] == 0:
             return None
         if cell.live is not None:
-            cell.live.replace(views.bundle(doc))
+            cell.live.replace(views.bundle(doc, sess.output))
         elif not cell.quiet:
-            display(views.bundle(doc), raw=True)
+            display(views.bundle(doc, sess.output), raw=True)
         return cells.check_budget(cell.budget, doc["totals"])
 
 
@@ -329,6 +331,22 @@ def _content(args: argparse.Namespace, parser: MagicParser) -> None:
     sess = session.require()
     sess.set_capture_content(args.mode)
     print(f"llmtrace_nb: content capture {'on' if sess.capture_content else 'off'}")
+
+
+def _output(args: argparse.Namespace, parser: MagicParser) -> None:
+    sess = session.require()
+    if args.mode is not None:
+        sess.output = args.mode
+    print(f"llmtrace_nb: output {sess.output} — " + (
+        "each cell's view saves every attribute, and its static HTML details every span"
+        if sess.output == "full" else
+        "each cell's view leaves out attributes its fields already show, and its static "
+        f"HTML details the first {html.COMPACT_DETAILS} calls and every error"))
+
+
+def _output_argument(parser: MagicParser) -> None:
+    parser.add_argument("mode", nargs="?", choices=document.OUTPUTS, metavar="full|compact",
+                        help="compact (the default) or full; none shows the current one")
 
 
 def _on_off_argument(parser: MagicParser) -> None:
@@ -426,11 +444,13 @@ def _forward_arguments(parser: MagicParser) -> None:
 #: subparser, and ``help [COMMAND]`` is added to them.
 COMMANDS: dict[str, Command] = {
     "status": Command("spans kept and dropped, buffer size, instrumentations, content "
-                      "capture, auto mode, models without a price, forwarding", _status),
+                      "capture, auto mode, output, models without a price, forwarding", _status),
     "auto": Command("trace every cell without %%trace; a summary appears only for cells "
                     "that made LLM calls", _auto, _on_off_argument),
     "content": Command("capture prompt and completion text or not", _content,
                        _on_off_argument),
+    "output": Command("what a cell's view saves in the notebook: compact (the default) "
+                      "or full", _output, _output_argument),
     "price": Command("price override in USD per million tokens", _price, _price_arguments),
     "clear": Command("drop collected spans", _clear),
     "save": Command("write the session's spans to PATH as OTLP JSON lines", _file,

@@ -86,6 +86,8 @@ class Session:
     forwarder: Forwarder | None = None
     capture_content: bool = True
     auto: bool = False
+    #: what a cell's view saves in the notebook (document.OUTPUTS; %llmtrace output)
+    output: str = "compact"
     active: bool = False
     instrumented: list[Instrumentation] = field(default_factory=list)
     #: instrumentations found active that someone else turned on

@@ -30,6 +30,7 @@ def status_text(sess: session.Session) -> str:
         *(f"  price override: {line}" for line in sess.prices.describe_overrides()),
         f"  content: {'captured' if sess.capture_content else 'not captured'}",
         f"  auto: {'on' if sess.auto else 'off'}",
+        f"  output: {sess.output}",
         f"  forward: {forward_text(sess)}",
     ]
     if df.attrs.get("unpriced_models"):

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._capture import keys
+from .._read import semconv
 from .._read.semconv import CALL_KINDS, PRICED_KINDS
-from .._read.values import as_text, is_missing, to_float
+from .._read.values import as_text, is_missing, to_float, to_text
 
 VERSION = 1
 MIME_TYPE = "application/vnd.llmtrace.trace+json"
@@ -40,6 +42,9 @@ ROW_ESTIMATE = 280
 MIN_DETAIL_BUDGET = 50_000
 MAX_NESTING = 20
 TRUNCATION_MARKER = "… [truncated {n:,} more characters]"
+#: what a cell's view saves: "compact" leaves out attributes the span's fields already
+#: say; "full" keeps every attribute (``%llmtrace output``)
+OUTPUTS = ("compact", "full")
 
 SPAN_FIELDS = ("span_id", "parent_span_id", "trace_id", "name", "kind", "status",
                "error_type", "provider", "model", "request_model", "response_model",
@@ -130,12 +135,69 @@ def _messages(messages: Any, max_text: int) -> tuple[list[dict[str, Any]] | None
     return out, truncated
 
 
-def _attributes(attrs: Any) -> tuple[dict[str, Any], bool]:
+# -- attributes the fields already say ------------------------------------------------------
+#
+# An instrumented call carries its model, tokens, finish reasons and messages twice: as
+# attributes and, read from them, as the span's fields and messages. Saved, that doubles
+# a call's bytes (the messages' JSON is most of them). A compact document leaves out an
+# attribute whose value a field of the same span shows: the field's dialect keys (in
+# semconv.FIELD_KEYS) when the value read from the key equals the field, and the keys of
+# the message dialect the span's messages were read from (text that could not be read
+# as messages is shown as one, marked unreadable). Anything else stays, so a second
+# dialect that disagrees is still shown.
+
+#: span fields a document shows, by the FIELD_KEYS entry they are read from
+_SHOWN_FIELDS = tuple(f for f in semconv.FIELD_KEYS if f in SPAN_FIELDS)
+_FIELD_OF = {k: f for f in _SHOWN_FIELDS for k in semconv.FIELD_KEYS[f]}
+
+
+def _agrees(field: str, value: Any, shown: Any) -> bool:
+    if shown is None or is_missing(shown):
+        return False
+    coerce = semconv.COERCE.get(field, to_text)
+    if coerce(value) == shown:
+        return True
+    parsed = semconv.loads(value) if isinstance(value, str) else None  # '["stop"]'
+    return parsed is not None and not isinstance(parsed, str) and coerce(parsed) == shown
+
+
+def _message_keys(attrs: Mapping[str, Any], readers: Sequence[semconv.MessageReader]
+                  ) -> set[str]:
+    """The keys of the first dialect in ``readers`` the span carries (the one its
+    messages were read from)."""
+    for reader in readers:
+        found = {k for k in attrs if k in reader.keys
+                 or (reader.prefixes and k.startswith(reader.prefixes))}
+        if found:
+            return found
+    return set()
+
+
+def _said_by_fields(row: Mapping[str, Any], attrs: Mapping[str, Any]) -> set[str]:
+    """Attribute keys whose value the row's fields or messages already show."""
+    said = {k for k, v in attrs.items()
+            if k in _FIELD_OF and _agrees(_FIELD_OF[k], v, row.get(_FIELD_OF[k]))}
+    if row.get("kind") not in ("tool",):
+        if row.get("input_messages"):
+            said |= _message_keys(attrs, semconv.INPUT_READERS)
+        if row.get("output_messages"):
+            said |= _message_keys(attrs, semconv.OUTPUT_READERS)
+    if attrs.get(keys.KIND) == row.get("kind"):
+        said.add(keys.KIND)
+    if row.get("kind") == "cell":  # the document's own name and number
+        said |= {keys.CELL_NAME, keys.CELL_NUMBER}
+    return said
+
+
+def _attributes(attrs: Any, leave_out: Container[str] = frozenset()
+                ) -> tuple[dict[str, Any], bool]:
     if not isinstance(attrs, Mapping):
         return {}, False
     out: dict[str, Any] = {}
     truncated = False
     for key, value in attrs.items():
+        if key in leave_out:
+            continue
         if isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
             out[clean_text(str(key))] = value
             continue
@@ -225,9 +287,13 @@ def _totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
           start_ns: int | None = None, end_ns: int | None = None, open_spans: int = 0,
           max_spans: int = DEFAULT_MAX_SPANS, max_text: int = DEFAULT_MAX_TEXT,
-          evicted: Mapping[str, float] | None = None) -> dict[str, Any]:
+          evicted: Mapping[str, float] | None = None, output: str = "compact"
+          ) -> dict[str, Any]:
     """The trace document of one cell, from its rows of ``spans_df()``; ``evicted`` are
-    the totals of the cell's spans that left the buffer (``FrameBuilder.evicted``)."""
+    the totals of the cell's spans that left the buffer (``FrameBuilder.evicted``);
+    ``output`` one of ``OUTPUTS``."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
     rows = _records(spans)
     if start_ns is None:
         start_ns = min(_known_ns(r["_start_ns"] for r in rows), default=None)
@@ -247,7 +313,8 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
     doc_spans: list[dict[str, Any]] = [{} for _ in shown]
     for i in _detail_priority([r for r, _ in shown]):
         row, depth = shown[i]
-        doc_spans[i] = _span(row, depth, start_ns or 0, max_text, budget, trace_id)
+        doc_spans[i] = _span(row, depth, start_ns or 0, max_text, budget, trace_id,
+                             output == "compact")
     gone = _evicted(totals, evicted)
     omitted = None
     if hidden:
@@ -315,7 +382,7 @@ def _detail_priority(rows: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
-          budget: _Budget, trace_id: str | None) -> dict[str, Any]:
+          budget: _Budget, trace_id: str | None, compact: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in SPAN_FIELDS:
         value = row.get(key)
@@ -337,7 +404,10 @@ def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
     if budget.left > 0:
         inputs, cut_in = _messages(row.get("input_messages"), max_text)
         outputs, cut_out = _messages(row.get("output_messages"), max_text)
-        attrs, cut_attrs = _attributes(row.get("attributes"))
+        raw = row.get("attributes")
+        said = (_said_by_fields(row, raw) if compact and isinstance(raw, Mapping)
+                else frozenset())
+        attrs, cut_attrs = _attributes(raw, said)
         budget.left -= len(json.dumps([inputs, outputs, attrs], ensure_ascii=False))
         out["input_messages"], out["output_messages"] = inputs, outputs
         out["attributes"] = attrs or None

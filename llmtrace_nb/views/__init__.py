@@ -14,9 +14,11 @@ if TYPE_CHECKING:  # plotly and ipywidgets are imported only when a view needs t
     from .widgets import TraceWidget
 
 
-def bundle(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The display bundle of a cell's trace: the document and its two static twins."""
-    return {MIME_TYPE: doc, "text/html": html.render(doc), "text/plain": text.summary(doc)}
+def bundle(doc: Mapping[str, Any], output: str = "compact") -> dict[str, Any]:
+    """The display bundle of a cell's trace: the document and its two static twins
+    (``output``: see ``html.render``)."""
+    return {MIME_TYPE: doc, "text/html": html.render(doc, output),
+            "text/plain": text.summary(doc)}
 
 
 class TraceView:
@@ -31,6 +33,9 @@ class TraceView:
     document : Mapping
         The cell's trace document (schema in ``llmtrace_nb/_shape/document.py``),
         kept as :attr:`document`.
+    output : {"compact", "full"}
+        How much detail the static HTML twin carries (``%llmtrace output``): "compact"
+        details the first calls and every error, "full" every span.
 
     Examples
     --------
@@ -39,11 +44,12 @@ class TraceView:
     >>> tv.document["totals"]["cost_usd"]  # doctest: +SKIP
     """
 
-    def __init__(self, document: Mapping[str, Any]) -> None:
+    def __init__(self, document: Mapping[str, Any], output: str = "compact") -> None:
         self.document = document
+        self.output = output
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return bundle(self.document)
+        return bundle(self.document, self.output)
 
     def __repr__(self) -> str:
         return text.summary(self.document)
@@ -62,7 +68,7 @@ class TraceView:
         >>> from pathlib import Path
         >>> Path("trace.html").write_text(llmtrace_nb.view().html())  # doctest: +SKIP
         """
-        return html.render(self.document)
+        return html.render(self.document, self.output)
 
     def widget(self) -> TraceWidget:
         """An interactive ipywidgets view, for frontends without the JupyterLab extension.

@@ -68,6 +68,9 @@ MAX_NAME = 300
 MAX_INDENT = 16
 #: past this many rows the waterfall scrolls inside the output
 SCROLL_ROWS = 40
+#: a compact twin (``%llmtrace output compact``, the default) details this many spans,
+#: calls first, and every error; the rest are one row each (the document keeps them all)
+COMPACT_DETAILS = 20
 
 
 # -- untrusted values -----------------------------------------------------------------------
@@ -395,7 +398,8 @@ def _legend(kinds: set[str], errors: bool, streamed: bool) -> str:
     return f'<div class="lg">{" ".join(items)}</div>'
 
 
-def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: int) -> str:
+def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: int,
+            compacted: int = 0) -> str:
     lines = []
     omitted = doc.get("omitted")
     if isinstance(omitted, Mapping):
@@ -421,6 +425,11 @@ def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: i
     if omitted_detail:
         lines.append(f"details of {plural(omitted_detail, 'span')} omitted to keep the "
                      "notebook small")
+    if compacted:
+        lines.append(f"compact output: messages and attributes of {plural(compacted, 'span')} "
+                     f"are not in this static view (the first {COMPACT_DETAILS} calls and "
+                     "every error are); the JupyterLab view has them, and "
+                     "%llmtrace output full keeps them here")
     return "".join(f'<div class="ft">{line}</div>' for line in lines)
 
 
@@ -644,19 +653,47 @@ def _version_notice(doc: Mapping[str, Any]) -> str:
             f"reads version {VERSION}. Showing what it can.</div>")
 
 
-def _rows(doc: Mapping[str, Any], spans: list[Mapping[str, Any]], axis: _Axis
-          ) -> tuple[list[str], int]:
-    """The rows, within the size target: summaries always, then detail by priority."""
+def _has_detail(span: Mapping[str, Any]) -> bool:
+    return bool(span.get("input_messages") or span.get("output_messages")
+                or span.get("attributes") or span.get("detail") == "omitted")
+
+
+def _compact(spans: list[Mapping[str, Any]], order: list[int]) -> list[int]:
+    """Of ``order``, the spans a compact twin details: every error, and the first
+    ``COMPACT_DETAILS`` others that have detail to show."""
+    kept, others = [], 0
+    for i in order:
+        if spans[i].get("status") == "error":
+            kept.append(i)
+        elif others < COMPACT_DETAILS and _has_detail(spans[i]):
+            kept.append(i)
+            others += 1
+    return kept
+
+
+def _rows(doc: Mapping[str, Any], spans: list[Mapping[str, Any]], axis: _Axis,
+          compact: bool) -> tuple[list[str], int, int]:
+    """The rows, within the size target: summaries always, then detail by priority.
+
+    Also returns how many spans' detail the budget left out, and how many compactness
+    did."""
     doc_trace = doc.get("trace_id")
     parsed = [_Row(s) for s in spans]
     summaries = [_summary(s, r, axis) for s, r in zip(spans, parsed, strict=True)]
     metas = [_meta(s, r, doc_trace) for s, r in zip(spans, parsed, strict=True)]
     budget = SIZE_TARGET - OVERHEAD - sum(map(len, summaries)) - ROW_TAGS * len(spans)
-    order = _detail_rank(spans)
+    rank = _detail_rank(spans)
+    order, left_out = rank, 0
+    if compact:
+        order = _compact(spans, rank)
+        left_out = sum(map(_has_detail, spans)) - sum(_has_detail(spans[i]) for i in order)
     details, used = _details(spans, order,
                              min(DETAIL_TARGET,
                                  max(MIN_DETAIL, budget - sum(map(len, metas)))))
-    _fit(metas, order, budget - used)
+    if compact:  # a span with nothing to detail is not one whose detail was left out
+        details = [d if d is not None or _has_detail(s) else "" for d, s in
+                   zip(details, spans, strict=True)]
+    _fit(metas, rank, budget - used)
     rows = []
     for span, row, summary, meta, detail in zip(
             spans, parsed, summaries, metas, details, strict=True):
@@ -665,10 +702,11 @@ def _rows(doc: Mapping[str, Any], spans: list[Mapping[str, Any]], axis: _Axis
         body = "<div class=o>" if detail is None else "<div>"
         rows.append(f'<details class="{cls}">{summary}{body}{meta}{detail or ""}'
                     "</div></details>")
-    return rows, details.count(None)
+    budget_cut = sum(1 for i in order if details[i] is None)
+    return rows, budget_cut, left_out
 
 
-def _render(doc: Mapping[str, Any]) -> str:
+def _render(doc: Mapping[str, Any], compact: bool) -> str:
     root_id = f"lt-{uuid.uuid4().hex[:12]}"
     raw_totals = doc.get("totals")
     totals: Mapping[str, Any] = raw_totals if isinstance(raw_totals, Mapping) else {}
@@ -677,7 +715,7 @@ def _render(doc: Mapping[str, Any]) -> str:
         raw_spans, list) else []
     axis = _Axis(_axis_end(spans, totals))
     depths = {min(MAX_INDENT, max(0, _count(s.get("depth")) or 0)) for s in spans}
-    rows, omitted_detail = _rows(doc, spans, axis)
+    rows, omitted_detail, compacted = _rows(doc, spans, axis, compact)
     scroll = " sc" if len(spans) > SCROLL_ROWS else ""
     parts = [f'<div class="llmtrace-view{scroll}" id="{root_id}">',
              _style(root_id, axis, depths), _header(doc, totals), _version_notice(doc)]
@@ -688,7 +726,7 @@ def _render(doc: Mapping[str, Any]) -> str:
                           any(_num(s.get("ttft_ms")) for s in spans))]
     else:
         parts.append('<div class="nt">no spans recorded in this cell</div>')
-    parts += [_footer(doc, totals, omitted_detail), "</div>"]
+    parts += [_footer(doc, totals, omitted_detail, compacted), "</div>"]
     return "".join(parts)
 
 
@@ -698,12 +736,14 @@ def _failed(error: Exception) -> str:
             "notebook.</div></div>")
 
 
-def render(doc: Mapping[str, Any]) -> str:
-    """The self-contained static HTML of a trace document (the ``text/html`` twin)."""
+def render(doc: Mapping[str, Any], output: str = "compact") -> str:
+    """The self-contained static HTML of a trace document (the ``text/html`` twin);
+    ``output`` "compact" details the first ``COMPACT_DETAILS`` spans and the errors,
+    "full" every span the size target allows."""
     if not isinstance(doc, Mapping):
         return _failed(TypeError("not a trace document"))
     try:
-        out = _render(doc)
+        out = _render(doc, compact=output == "compact")
     except Exception as exc:  # a view must never break the cell that shows it
         return _failed(exc)
     # lone surrogates cannot be saved in a notebook; checking once is cheaper than per text
