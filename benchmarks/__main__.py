@@ -489,6 +489,23 @@ def scrub_cases(size: int = 1_000_000) -> list[Result]:
                    "(reference)", [max(replacing)], "ms", None)]
 
 
+def saved_output_cases() -> list[Result]:
+    """Bytes per call a traced cell saves, compact and full (``saved_output.py``)."""
+    from . import saved_output
+
+    sizes = saved_output.measure()
+    results = []
+    for (output, calls), per_call in sorted(sizes.items(), key=lambda kv: (kv[0][0] != "compact",
+                                                                          kv[0][1])):
+        target = output == "compact" and calls == 100
+        results.append(Result(
+            f"saved in the notebook per call, {calls}-call cell, output {output}",
+            f"≤ {saved_output.TARGET_BYTES / 1000:g} KB" if target else "(reference)",
+            [per_call / 1000], "KB",
+            per_call <= saved_output.TARGET_BYTES if target else None))
+    return results
+
+
 CASES: dict[str, Callable[[], list[Result]]] = {
     "per-span": lambda: per_span_overhead(100_000, 7, run=_isolated_variant_run),
     "frames": lambda: frames_cases([10_000, 100_000], 5) + aged_frames_case(100_000, 5),
@@ -501,6 +518,7 @@ CASES: dict[str, Callable[[], list[Result]]] = {
     "live": lambda: live_line_case(30_000, 7),
     "scrub": lambda: scrub_cases(),
     "phoenix": lambda: phoenix_cases(5_000, 3),
+    "saved-output": saved_output_cases,
 }
 
 
