@@ -1,0 +1,80 @@
+"""One run of the per-call benchmark (``real_path.py``), in an interpreter of its own.
+
+    python benchmarks/per_call_client.py MODE STREAM N BASE_URL SINK_URL
+
+MODE is ``bare`` (the client alone), ``ours`` (``%load_ext llmtrace_nb`` and the calls
+made inside a ``%%trace`` cell, as a user runs them) or ``phoenix`` (Phoenix's
+``register(batch=True)`` and OpenInference's OpenAI instrumentation, exporting to
+SINK_URL; run with the Phoenix venv's python). Prints the median microseconds of N calls
+after a warm-up, as JSON. It imports llmtrace_nb only in ``ours``: the Phoenix venv has
+no llmtrace_nb.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this folder comes first on sys.path, and its phoenix.py (the
+# time-to-data benchmark) would shadow the phoenix package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
+
+WARM = 50
+MESSAGES = [{"role": "user", "content": "Hello there, what is the capital of France?"}]
+
+
+def timed_calls(client: Any, n: int, stream: bool) -> list[int]:
+    times = []
+    for i in range(WARM + n):
+        start = time.perf_counter_ns()
+        if stream:
+            for _ in client.chat.completions.create(
+                    model="gpt-4o-mini", messages=MESSAGES, stream=True,
+                    stream_options={"include_usage": True}):
+                pass
+        else:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        if i >= WARM:
+            times.append(time.perf_counter_ns() - start)
+    return times
+
+
+def in_a_traced_cell(client: Any, n: int, stream: bool) -> list[int]:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    with capture_output():
+        shell.run_line_magic("load_ext", "llmtrace_nb")
+    shell.user_ns.update(client=client, timed_calls=timed_calls, n=n, stream=stream)
+    with capture_output():  # the cell's view is built and shown after the calls
+        result = shell.run_cell("%%trace per-call\ntimes = timed_calls(client, n, stream)")
+    result.raise_error()
+    times: list[int] = shell.user_ns["times"]
+    return times
+
+
+def main(argv: list[str]) -> None:
+    mode, stream, n, base_url, sink = argv[0], argv[1] == "stream", int(argv[2]), argv[3], \
+        argv[4]
+    import openai
+
+    if mode == "phoenix":
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+        from phoenix.otel import register
+
+        provider = register(endpoint=sink, batch=True, project_name="bench",
+                            verbose=False)
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+    client = openai.OpenAI(base_url=base_url, api_key="sk-demo", max_retries=0)
+    times = (in_a_traced_cell(client, n, stream) if mode == "ours"
+             else timed_calls(client, n, stream))
+    print(json.dumps({"median_us": statistics.median(times) / 1000}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
