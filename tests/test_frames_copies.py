@@ -21,8 +21,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
 import llmtrace_nb
+from llmtrace_nb._capture import record
 from llmtrace_nb._capture.collector import CellRef
-from llmtrace_nb._shape import frames
+from llmtrace_nb._shape import document, frames
 
 from conftest import run
 from spans import Recorder, openai_chat
@@ -251,3 +252,36 @@ def test_selected_rows_are_the_callers_and_shared_frames_copy_nothing() -> None:
     hidden = rec.frames.spans(capture_content=False, shared=True)
     assert hidden["input_messages"].isna().all()
     assert "gen_ai.input.messages" not in hidden.attributes[0]
+
+
+def test_the_cache_shares_the_spans_own_attributes_and_never_writes_them() -> None:
+    """Memory: a converted row holds the span's own attribute dict, not a copy; the
+    otel.status_code a call's frames show (its instrumentation left it unset) is added
+    to the frames' copies and to the trace document, never to the span."""
+    rec = recorded()
+    base, snap, _ = rec.frames.base_frame()
+    own = snap.columns(0)[record.ATTRS]
+    chat = next(i for i, k in enumerate(base["kind"]) if k == "llm")
+    assert base["attributes"][chat] is own[chat]
+    assert bool(base["_status_unset"][chat])
+    frame = rec.frames.spans()
+    assert frame["attributes"][chat]["otel.status_code"] == "UNSET"
+    assert rec.frames.spans(capture_content=False)["attributes"][chat][
+        "otel.status_code"] == "UNSET"
+    doc = document.build(rec.frames.spans(keep_private=True), name="c", cell=1)
+    call = next(s for s in doc["spans"] if s["span_id"] == frame["span_id"][chat])
+    assert call["attributes"]["otel.status_code"] == "UNSET"
+    assert all("otel.status_code" not in a for a in own)
+    assert "otel.status_code" not in base["attributes"][chat]
+
+
+def test_a_span_is_copied_only_where_scrubbing_changes_it() -> None:
+    rec = Recorder()
+    secret = "http://me:sk-proj-abcdefghijklmnopqrstuvwxyz0123@host/v1/"
+    rec.span("openai.chat", openai_chat() | {"gen_ai.openai.api_base": secret})
+    rec.span("openai.chat", openai_chat())  # a URL, but no secret in it
+    base, snap, _ = rec.frames.base_frame()
+    own = snap.columns(0)[record.ATTRS]
+    assert own[0]["gen_ai.openai.api_base"] == secret  # the span's own: untouched
+    assert "sk-proj" not in base["attributes"][0]["gen_ai.openai.api_base"]
+    assert base["attributes"][0] is not own[0] and base["attributes"][1] is own[1]

@@ -120,20 +120,31 @@ def _read_field(group: list[Mapping[str, Any]], name: str, keys: tuple[str, ...]
 
 def _scrubbed(keys: tuple[str, ...], group: list[Mapping[str, Any]], plan: _Plan
               ) -> list[dict[str, Any]]:
-    """Copies of the group's attributes, secrets scrubbed.
+    """The group's attributes, secrets scrubbed: the spans' own mappings where no value
+    holds a secret (the frame shares them and copies them when it hands them out, see
+    frames.py), copies where one does.
 
     Each key's values are searched joined into one string first: in the common case no
-    value looks like a secret and the copies are plain ``dict`` copies.
+    value looks like a secret (a URL does, until its user-info is checked) and nothing
+    is copied; a span is copied only when a value of it changes.
     """
     if plan.secret_keys:
         return [scrub_attributes(a) for a in group]
-    dicts = list(map(dict, group))
+    dicts: list[Any] = list(group)  # read only from here on, but for the copies below
     if not _suspect([v for a in group for v in a.values()]):
         return dicts
+    copied: set[int] = set()
     for key in keys:
-        if _suspect([a[key] for a in group]):
-            for a in dicts:
-                a[key] = scrub_value(a[key])
+        column = [a[key] for a in group]
+        if not _suspect(column):
+            continue
+        for j, value in enumerate(column):
+            clean = scrub_value(value)
+            if clean is not value and clean != value:
+                if j not in copied:
+                    dicts[j] = dict(dicts[j])
+                    copied.add(j)
+                dicts[j][key] = clean
     return dicts
 
 

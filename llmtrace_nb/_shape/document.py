@@ -28,6 +28,7 @@ from .._capture import keys
 from .._read import semconv
 from .._read.semconv import CALL_KINDS, PRICED_KINDS
 from .._read.values import as_text, is_missing, to_float, to_text
+from .frames import UNSET_STATUS
 
 VERSION = 1
 MIME_TYPE = "application/vnd.llmtrace.trace+json"
@@ -218,6 +219,14 @@ def _records(spans: pd.DataFrame) -> list[dict[str, Any]]:
     """The rows as dicts of plain values (column by column: DataFrame.to_dict("records")
     is several times slower), with start and end as integer nanoseconds."""
     columns = {c: spans[c].tolist() for c in _ROW_COLUMNS}
+    # a private frame (the cache's, shared) marks the calls whose attributes its copies
+    # would show as otel.status_code UNSET; a public frame's copies show it already
+    if "_status_unset" in spans.columns:
+        key, value = UNSET_STATUS
+        columns["attributes"] = [
+            {**a, key: value} if unset and isinstance(a, Mapping) and key not in a else a
+            for a, unset in zip(columns["attributes"], spans["_status_unset"].tolist(),
+                                strict=True)]
     # NaT (a time that could not be read) is _NAT here; see _known_ns
     columns["_start_ns"] = spans["start_time"].array.asi8.tolist()
     columns["_end_ns"] = spans["end_time"].array.asi8.tolist()

@@ -53,7 +53,12 @@ SPAN_COLUMNS = (
     "is_streaming", "finish_reasons", "input_messages", "output_messages", "attributes",
 )
 # Columns kept while building, dropped from the public frame.
-_PRIVATE = ("_given_cost", "_cell_seq", "_scope", "_response_id", "_nested")
+_PRIVATE = ("_given_cost", "_cell_seq", "_scope", "_response_id", "_nested", "_status_unset")
+
+#: what a call's attributes say when its instrumentation left the status unset and the
+#: frame calls it "ok" (see records_frame); added to the frames' copies (see
+#: "frames handed out"), never to the span's own attributes, which the cache shares
+UNSET_STATUS = ("otel.status_code", "UNSET")
 
 STATUSES = ("ok", "error", "unset")
 #: the token counts a call is priced from
@@ -276,14 +281,12 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
         np.zeros(0, "int64")
     # A finished LLM or embedding call that did not fail is "ok", however its
     # instrumentation left the OTel status (OpenLLMetry sets OK on streams, nothing on
-    # plain calls); the raw status stays in its attributes as otel.status_code.
+    # plain calls); the raw status is shown in its attributes as otel.status_code
+    # (UNSET_STATUS, added where the attributes are copied: _status_unset marks the rows).
     kind_codes = np.fromiter(map(_KIND_CODE.__getitem__, norm.kinds), dtype=np.int8, count=n)
     promoted = ((status_codes == _UNSET) & (ends != _NAT) & np.isin(kind_codes, _PRICED_CODES))
     if promoted.any():
         status_codes = np.where(promoted, STATUSES.index("ok"), status_codes)
-        attrs = norm.attributes  # copies made for this frame (normalize._scrubbed)
-        for i in np.flatnonzero(promoted).tolist():
-            attrs[i]["otel.status_code"] = "UNSET"
     status = pd.Categorical.from_codes(status_codes, categories=STATUSES)
     known = (starts != _NAT) & (ends != _NAT)
     duration = np.where(known, (ends - starts) / 1e6, np.nan)
@@ -321,6 +324,7 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
         "_scope": _objects(_scope_names(columns[rec.SCOPE])),
         "_response_id": f["response_id"],
         "_nested": _nested(attributes),
+        "_status_unset": promoted,
     }
     kind_codes = np.asarray(data["kind"].codes)
     data = _with_cost(data, price({
@@ -411,11 +415,20 @@ def _nested(attributes: list[dict[str, Any]]) -> np.ndarray:
                        dtype=bool, count=n)
 
 
-def _owned_attributes(values: np.ndarray, nested: np.ndarray) -> np.ndarray:
+def _owned_attributes(values: np.ndarray, nested: np.ndarray, unset: np.ndarray
+                      ) -> np.ndarray:
     out = np.fromiter(map(dict.copy, values), dtype=object, count=len(values))
     for i in np.flatnonzero(nested).tolist():
         out[i] = _own(values[i])
+    _mark_unset(out, unset)
     return out
+
+
+def _mark_unset(attributes: np.ndarray | list[Any], unset: np.ndarray) -> None:
+    """Add UNSET_STATUS to the rows' attributes: copies made for one frame."""
+    key, value = UNSET_STATUS
+    for i in np.flatnonzero(unset).tolist():
+        attributes[i][key] = value
 
 
 def _owned_objects(values: np.ndarray) -> np.ndarray:
@@ -455,7 +468,8 @@ def _callers(base: pd.DataFrame, columns: Sequence[str], given: Mapping[str, Any
         if name in given:
             data[name] = given[name]
         elif name == "attributes":
-            data[name] = _owned_attributes(column.to_numpy(), base["_nested"].to_numpy())
+            data[name] = _owned_attributes(column.to_numpy(), base["_nested"].to_numpy(),
+                                           base["_status_unset"].to_numpy())
         elif column.dtype == object:
             data[name] = _owned_objects(column.to_numpy())
         elif isinstance(column.dtype, np.dtype):
@@ -472,6 +486,7 @@ def _without_content(base: pd.DataFrame) -> dict[str, np.ndarray]:
                   for a in base["attributes"].to_numpy()]
     for i in np.flatnonzero(base["_nested"].to_numpy()).tolist():
         attributes[i] = _own(attributes[i])
+    _mark_unset(attributes, base["_status_unset"].to_numpy())
     n = len(base)
     return {"input_messages": np.full(n, None, dtype=object),
             "output_messages": np.full(n, None, dtype=object),
