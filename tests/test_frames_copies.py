@@ -285,3 +285,35 @@ def test_a_span_is_copied_only_where_scrubbing_changes_it() -> None:
     assert own[0]["gen_ai.openai.api_base"] == secret  # the span's own: untouched
     assert "sk-proj" not in base["attributes"][0]["gen_ai.openai.api_base"]
     assert base["attributes"][0] is not own[0] and base["attributes"][1] is own[1]
+
+
+def test_the_cache_lets_go_of_messages_it_can_read_again() -> None:
+    """Memory: a call's parsed messages are not kept when its own attributes hold them;
+    every frame that shows messages reads them again, the same as first read."""
+    rec = recorded()
+    first = rec.frames.spans()
+    base, _, _ = rec.frames.base_frame()
+    calls = [i for i, k in enumerate(base["kind"]) if k == "llm"]
+    assert base["_derived"][calls].all()
+    # the last conversion's rows keep theirs (the next frame need not parse them again)
+    assert base["input_messages"][calls].notna().all()
+    rec.span("later", {"llmtrace.kind": "chain"}, start=1_700_000_003_000_000_000)
+    base, _, _ = rec.frames.base_frame()
+    assert base["input_messages"][calls].isna().all()
+    assert_same(rec.frames.spans().iloc[:len(first)], first)
+    assert first["input_messages"][calls[1]][1] == {"role": "user",
+                                                     "content": "Capital of France?"}
+    assert first["output_messages"][calls[0]][0]["tool_calls"][0]["arguments"] == {
+        "city": "Paris", "days": [1, 2]}
+    assert_same(rec.frames.spans(where=frames.is_call), frames.llm_calls(first))
+    cell = rec.frames.spans(keep_private=True)
+    assert cell["input_messages"][calls[1]] == first["input_messages"][calls[1]]
+    doc = document.build(cell, name="c", cell=1)
+    assert any(s.get("input_messages") for s in doc["spans"])
+    # spans whose messages came from events, and tool spans, keep theirs
+    rec.span("old", {"gen_ai.system": "openai", "gen_ai.request.model": "m"},
+             events=[("gen_ai.content.prompt", 1)])
+    rec.span("tool", {"llmtrace.kind": "tool", "gen_ai.tool.name": "t",
+                      "gen_ai.tool.call.arguments": '{"a": 1}'})
+    base, _, _ = rec.frames.base_frame()
+    assert not base["_derived"].iloc[-2:].any()

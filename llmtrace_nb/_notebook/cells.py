@@ -143,8 +143,9 @@ def default_name(number: int | None) -> str:
 
 def cell_spans(session: Session, ref: CellRef) -> pd.DataFrame:
     """The spans_df() rows of one cell run."""
-    df = session.frames.spans(capture_content=session.capture_content, keep_private=True)
-    return df[df["_cell_seq"] == ref.seq]
+    # the cell's rows picked first: only theirs have their messages read again
+    return session.frames.spans(capture_content=session.capture_content, keep_private=True,
+                                where=lambda df: df["_cell_seq"] == ref.seq)
 
 
 def cell_document(session: Session, ref: CellRef) -> dict[str, Any]:

@@ -53,7 +53,8 @@ SPAN_COLUMNS = (
     "is_streaming", "finish_reasons", "input_messages", "output_messages", "attributes",
 )
 # Columns kept while building, dropped from the public frame.
-_PRIVATE = ("_given_cost", "_cell_seq", "_scope", "_response_id", "_nested", "_status_unset")
+_PRIVATE = ("_given_cost", "_cell_seq", "_scope", "_response_id", "_nested", "_status_unset",
+            "_derived")
 
 #: what a call's attributes say when its instrumentation left the status unset and the
 #: frame calls it "ok" (see records_frame); added to the frames' copies (see
@@ -325,6 +326,12 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
         "_response_id": f["response_id"],
         "_nested": _nested(attributes),
         "_status_unset": promoted,
+        # messages read from the row's attributes alone: the cache can let them go and
+        # read them again when a frame needs them (see "messages kept, messages read")
+        "_derived": np.fromiter(
+            (k != "tool" and not e and (i is not None or o is not None)
+             for k, e, i, o in zip(norm.kinds, events, inputs, norm.outputs, strict=True)),
+            dtype=bool, count=n),
     }
     kind_codes = np.asarray(data["kind"].codes)
     data = _with_cost(data, price({
@@ -342,6 +349,60 @@ def _with_cost(data: dict[str, Any], cost: np.ndarray) -> dict[str, Any]:
     at = SPAN_COLUMNS.index("cost_usd")
     items = list(data.items())
     return dict([*items[:at], ("cost_usd", cost), *items[at:]])
+
+
+# -- messages kept, messages read ---------------------------------------------------------
+#
+# A call's messages, parsed, are most of what its row would keep: the text again (the
+# span's attribute holds it as JSON) in dicts and lists, about a kilobyte a call. Rows
+# whose messages were read from their own attributes alone (``_derived``: no events, not
+# a tool span, not merged with another span of the same call) keep None instead, once a
+# later conversion came (the last one's rows keep theirs, so the frame asked for right
+# after a conversion parses nothing twice), and the frames that show messages read them
+# again from the row's attributes (the cache's own, scrubbed): the same readers, the
+# same result. A frame handed out then holds messages parsed for it, which it owns; its
+# other rows are copied as before.
+
+
+def _forget_messages(df: pd.DataFrame, start: int) -> pd.DataFrame:
+    """``df`` with no messages held for its ``_derived`` rows from ``start`` on (new
+    columns, as ever)."""
+    derived = df["_derived"].to_numpy().copy()
+    derived[:start] = False
+    if not derived.any():
+        return df
+    df = df.copy(deep=False)
+    for name in ("input_messages", "output_messages"):
+        column = df[name].to_numpy(dtype=object, copy=True)
+        column[derived] = None
+        df[name] = column
+    return df
+
+
+def _let_go(df: pd.DataFrame) -> np.ndarray:
+    """The ``_derived`` rows whose messages the cache let go (it holds the last
+    conversion's: the frame asked for next reads them without parsing twice)."""
+    return (df["_derived"].to_numpy() & df["input_messages"].isna().to_numpy()
+            & df["output_messages"].isna().to_numpy())
+
+
+def _read_messages(attributes: Any, kind: Any) -> tuple[Any, Any]:
+    return semconv.messages(attributes, (), str(kind))
+
+
+def _with_messages(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the messages the cache let go read again (new columns)."""
+    rows = np.flatnonzero(_let_go(df))
+    if not len(rows):
+        return df
+    inputs = df["input_messages"].to_numpy(dtype=object, copy=True)
+    outputs = df["output_messages"].to_numpy(dtype=object, copy=True)
+    attributes, kinds = df["attributes"].to_numpy(), np.asarray(df["kind"], dtype=object)
+    for i in rows.tolist():
+        inputs[i], outputs[i] = _read_messages(attributes[i], kinds[i])
+    df = df.copy(deep=False)
+    df["input_messages"], df["output_messages"] = inputs, outputs
+    return df
 
 
 # -- frames handed out ---------------------------------------------------------------------
@@ -512,6 +573,8 @@ class _Cache:
     solo: dict[Any, int] = field(default_factory=dict)
     #: the own values of rows that now hold the merged fields of their call
     originals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: rows from here on still hold the messages they could let go (see _forget_messages)
+    held_from: int = 0
     #: tool calls the models asked for, by call id: their arguments (see _tool_calls)
     tool_calls: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     #: CellRef.seq -> totals of the cell's spans evicted from the buffer (see _fold)
@@ -563,6 +626,7 @@ class FrameBuilder:
                 _fold(cache.evicted, frame.iloc[:evicted])
                 frame = frame.iloc[evicted:].reset_index(drop=True)
                 cache.first_seq += evicted
+                cache.held_from = max(0, cache.held_from - evicted)
                 cache.calls.forget_before(cache.first_seq)
                 cache.solo = {p: seq for p, seq in cache.solo.items()
                               if seq >= cache.first_seq}
@@ -580,6 +644,9 @@ class FrameBuilder:
                     _tool_calls(cache.tool_calls, new)
                     frame, new = self._one_row_per_call(cache, frame, new,
                                                         snap.first_seq + start)
+                    if frame is not None:  # the last conversion's rows let theirs go
+                        frame = _forget_messages(frame, cache.held_from)
+                        cache.held_from = len(frame)
                 if frame is None:
                     frame = new
                 elif any_new:
@@ -688,9 +755,14 @@ class FrameBuilder:
             pos = position(seq)
             if old is None or not 0 <= pos < old_len:
                 return None
-            return {c: _plain(old[c].iat[pos]) for c in _CALL_COLUMNS}
+            values = {c: _plain(old[c].iat[pos]) for c in _CALL_COLUMNS}
+            if _let_go(old.iloc[pos:pos + 1])[0]:
+                values["input_messages"], values["output_messages"] = _read_messages(
+                    old["attributes"].iat[pos], old["kind"].iat[pos])
+            return values
 
-        writes: dict[str, dict[int, Any]] = {c: {} for c in (*_CALL_COLUMNS, "duplicate_of")}
+        writes: dict[str, dict[int, Any]] = {
+            c: {} for c in (*_CALL_COLUMNS, "duplicate_of", "_derived")}
         merged_rows: list[tuple[int, dict[str, Any]]] = []
         for group in changed:
             counted, duplicates = group.counted, group.duplicates()
@@ -709,6 +781,8 @@ class FrameBuilder:
                     writes[c][position(member.key)] = values[c]
                 writes["duplicate_of"][position(member.key)] = str(counted.span_id)
         self._price_merged(cache, merged_rows, writes)
+        for at in (*writes["input_messages"], *writes["output_messages"]):
+            writes["_derived"][at] = False  # merged or restored: kept as written
         return _write(old, new, writes)
 
     def _price_merged(self, cache: _Cache, rows: list[tuple[int, dict[str, Any]]],
@@ -782,13 +856,16 @@ class FrameBuilder:
         ``where`` picks the rows before anything is copied (``is_call``: llm_calls_df()
         copies the calls, not every span). ``shared`` (for our readers that only sum,
         count and group: cells_df(), summary(), status) gives the public columns without
-        copying them; such a frame must not be handed to a user nor written to.
+        copying them, nor reading the messages the cache let go (None there); such a
+        frame must not be handed to a user nor written to.
         ``keep_private`` (for the trace document, which copies what it keeps) is a
         shared frame with the private columns as well.
         """
         base, snap, unpriced = self.base_frame()
         if where is not None:
             base = base[where(base).to_numpy()].reset_index(drop=True)
+        if capture_content and not shared:
+            base = _with_messages(base)
         given = {} if capture_content else _without_content(base)
         if keep_private:
             df = base.copy(deep=False)
