@@ -47,3 +47,24 @@ def test_phoenix_side_by_side_runs() -> None:
     run = one_run(InteractiveShell.instance(), 20, deadline_s=120)
     assert 0 < run.ours_s < run.phoenix_s
     assert run.phoenix_rows >= 21 + 11  # the measured cell and the warm-up cell
+
+
+def test_real_path_cases_run() -> None:
+    """The real-path cases of `make bench`, small: a real kernel's memory per call, and
+    per-call runs of the bare client and ours in fresh interpreters (Phoenix's venv is
+    exercised by the Phoenix tests)."""
+    from benchmarks import real_path
+
+    kb = real_path.memory_per_call(100)["kb_per_call"]
+    assert 0 < kb < 50
+    runs = real_path.per_call(20, 1, None)
+    assert set(runs) == {"bare", "ours", "bare:stream", "ours:stream"}
+    assert all(len(v) == 1 and 0 < v[0] < 1_000_000 for v in runs.values())  # µs
+
+
+def test_saved_output_case_runs() -> None:
+    from benchmarks import saved_output
+
+    sizes = saved_output.measure()
+    assert set(sizes) == {(o, n) for o in saved_output.OUTPUTS for n in saved_output.SIZES}
+    assert sizes[("compact", 100)] < sizes[("full", 100)]
