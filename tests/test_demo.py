@@ -637,12 +637,33 @@ def _median_call_seconds(call: Any, calls: int = 21, rounds: int = 3) -> float:
 
 def test_no_nagle_stall_on_plain_calls(server: DemoServer) -> None:
     # Headers and body written separately with Nagle on stall for the client's delayed
-    # ACK: about 40 ms per call on loopback. Without the stall a call takes ~1-2 ms.
+    # ACK: about 40 ms per call on loopback, whatever the client. The server's own time
+    # is judged on a bare HTTP/1.1 keep-alive connection: under 5 ms (~0.5 ms measured
+    # here); through the openai client, whose own work takes 1-4 ms on this shared
+    # host, a call stays far below one stall.
+    import http.client
+
+    host, port = server.base_url.split("//")[1].split("/")[0].split(":")
+    path = server.base_url.split(port, 1)[1] + "/chat/completions"
+    body = json.dumps({"model": "gpt-4o-mini", "messages": USER})
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+
+    def bare() -> None:
+        conn.request("POST", path, body=body, headers={
+            "Content-Type": "application/json", "Authorization": "Bearer sk-demo"})
+        response = conn.getresponse()
+        assert response.status == 200 and b"Demo reply" in response.read()
+
+    try:
+        median = _median_call_seconds(bare)
+    finally:
+        conn.close()
+    assert median < 0.005, f"median {median * 1000:.1f} ms"
     with make_client(server) as c:
         median = _median_call_seconds(
             lambda: c.chat.completions.create(model="gpt-4o-mini", messages=USER)
         )
-    assert median < 0.005, f"median {median * 1000:.1f} ms"
+    assert median < 0.02, f"median {median * 1000:.1f} ms"
 
 
 def test_no_nagle_stall_on_streams(server: DemoServer) -> None:
