@@ -182,7 +182,10 @@ def test_a_redirect_is_not_sent(fwd: InteractiveShell, code: str) -> None:
         c = wait_settled(2)
         assert (c["sent"], c["failed"]) == (0, 2), c
         _, out = run(fwd, "%%trace --quiet\nx = 1")
-        assert told(out) == [2], out.stderr
+        # the first cell's two spans; on a busy host this cell's own span may have
+        # failed too before its end tells (seen in CI: "3 spans (2 of cell [646], 1 of
+        # cell [647])"), as the status below allows
+        assert told(out) in ([2], [3]), out.stderr
         assert f"HTTP {code}" in out.stderr and rx.location in out.stderr, out.stderr
         assert rx.posts >= 1 and target.posts == 0 and target.spans == []
         _, status = run(fwd, "%llmtrace status")  # (with the last cell's span, perhaps)
