@@ -178,7 +178,7 @@ def _said_by_fields(row: Mapping[str, Any], attrs: Mapping[str, Any]) -> set[str
     """Attribute keys whose value the row's fields or messages already show."""
     said = {k for k, v in attrs.items()
             if k in _FIELD_OF and _agrees(_FIELD_OF[k], v, row.get(_FIELD_OF[k]))}
-    if row.get("kind") not in ("tool",):
+    if row.get("kind") != "tool":
         if row.get("input_messages"):
             said |= _message_keys(attrs, semconv.INPUT_READERS)
         if row.get("output_messages"):
