@@ -235,3 +235,26 @@ def test_columns_of_one_shape_keep_row_values() -> None:
     assert df["input_messages"][0][1]["role"] == "assistant"
     # input tokens alone are priced; a call with no readable count is not
     assert df["cost_usd"].notna().tolist() == [True, False, True]
+
+
+def test_ids_a_cell_shares_are_one_string() -> None:
+    """A cell's spans share its trace id and mostly its root as parent: the frame holds
+    one string for a run of one id (memory per call), and the same text as ever."""
+    ids = [7, 7, 7, None, None, 2**120, 7, 0]
+    shared = frames._shared_hex_column(ids, 16)
+    assert list(shared) == list(frames._hex_column(ids, 16))
+    assert shared[0] == "00000000000000000000000000000007" and shared[3] is None
+    assert shared[0] is shared[1] is shared[2]
+    assert shared[6] is not shared[0]  # only neighbours are looked at: no lookup table
+
+
+def test_a_cells_rows_share_their_trace_and_parent_ids() -> None:
+    rec = Recorder()
+    with rec.tracer.start_as_current_span("cell"):
+        for i in range(3):
+            rec.span("openai.chat", {**openai_chat(), "gen_ai.response.id": f"r{i}"})
+    calls = rec.frames.spans().iloc[:3]
+    assert calls["trace_id"].nunique() == 1 and calls["parent_span_id"].nunique() == 1
+    for column in ("trace_id", "parent_span_id"):
+        first, *rest = calls[column].tolist()
+        assert all(value is first for value in rest), column

@@ -392,3 +392,32 @@ def test_charts_and_the_explorer_count_a_call_once() -> None:
     assert sum(fig.data[0].y) == pytest.approx(frames.llm_calls(df)["cost_usd"].sum())
     inner = df[df["name"] == "openai.chat"].iloc[0].to_dict()
     assert widgets._key_number(inner) == "same call"
+
+
+def _span(i: int, *, parent: str, scope: str, response_id: str | None = None
+          ) -> calls.CallSpan:
+    return calls.CallSpan(
+        key=i, span_id=f"{scope}{i}", parent_id=parent, place="cell", scope=scope,
+        response_id=response_id, family="gpt-4o-mini", input_tokens=10, output_tokens=2,
+        start=10 * i, end=10 * i + 5)
+
+
+def test_a_places_state_is_bounded_and_pairs_still_match() -> None:
+    """A 5,000-call cell keeps the matcher's state of its latest calls only, and a
+    framework span still joins the client span of its call."""
+    matcher = calls.SameCalls()
+    n = 3 * calls.KEEP_CALLS
+    for i in range(n):
+        inner = _span(i, parent=f"outer{i}", scope="client", response_id=f"r{i}")
+        outer = _span(i, parent="root", scope="framework", response_id=None)
+        matcher.add([inner])
+        changed = matcher.add([outer])
+        assert inner.group is outer.group and outer.group in changed, i
+    place = matcher._places["cell"]
+    assert len(place.recent) == len(place.calls) == calls.KEEP_CALLS
+    assert len(place.by_response) <= calls.KEEP_CALLS
+    assert len(place.parents) == len(place.linked) == calls.KEEP_LINKS
+    assert sum(map(len, place.children.values())) == calls.KEEP_LINKS
+    # a partner older than the window is let go: its late span stays a call of its own
+    late = _span(0, parent="root", scope="late", response_id="r0")
+    assert not matcher.add([late]) and late.group is not None and late.group.members == [late]

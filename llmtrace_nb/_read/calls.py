@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +46,13 @@ from .values import is_missing
 MAX_HOPS = 16
 #: how many earlier calls of a place are looked at for one lying within a new one
 MAX_SCAN = 256
+#: how many of a place's latest calls, and of its latest spans' links, are kept to find
+#: partners in. The spans of one call end close together (a framework's span right after
+#: the client's), so a partner more than this many calls back would take a thousand
+#: calls of one cell running at once; past that the state of a 100k-call cell would
+#: grow without bound (the frames keep the matcher as long as the rows).
+KEEP_CALLS = 1024
+KEEP_LINKS = 4 * KEEP_CALLS
 
 _PROVIDER_PREFIX = re.compile(r"^[\w.-]+[:/]")
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|@\d{8}|-latest|-preview)+$")
@@ -65,7 +72,7 @@ def _family(model: str) -> str:
     return _DATE_SUFFIX.sub("", text) or text
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallSpan:
     """What the matcher needs of one GenAI span."""
 
@@ -88,7 +95,7 @@ class CallSpan:
         return self.input_tokens is not None or self.output_tokens is not None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallGroup:
     """The spans of one call; ``counted`` is the one every total counts."""
 
@@ -123,14 +130,16 @@ def _outer_first(s: CallSpan) -> tuple[float, float, str]:
             -(s.end if s.end is not None else -math.inf), str(s.span_id))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Place:
     parents: dict[Hashable, Hashable | None] = field(default_factory=dict)
     children: dict[Hashable, list[Hashable]] = field(default_factory=dict)
+    #: the linked span ids in the order they arrived, to let the oldest go
+    linked: deque[Hashable] = field(default_factory=deque)
     calls: dict[Hashable, CallSpan] = field(default_factory=dict)
     by_response: dict[str, CallSpan] = field(default_factory=dict)
     #: the calls in the order they arrived (ended), for the scan by time
-    recent: list[CallSpan] = field(default_factory=list)
+    recent: deque[CallSpan] = field(default_factory=deque)
     last_key: Any = None
 
 
@@ -190,6 +199,31 @@ def _link(place: _Place, span_id: Hashable, parent_id: Hashable | None) -> None:
     if span_id not in place.parents:
         place.parents[span_id] = parent_id
         place.children.setdefault(parent_id, []).append(span_id)
+        place.linked.append(span_id)
+        if len(place.linked) > KEEP_LINKS:
+            _unlink(place, place.linked.popleft())
+
+
+def _unlink(place: _Place, span_id: Hashable) -> None:
+    parent = place.parents.pop(span_id, None)
+    siblings = place.children.get(parent)
+    if siblings is not None:
+        siblings.remove(span_id)  # the oldest: found at the front
+        if not siblings:
+            del place.children[parent]
+
+
+def _remember(place: _Place, call: CallSpan) -> None:
+    place.calls[call.span_id] = call
+    if call.response_id is not None:
+        place.by_response.setdefault(call.response_id, call)
+    place.recent.append(call)
+    if len(place.recent) > KEEP_CALLS:
+        old = place.recent.popleft()
+        if place.calls.get(old.span_id) is old:
+            del place.calls[old.span_id]
+        if old.response_id is not None and place.by_response.get(old.response_id) is old:
+            del place.by_response[old.response_id]
 
 
 def _join(place: _Place, call: CallSpan) -> CallGroup:
@@ -204,10 +238,7 @@ def _join(place: _Place, call: CallSpan) -> CallGroup:
             member.group = other
         other.members.extend(group.members)
         group = other
-    place.calls[call.span_id] = call
-    if call.response_id is not None:
-        place.by_response.setdefault(call.response_id, call)
-    place.recent.append(call)
+    _remember(place, call)
     return group
 
 

@@ -102,6 +102,21 @@ def _hex_column(ids: list[int | None], width: int) -> np.ndarray:
     return out
 
 
+def _shared_hex_column(ids: list[int | None], width: int) -> np.ndarray:
+    """``_hex_column`` for ids neighbouring rows share (a cell's trace, its root as the
+    parent): a run of one id holds one string, so a cell's 5,000 calls keep one copy."""
+    out = np.empty(len(ids), dtype=object)
+    values: list[str | None] = []
+    last: int | None = None
+    text: str | None = None
+    for i in ids:
+        if i != last:
+            last, text = i, None if i is None else i.to_bytes(width, "big").hex()
+        values.append(text)
+    out[:] = values
+    return out
+
+
 def _times(values: Sequence[int | None], unreadable: dict[int, list[str]], name: str
            ) -> np.ndarray:
     """Nanosecond timestamps as int64, NaT's value where a span has none.
@@ -297,9 +312,9 @@ def records_frame(columns: Sequence[Sequence[Any]], cell_of: CellLookup,
     attributes = _marked(norm.attributes, norm.unreadable, inputs, norm.outputs)
     counts = {c: _nullable_int(f[c]) for c in INT_COLUMNS}
     data: dict[str, Any] = {
-        "trace_id": _hex_column(col(rec.TRACE_ID), 16),
+        "trace_id": _shared_hex_column(col(rec.TRACE_ID), 16),
         "span_id": _hex_column(col(rec.SPAN_ID), 8),
-        "parent_span_id": _hex_column(col(rec.PARENT_ID), 8),
+        "parent_span_id": _shared_hex_column(col(rec.PARENT_ID), 8),
         "name": _objects(_scrubbed_names(names)),
         "kind": pd.Categorical.from_codes(kind_codes, categories=semconv.KINDS),
         "status": status,
