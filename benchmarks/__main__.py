@@ -535,6 +535,10 @@ def real_per_call_cases(n: int, rounds: int) -> list[Result]:
     added = [o - b for o, b in zip(runs["ours"], runs["bare"], strict=True)]
     results = [Result(f"bare call through the openai client to the demo server ({n} calls "
                       f"a run, {rounds} runs)", "(reference)", runs["bare"], "µs", None)]
+    alone = [i - b for i, b in zip(runs["instrumentation"], runs["bare"], strict=True)]
+    results.append(Result("added per call: opentelemetry-instrumentation-openai as shipped, "
+                          "no processor (what the instrumentation itself costs)",
+                          "(reference)", alone, "µs", None))
     beside = ""
     if phoenix:
         theirs = [p - b for p, b in zip(runs["phoenix"], runs["phoenix-bare"], strict=True)]

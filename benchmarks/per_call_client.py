@@ -3,7 +3,9 @@
     python benchmarks/per_call_client.py MODE STREAM N BASE_URL SINK_URL
 
 MODE is ``bare`` (the client alone), ``ours`` (``%load_ext llmtrace_nb`` and the calls
-made inside a ``%%trace`` cell, as a user runs them) or ``phoenix`` (Phoenix's
+made inside a ``%%trace`` cell, as a user runs them), ``instrumentation``
+(opentelemetry-instrumentation-openai as shipped, on an SDK provider with no processor:
+what the instrumentation costs by itself, whoever collects its spans) or ``phoenix`` (Phoenix's
 ``register(batch=True)`` and OpenInference's OpenAI instrumentation, exporting to
 SINK_URL; run with the Phoenix venv's python). Prints the median microseconds of N calls
 after a warm-up, as JSON. It imports llmtrace_nb only in ``ours``: the Phoenix venv has
@@ -70,6 +72,11 @@ def main(argv: list[str]) -> None:
         provider = register(endpoint=sink, batch=True, project_name="bench",
                             verbose=False)
         OpenAIInstrumentor().instrument(tracer_provider=provider)
+    elif mode == "instrumentation":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+
+        OpenAIInstrumentor().instrument(tracer_provider=TracerProvider())
     client = openai.OpenAI(base_url=base_url, api_key="sk-demo", max_retries=0)
     times = (in_a_traced_cell(client, n, stream) if mode == "ours"
              else timed_calls(client, n, stream))

@@ -129,12 +129,14 @@ def _one_run(python: str, mode: str, stream: bool, n: int, base_url: str, sink: 
 
 
 def per_call(n: int, rounds: int, phoenix_python: str | None) -> dict[str, list[float]]:
-    """Median µs per call of each variant in each round: ``bare``, ``ours``, and with
+    """Median µs per call of each variant in each round: ``bare``, ``instrumentation``
+    (the OpenAI instrumentation alone), ``ours``, and with
     a Phoenix python ``phoenix-bare`` and ``phoenix``; ``:stream`` for streamed calls."""
     from llmtrace_nb.demo import DemoServer
 
     server, sink = DemoServer().start(), _Sink()
-    variants = [(sys.executable, "bare"), (sys.executable, "ours")]
+    variants = [(sys.executable, "bare"), (sys.executable, "instrumentation"),
+                (sys.executable, "ours")]
     if phoenix_python:
         variants += [(phoenix_python, "phoenix-bare"), (phoenix_python, "phoenix")]
     runs: dict[str, list[float]] = {}

@@ -51,14 +51,16 @@ def test_phoenix_side_by_side_runs() -> None:
 
 def test_real_path_cases_run() -> None:
     """The real-path cases of `make bench`, small: a real kernel's memory per call, and
-    per-call runs of the bare client and ours in fresh interpreters (Phoenix's venv is
+    per-call runs of the bare client, the instrumentation alone and ours in fresh
+    interpreters (Phoenix's venv is
     exercised by the Phoenix tests)."""
     from benchmarks import real_path
 
     kb = real_path.memory_per_call(100)["kb_per_call"]
     assert 0 < kb < 50
     runs = real_path.per_call(20, 1, None)
-    assert set(runs) == {"bare", "ours", "bare:stream", "ours:stream"}
+    assert set(runs) == {f"{v}{s}" for v in ("bare", "instrumentation", "ours")
+                         for s in ("", ":stream")}
     assert all(len(v) == 1 and 0 < v[0] < 1_000_000 for v in runs.values())  # µs
 
 
