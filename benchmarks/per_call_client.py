@@ -5,11 +5,11 @@
 MODE is ``bare`` (the client alone), ``ours`` (``%load_ext llmtrace_nb`` and the calls
 made inside a ``%%trace`` cell, as a user runs them), ``instrumentation``
 (opentelemetry-instrumentation-openai as shipped, on an SDK provider with no processor:
-what the instrumentation costs by itself, whoever collects its spans) or ``phoenix`` (Phoenix's
-``register(batch=True)`` and OpenInference's OpenAI instrumentation, exporting to
-SINK_URL; run with the Phoenix venv's python). Prints the median microseconds of N calls
-after a warm-up, as JSON. It imports llmtrace_nb only in ``ours``: the Phoenix venv has
-no llmtrace_nb.
+what the instrumentation costs by itself, whoever collects its spans) or ``phoenix``
+(Phoenix's ``register(batch=True)`` and OpenInference's OpenAI instrumentation,
+exporting to SINK_URL; run with the Phoenix venv's python). Prints the median
+microseconds of N calls after a warm-up, as JSON. It imports llmtrace_nb only in
+``ours``: the Phoenix venv has no llmtrace_nb.
 """
 
 from __future__ import annotations

@@ -52,8 +52,7 @@ def test_phoenix_side_by_side_runs() -> None:
 def test_real_path_cases_run() -> None:
     """The real-path cases of `make bench`, small: a real kernel's memory per call, and
     per-call runs of the bare client, the instrumentation alone and ours in fresh
-    interpreters (Phoenix's venv is
-    exercised by the Phoenix tests)."""
+    interpreters (Phoenix's venv is exercised by the Phoenix tests)."""
     from benchmarks import real_path
 
     kb = real_path.memory_per_call(100)["kb_per_call"]

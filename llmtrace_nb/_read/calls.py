@@ -134,7 +134,9 @@ def _outer_first(s: CallSpan) -> tuple[float, float, str]:
 class _Place:
     parents: dict[Hashable, Hashable | None] = field(default_factory=dict)
     children: dict[Hashable, list[Hashable]] = field(default_factory=dict)
-    #: the linked span ids in the order they arrived, to let the oldest go
+    #: the linked span ids in the order they arrived, to let the oldest go (``parents``
+    #: keeps that order too, but a dict finds its first key by skipping every deleted
+    #: one before it: evicting from the front that way is quadratic)
     linked: deque[Hashable] = field(default_factory=deque)
     calls: dict[Hashable, CallSpan] = field(default_factory=dict)
     by_response: dict[str, CallSpan] = field(default_factory=dict)
