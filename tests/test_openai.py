@@ -285,3 +285,36 @@ def test_a_call_in_a_running_event_loop_starts_no_thread(clients: InteractiveShe
     rows = llmtrace_nb.llm_calls_df()
     assert len(rows) == 5
     assert all(m == [{"role": "user", "content": "in a loop"}] for m in rows["input_messages"])
+
+
+def test_a_request_whose_image_upload_waits_is_still_recorded(
+        clients: InteractiveShell) -> None:
+    """A message with a base64 image makes the instrumentation upload it (Traceloop sets
+    ``Config.upload_base64_image``), which may really wait: that request is not stepped
+    in line but run by the instrumentation's own runner, so its messages are kept. The
+    coroutine is its ``dont_throw`` wrapper's, whose frame holds the call's arguments as
+    ``args``: read as ``kwargs`` the image was never seen and the request was dropped."""
+    import asyncio
+
+    from opentelemetry.instrumentation.openai.shared.config import Config
+
+    uploads = []
+
+    async def upload(trace_id: str, span_id: str, name: str, data: str) -> str:
+        await asyncio.sleep(0)  # a real wait: the coroutine is suspended here
+        uploads.append(name)
+        return f"https://images.example/{name}"
+
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    saved = Config.upload_base64_image
+    Config.upload_base64_image = upload  # type: ignore[assignment]
+    try:
+        clients.user_ns["client"].chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": [
+                {"type": "text", "text": "what is in the picture?"}, image]}])
+    finally:
+        Config.upload_base64_image = saved  # type: ignore[method-assign]
+    assert len(uploads) == 1
+    row = llmtrace_nb.llm_calls_df().iloc[-1]
+    assert row["request_model"] == "gpt-4o-mini"
+    assert "what is in the picture?" in json.dumps(row["input_messages"])

@@ -137,6 +137,27 @@ def unsuppress_openai() -> Callable[[], None]:
     return undo
 
 
+def chat_request_of(coro: Any) -> tuple[Any, dict[str, Any], Any] | None:
+    """The ``(span, kwargs, instance)`` a not yet started ``_handle_request`` coroutine of
+    the OpenAI instrumentation was called with, or None if it does not look like one.
+    The coroutine is its ``dont_throw`` wrapper's, whose frame holds them as ``args``."""
+    frame = getattr(coro, "cr_frame", None)
+    found = frame.f_locals if frame is not None else {}
+    args = found.get("args")
+    if isinstance(args, tuple) and len(args) == 3 and not found.get("kwargs"):
+        span, kwargs, instance = args
+    else:  # the undecorated coroutine
+        span, kwargs, instance = (found.get(k) for k in ("span", "kwargs", "instance"))
+    return (span, kwargs, instance) if isinstance(kwargs, dict) else None
+
+
+def has_base64_image(kwargs: dict[str, Any], is_image: Callable[[Any], bool]) -> bool:
+    """Whether a chat request's messages carry an image the instrumentation uploads."""
+    return any(isinstance(m, dict) and isinstance(m.get("content"), list)
+               and any(is_image(item) for item in m["content"])
+               for m in kwargs.get("messages") or ())
+
+
 def inline_openai_requests() -> Callable[[], None]:
     """Record a chat call's request without an event loop per call.
 
@@ -156,10 +177,8 @@ def inline_openai_requests() -> Callable[[], None]:
         return lambda: None
 
     def run_inline(coro: Any) -> None:
-        messages = (getattr(coro, "cr_frame", None) and coro.cr_frame.f_locals.get(
-            "kwargs", {}).get("messages")) or ()
-        if any(isinstance(m, dict) and isinstance(m.get("content"), list)
-               and any(has_image(item) for item in m["content"]) for m in messages):
+        request = chat_request_of(coro)
+        if request is None or has_base64_image(request[1], has_image):
             original(coro)  # an upload may really wait: its own way
             return
         try:
