@@ -935,3 +935,17 @@ def test_module_cli_prints_base_url_and_serves() -> None:
         proc.terminate()
         _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == 0, stderr
+
+
+def test_ids_never_repeat_across_servers_of_a_process(server: DemoServer) -> None:
+    """The OpenAI instrumentation keeps Responses state by response id: a second server
+    counting from 1 again had its replies merged with an earlier server's."""
+    ids = []
+    for srv in (server, DemoServer().start()):
+        c = openai.OpenAI(base_url=srv.base_url, api_key="sk-demo", max_retries=0)
+        ids.append(c.responses.create(model="gpt-4o-mini", input="hi").id)
+        ids.append(c.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).id)
+        if srv is not server:
+            srv.stop()
+    assert len(set(ids)) == 4

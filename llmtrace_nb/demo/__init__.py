@@ -48,8 +48,9 @@ Deterministic replies
     ``true``, arrays ``[]`` and objects ``{}``. ``"auto"``, ``"required"`` and Anthropic's
     ``"auto"`` / ``"any"`` all call the tool. The call is a chat ``tool_calls`` entry
     (``call_demo_N``), a Responses ``function_call`` output item (id ``fc_demo_N``, call_id
-    ``call_demo_N``) or an Anthropic ``tool_use`` block (``toolu_demo_N``); ``N`` is the
-    server's request counter. Anthropic server tools (a ``type`` other than ``"custom"``) are
+    ``call_demo_N``) or an Anthropic ``tool_use`` block (``toolu_demo_N``); ``N`` is a
+    request counter shared by every demo server of the process, so ids never repeat there
+    (as a provider's do not). Anthropic server tools (a ``type`` other than ``"custom"``) are
     never called. Embeddings are 8 floats (or ``dimensions``), an L2-normalised hash of each
     input.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import itertools
 import json
 import signal
 import socket
@@ -24,6 +25,12 @@ from ._common import JSON, ApiError, _require
 from .anthropic import _anthropic_messages
 from .faults import FaultInjection, _Failure
 from .openai import _chat_completions, _embeddings, _models, _responses
+
+#: the number in a reply's ids (``chatcmpl-demo-N``, ``resp_demo_N``, ``call_demo_N``, …),
+#: counted across every demo server of the process: a provider's ids never repeat, and
+#: the OpenAI instrumentation keeps Responses state by response id, so a second server
+#: counting from 1 again had its replies merged with the first server's.
+_ID_NUMBERS = itertools.count(1)
 
 #: how many answered requests ``DemoServer.answered`` keeps (the oldest are dropped)
 ANSWERED_KEPT = 100_000
@@ -416,9 +423,10 @@ class DemoServer(FaultInjection):
     # -- used by the request handler
 
     def _begin_request(self) -> int:
+        """Count the request; the number its ids carry (see ``_ID_NUMBERS``)."""
         with self._lock:
             self._requests += 1
-            return self._requests
+        return next(_ID_NUMBERS)
 
     def _log_answered(self, record: JSON) -> None:
         with self._lock:
