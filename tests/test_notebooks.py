@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -155,7 +157,16 @@ def test_example_notebooks_execute_with_a_view_per_traced_cell(name: str,
         views = [o for o in cell.outputs if MIME in o.get("data", {})]
         assert len(views) == 1
         assert views[0]["data"][MIME]["totals"]["llm_calls"] > 0
-    _, html = write_outputs(nb, source, tmp_path)
+    ipynb, html = write_outputs(nb, source, tmp_path)
     page = html.read_text(encoding="utf-8")
+    # the executed notebook is a source: its saved traces give the same totals in a shell
+    docs = [o["data"][MIME] for c in nb.cells for o in c.get("outputs", [])
+            if MIME in o.get("data", {})]
+    calls = sum(d["totals"]["llm_calls"] for d in docs)
+    done = subprocess.run([sys.executable, "-m", "llmtrace_nb", "summary", str(ipynb)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{calls:,} LLM call{'s' if calls != 1 else ''} in "
+                                  f"{len(docs)} traced cell")
     # the static twin is what nbconvert exports: the waterfall's rows are in the page
     assert page.count("<details") >= len(traced) and "LLM call" in page

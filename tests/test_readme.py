@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from frameworks.kernel import Kernel
 
@@ -149,6 +150,8 @@ PYTHON_BLOCKS_RUN_BY = {
     "Manual spans": "test_manual_spans_blocks",
     "Forwarding: spans leave the notebook only on purpose": "test_forwarding_block",
     "Files: OTLP JSON lines": "test_files_blocks",
+    "A notebook is a source: executed notebooks, without re-running them":
+        "test_notebook_source_blocks",
     "The demo server": "test_demo_server_block",
 }
 #: the other blocks: (language, section) → the test that runs it, or why it is skipped
@@ -160,6 +163,8 @@ OTHER_BLOCKS = {
         "them; tests/test_notebooks.py runs the quickstart notebook the way `make demo` "
         "does"),
     ("bash", "Files: OTLP JSON lines"): "test_files_blocks",
+    ("bash", "A notebook is a source: executed notebooks, without re-running them"):
+        "test_notebook_source_blocks",
     ("text", "Forwarding: spans leave the notebook only on purpose"):
         "test_the_forwarding_warning_reads_as_readme_shows",
 }
@@ -618,6 +623,50 @@ def test_files_blocks(kernel: Kernel, tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == f"sent 2 spans to {rx.url}/v1/traces"
         assert sorted(s.span_id.hex() for s in rx.wait_for(2)) == ids
+
+
+def test_notebook_source_blocks(kernel: Kernel) -> None:
+    section = "A notebook is a source: executed notebooks, without re-running them"
+    (block,) = blocks_of(section)
+    (shell,) = blocks_of(section, "bash")
+    # an executed notebook: two traced cells, their outputs as a kernel displayed them
+    run_ok(kernel, "%load_ext llmtrace_nb\nimport llmtrace_nb")
+    run_ok(kernel, PRELUDES["client"])
+    saved = []
+    for name in ("first", "second"):
+        cell = run_ok(kernel, f"%%trace {name}\n{CALL}\n{CALL}")
+        # what the notebook keeps: the live line's output, updated into the view
+        saved.append(cell.updates[-1] if cell.updates else cell.shown[-1])
+        assert "application/vnd.llmtrace.trace+json" in saved[-1]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(CALL, outputs=[
+        nbformat.v4.new_output("display_data", data=data)]) for data in saved]
+    (kernel.cwd / "executed").mkdir()
+    nbformat.write(nb, kernel.cwd / "executed" / "analysis.ipynb")
+    with Kernel() as fresh:  # a session that never ran them
+        shutil.copytree(kernel.cwd / "executed", fresh.cwd / "executed")
+        run_ok(fresh, "import llmtrace_nb")
+        shown = run_ok(fresh, block.source).shown
+        table = kernel_value(fresh, """
+            _s = llmtrace_nb.summary(by=["cell_name", "model"])
+            _out = [list(_s.index.get_level_values(0)), list(_s["calls"])]
+        """)
+        assert table == [["first", "second"], [2, 2]]
+        assert shown and "cost_usd" in shown[-1]["text/plain"]
+    # the shell line, and the output's shape README shows
+    command, *sample = shell.source.splitlines()
+    argv = shlex.split(command.removeprefix("$ "))
+    assert argv[:4] == ["python", "-m", "llmtrace_nb", "summary"]
+    proc = subprocess.run([sys.executable, *argv[1:]], cwd=kernel.cwd, text=True,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = proc.stdout.splitlines()
+    assert re.fullmatch(r"4 LLM calls in 2 traced cells, \$0\.\d+", got[0])
+    assert re.fullmatch(r"\d+ LLM calls in \d+ traced cells, \$0\.\d+", sample[0])
+    assert got[1].split()[:5] == sample[1].split()[:5] == [
+        "calls", "errors", "input_tokens", "output_tokens", "cost_usd"]
+    assert got[2].strip() == sample[2].strip() == "model"
+    assert got[3].split()[1:3] == ["4", "0"] and sample[3].split()[0] == got[3].split()[0]
 
 
 # -- the demo server -------------------------------------------------------------------------

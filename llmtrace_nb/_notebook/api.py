@@ -7,6 +7,7 @@ share one implementation and nothing imports the package root.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -292,8 +293,9 @@ def save(path: str | os.PathLike[str]) -> int:
 
 
 def load(path: str | os.PathLike[str]) -> int:
-    """Read spans saved with :func:`save` (or by a Collector's file exporter) into the
-    session, so the DataFrames and views include them.
+    """Read spans saved with :func:`save` (or by a Collector's file exporter), or the
+    traces saved in an executed notebook's outputs, into the session, so the DataFrames
+    and views include them.
 
     A span the session holds already (same trace and span id: the file was loaded
     before, or saved from this session) is not added again. Works in a fresh kernel (it
@@ -302,7 +304,10 @@ def load(path: str | os.PathLike[str]) -> int:
     Parameters
     ----------
     path : str or os.PathLike
-        An OTLP JSON lines file.
+        An OTLP JSON lines file, or a notebook (``.ipynb``): the trace document of each
+        traced cell's output is read — its cells, spans, tokens, cost, times and, as far
+        as the document kept them, messages and attributes. What a document left out
+        (spans past its limit, detail past its size budget) is named in a warning.
 
     Returns
     -------
@@ -312,9 +317,9 @@ def load(path: str | os.PathLike[str]) -> int:
     Raises
     ------
     TraceFileError
-        A line cannot be read (not UTF-8, not JSON, not OTLP, a bad id or value…), or
-        ``path`` is not a regular file; the message names the line, and nothing is
-        loaded. A ``ValueError``.
+        A line (or a notebook's span) cannot be read (not UTF-8, not JSON, not OTLP, a
+        bad id or value…), or ``path`` is not a regular file; the message names the line
+        (or cell and span), and nothing is loaded. A ``ValueError``.
     OSError
         The file cannot be opened.
 
@@ -322,18 +327,32 @@ def load(path: str | os.PathLike[str]) -> int:
     --------
     >>> llmtrace_nb.load("run-1.jsonl")  # doctest: +SKIP
     42
+    >>> llmtrace_nb.load("executed/analysis.ipynb")  # doctest: +SKIP
+    17
     """
     return load_counted(path)[0]
 
 
 def load_counted(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(spans added, spans of the file already held)."""
-    from .._ship import files
+    from .._ship import files, notebooks
 
-    loaded = files.load(path)
+    notes: list[str] = []
+    if os.fspath(path).lower().endswith(".ipynb"):
+        book = notebooks.read(path)
+        loaded: files.Loaded = book
+        notes = book.notes
+    else:
+        loaded = files.load(path)
     sess = _session.current() or _session.enable()
     added = sess.collector.add_entries(loaded.entries, loaded.cells)
+    for note in notes:
+        warnings.warn(f"{os.fspath(path)}: {note}", NotebookNote, stacklevel=3)
     return added, len(loaded.entries) - added
+
+
+class NotebookNote(UserWarning):
+    """What a notebook's saved traces leave out (``load("….ipynb")``)."""
 
 
 def explore(source: Source = None, *, auto_refresh: bool = False,

@@ -399,7 +399,8 @@ def _file(args: argparse.Namespace, parser: MagicParser) -> None:
 
 
 def _path_argument(parser: MagicParser) -> None:
-    parser.add_argument("path", metavar="PATH", help="a file of OTLP JSON lines")
+    parser.add_argument("path", metavar="PATH",
+                        help="a file of OTLP JSON lines (load: or an executed .ipynb)")
 
 
 def _forward(args: argparse.Namespace, parser: MagicParser) -> None:
@@ -455,8 +456,8 @@ COMMANDS: dict[str, Command] = {
     "clear": Command("drop collected spans", _clear),
     "save": Command("write the session's spans to PATH as OTLP JSON lines", _file,
                     _path_argument),
-    "load": Command("read the spans of PATH (OTLP JSON lines) into the session", _file,
-                    _path_argument),
+    "load": Command("read the spans of PATH (OTLP JSON lines, or the traces saved in an "
+                    "executed .ipynb) into the session", _file, _path_argument),
     "forward": Command("forward spans over OTLP to URL; forward off stops", _forward,
                        _forward_arguments),
 }
