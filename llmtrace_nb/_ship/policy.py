@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status, StatusCode
 
+from .._capture.record import ATTRS, EVENTS, NAME, RARE, RESOURCE, STATUS_MESSAGE, Record
 from .._fork import fresh_locks_after_fork
 from .._read import semconv
 from .._read.scrub import scrub_attributes, scrub_text
@@ -110,6 +111,32 @@ def clean_span(span: ReadableSpan, redact: str) -> ReadableSpan:
         status = Status(status.status_code, scrub_text(status.description))
     return replace_span(span, name=scrub_text(span.name), attributes=attrs, events=events,
                         links=links, status=status, resource=scrubbed_resource(span.resource))
+
+
+def clean_record(record: Record, redact: str) -> Record:
+    """``clean_span`` for a collector record (the store keeps records): the same parts
+    scrubbed, the same content redacted."""
+    redactor = _redactor(redact)
+
+    def clean(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+        out = scrub_attributes(attrs)
+        return out if redactor is None else _redact_mapping(out, redactor)
+
+    fields = list(record)
+    fields[NAME] = scrub_text(record[NAME])
+    fields[ATTRS] = clean(record[ATTRS])
+    if record[EVENTS]:
+        fields[EVENTS] = tuple((scrub_text(name), ts, clean(attrs))
+                               for name, ts, attrs in record[EVENTS])
+    if record[STATUS_MESSAGE]:
+        fields[STATUS_MESSAGE] = scrub_text(record[STATUS_MESSAGE])
+    rare = dict(record[RARE] or ())
+    if "links" in rare:
+        rare["links"] = tuple(Link(link.context, scrub_attributes(link.attributes or {}))
+                              for link in rare["links"])
+        fields[RARE] = tuple(rare.items())
+    fields[RESOURCE] = scrubbed_resource(record[RESOURCE])
+    return tuple(fields)
 
 
 _resources: dict[int, tuple[Resource, Resource]] = {}
