@@ -15,8 +15,10 @@ from ._notebook.api import (
     disable,
     enable,
     explore,
+    history,
     llm_calls_df,
     load,
+    restore,
     save,
     set_price,
     spans_df,
@@ -36,8 +38,10 @@ __all__ = [
     "disable",
     "enable",
     "explore",
+    "history",
     "llm_calls_df",
     "load",
+    "restore",
     "save",
     "set_price",
     "span",
@@ -65,11 +69,14 @@ def load_ipython_extension(ipython: Any) -> None:
     >>> %load_ext llmtrace_nb  # doctest: +SKIP
     """
     from ._notebook.magics import install
-    from ._notebook.status import status_line
+    from ._notebook.status import earlier_line, status_line
 
     sess = _session.enable()
     install(ipython)
     print(status_line(sess))
+    for line in (earlier_line(sess), sess.store_problem and f"llmtrace_nb: {sess.store_problem}"):
+        if line:
+            print(line)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,11 @@ from IPython.utils.capture import CapturedIO, capture_output
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+
+# The local store is on by default: every kernel the tests start, and this process, keep
+# their spans in a throwaway store, never in the home directory.
+STORE = Path(tempfile.mkdtemp(prefix="llmtrace-store-")) / "spans.sqlite"
+os.environ["LLMTRACE_NB_STORE"] = str(STORE)
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +114,10 @@ SLOW = (
     "tests/test_readme.py::test_forward_cli_options_are_in_readme",
     "tests/test_readme.py::test_benchmarks_help_agrees_with_readme",
     "tests/test_files.py::test_load_in_a_fresh_process_feeds_frames_and_views",
+    "tests/test_store.py",
+    "tests/test_keep.py::test_kill_9_",
+    "tests/test_keep.py::test_two_kernels_write_at_once",
+    "tests/test_notebook_source.py::test_summary_from_a_shell",
     "tests/test_demo.py::test_module_cli_prints_base_url_and_serves",
     "tests/test_spec_fixes.py::test_demo_is_reachable_after_import_llmtrace_nb",
     "tests/test_html_view.py::test_nothing_runs_in_a_browser",

@@ -18,7 +18,7 @@ LAYERS = {
     "_capture": 1,
     "_read": 2,
     "_shape": 3,
-    "views": 4, "_ship": 4,
+    "views": 4, "_ship": 4, "_keep": 4,
     "_notebook": 5,
     "__init__": 6, "__main__": 6,
     "demo": 0,  # stands alone: an HTTP server that knows nothing of tracing

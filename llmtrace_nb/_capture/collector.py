@@ -264,19 +264,25 @@ class SpanCollector(SpanProcessor):
         was loaded before, or saved from this session) is not added again, nor a cell all
         of whose spans were. Returns how many spans were added.
         """
+        entry_of = self.readers.entry_of
+        return self.add_records([entry_of(span, None if cell is None else cell.seq)
+                                 for span, cell in entries], cells)
+
+    def add_records(self, records: list[Record], cells: list[CellRef]) -> int:
+        """``add_entries`` for records (CELL: the ``seq`` of one of ``cells``, or None)."""
         with self._lock:
             held = list(self._buffer)
             known = set(zip(held[TRACE_ID::ENTRY], held[SPAN_ID::ENTRY], strict=True))
-            new = [(span, cell) for span, cell in entries
-                   if (span.context.trace_id, span.context.span_id) not in known]
-            used = {id(cell) for _, cell in new if cell is not None}
-            self._cells.extend(c for c in cells if id(c) in used)
-            for _, cell in new:
-                if cell is not None:
-                    self._known_cells.setdefault(cell.seq, cell)
-            entry_of = self.readers.entry_of
-            self._buffer.extend(item for span, cell in new
-                                for item in entry_of(span, None if cell is None else cell.seq))
+            del held
+            new = [r for r in records if (r[TRACE_ID], r[SPAN_ID]) not in known]
+            used = {r[CELL] for r in new if r[CELL] is not None}
+            for cell in cells:
+                if cell.seq in used and cell.seq not in self._known_cells:
+                    self._cells.append(cell)
+                    self._known_cells[cell.seq] = cell
+            # one extend of a list: C-level, so spans ending on other threads (on_end
+            # appends without the lock) land before or after these, never inside one
+            self._buffer.extend([item for record in new for item in record])
             self._trim()
         return len(new)
 

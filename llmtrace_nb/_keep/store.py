@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -93,6 +94,9 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
+        # one connection, used by the writer's thread and the notebook's: SQLite
+        # connections are not to be used by two threads at once
+        self._lock = threading.RLock()
         try:
             self._conn = _connect(self.path)
             with self._transaction():
@@ -113,10 +117,11 @@ class Store:
                 from None
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._conn)
+        return _Transaction(self._conn, self._lock)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -148,18 +153,22 @@ class Store:
         """Every session (of ``notebook`` if given), oldest first, with its span count."""
         where, args = ("WHERE s.notebook = ?", (notebook,)) if notebook is not None \
             else ("", ())
-        rows = self._conn.execute(
-            "SELECT s.id, s.started_ns, s.kernel_id, s.notebook, s.last_ns, "
-            "COALESCE(SUM(c.spans), 0), COALESCE(SUM(LENGTH(c.data)), 0) "
-            f"FROM sessions s LEFT JOIN chunks c ON c.session = s.id {where} "
-            "GROUP BY s.id ORDER BY s.started_ns, s.id", args).fetchall()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT s.id, s.started_ns, s.kernel_id, s.notebook, s.last_ns, "
+                "COALESCE(SUM(c.spans), 0), COALESCE(SUM(LENGTH(c.data)), 0) "
+                f"FROM sessions s LEFT JOIN chunks c ON c.session = s.id {where} "
+                "GROUP BY s.id ORDER BY s.started_ns, s.id", args).fetchall()
         return [SessionInfo(*row) for row in rows]
 
     def chunks(self, sessions: Iterable[int]) -> Iterator[tuple[int, bytes]]:
         """``(session, data)`` of the sessions' chunks, in the order they were written."""
         for session in sessions:
-            for (data,) in self._conn.execute(
-                    "SELECT data FROM chunks WHERE session = ? ORDER BY id", (session,)):
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT data FROM chunks WHERE session = ? ORDER BY id",
+                    (session,)).fetchall()
+            for (data,) in rows:
                 yield session, data
 
     def size(self) -> int:
@@ -193,19 +202,29 @@ class Store:
             with self._transaction():
                 self._conn.executemany("DELETE FROM sessions WHERE id = ?",
                                        [(i,) for i in drop])
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self._lock:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return len(drop)
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on an error): a writer takes the
-    write lock at the start, so two kernels never deadlock upgrading a read."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on an error), holding the store's
+    thread lock: a writer takes SQLite's write lock at the start, so two kernels never
+    deadlock upgrading a read."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.conn, self.lock = conn, lock
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from .._capture.record import END
+from .._capture.record import END, SPAN_ID
 from . import codec
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class StoreWriter:
         self.last_error: str | None = None
         self._seq = 0
         self._generation = collector.generation
+        #: span ids of records added from elsewhere (restored, loaded): not stored again
+        self._skip: set[int] = set()
         self._lock = threading.Lock()  # one flush at a time (the thread, or a reader)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="llmtrace_nb-store",
@@ -69,6 +71,10 @@ class StoreWriter:
             if snap.first_seq > self._seq:
                 self.lost += snap.first_seq - self._seq
             records = snap.records
+            if self._skip:
+                skip = self._skip
+                records = [r for r in records if r[SPAN_ID] not in skip]
+                skip.difference_update(r[SPAN_ID] for r in snap.records)
             if not records:
                 self._seq = snap.end_seq
                 return 0
@@ -90,6 +96,11 @@ class StoreWriter:
             self._seq = snap.end_seq
             self.written += len(records)
             return len(records)
+
+    def skip(self, span_ids: Iterable[int]) -> None:
+        """Spans about to be added that came from the store or a file: not written."""
+        with self._lock:
+            self._skip.update(span_ids)
 
     def close(self) -> None:
         """Stop the thread after a last flush."""

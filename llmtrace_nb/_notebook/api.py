@@ -19,12 +19,14 @@ from . import session as _session
 from .status import status_text
 
 if TYPE_CHECKING:  # ipywidgets and plotly are imported only by those who explore
+    from .._keep.keeper import Keeper
     from ..views.widgets import Explorer, Source
 
 
 def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
            auto: bool | None = None,
-           forward: str | Mapping[str, Any] | bool | None = None) -> None:
+           forward: str | Mapping[str, Any] | bool | None = None,
+           store: str | os.PathLike[str] | bool | None = None) -> None:
     """Start collecting spans in this process (what ``%load_ext`` does, without IPython).
 
     Idempotent; a second call changes only the options it is given.
@@ -43,6 +45,12 @@ def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
         Forward spans over OTLP: a collector URL, or a dict of ``url`` and the
         ``%llmtrace forward`` options (``protocol``, ``headers``, ``only``, ``redact``),
         or False to stop. Without it, the ``OTEL_EXPORTER_OTLP_*`` variables decide.
+    store : str, os.PathLike or bool, optional
+        The local store every finished span is also written to (README, "Spans outlive
+        the kernel"): a file path, or False / ``"off"``. Without it, the
+        ``LLMTRACE_NB_STORE`` variable (a path or ``off``) decides, else
+        ``~/.local/share/llmtrace_nb/spans.sqlite``. A location that cannot be written
+        is noted in :func:`status` and spans stay in memory only.
 
     Returns
     -------
@@ -53,6 +61,8 @@ def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
     ValueError
         ``max_spans`` is not a positive integer, or ``forward`` has a bad URL, protocol,
         header or policy (checked before anything changes).
+    TypeError
+        ``store`` is not a path or a bool.
 
     See Also
     --------
@@ -65,7 +75,7 @@ def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
     >>> llmtrace_nb.enable(max_spans=10_000, forward="http://localhost:4318")  # doctest: +SKIP
     """
     _session.enable(max_spans=max_spans, capture_content=capture_content, auto=auto,
-                    forward=forward)
+                    forward=forward, store=store)
 
 
 def disable() -> None:
@@ -175,13 +185,17 @@ def cells_df() -> pd.DataFrame:
     return _frames.cells(spans, sess.collector.cells(), sess.frames.evicted())
 
 
-def summary(by: str | Sequence[str] = "model") -> pd.DataFrame:
+def summary(by: str | Sequence[str] = "model", spans: pd.DataFrame | None = None
+            ) -> pd.DataFrame:
     """Calls, errors, tokens, cost, latency p50/p95, TTFT p50 and tokens/s per group.
 
     Parameters
     ----------
     by : str or sequence of str, default "model"
         The column (or columns) of :func:`llm_calls_df` to group by.
+    spans : pandas.DataFrame, optional
+        Spans to summarize instead of the session's: e.g. :func:`history` (group by
+        ``session`` or ``notebook`` too) or a filtered ``spans_df()``.
 
     Returns
     -------
@@ -203,9 +217,106 @@ def summary(by: str | Sequence[str] = "model") -> pd.DataFrame:
     >>> llmtrace_nb.summary()  # doctest: +SKIP
     >>> llmtrace_nb.summary(by=["cell_name", "model"])  # doctest: +SKIP
     """
-    sess = _source()  # summary() only groups and sums: no copy of the spans needed
-    spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
+    if spans is None:
+        sess = _source()  # summary() only groups and sums: no copy of the spans needed
+        spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
     return _frames.summary(_frames.llm_calls(spans), by=by)
+
+
+def _keeper() -> Keeper:
+    sess = _session.current() or _session.enable()
+    if sess.keeper is None:
+        raise RuntimeError(sess.store_problem or "the local store is off (%llmtrace store "
+                           "PATH, or enable(store=PATH), turns it on)")
+    return sess.keeper
+
+
+def history(notebook: str | None = None, since: Any = None, until: Any = None
+            ) -> pd.DataFrame:
+    """The spans of every session kept in the local store, as one DataFrame.
+
+    Parameters
+    ----------
+    notebook : str, optional
+        Only sessions of this notebook (its path as Jupyter names it: the ``notebook``
+        column).
+    since : datetime, str or pandas.Timestamp, optional
+        Only spans that started at or after this time (naive times are UTC).
+    until : datetime, str or pandas.Timestamp, optional
+        Only spans that started at or before this time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`spans_df`, plus ``session`` (the store's session number)
+        and ``notebook``; cells restored this way carry a ``session`` tag. Pass it to
+        :func:`summary` (``spans=``) or the charts.
+
+    Raises
+    ------
+    RuntimeError
+        The store is off or could not be opened.
+    ValueError
+        ``since`` or ``until`` is not a time.
+
+    Examples
+    --------
+    >>> week = llmtrace_nb.history(since="2026-11-26")  # doctest: +SKIP
+    >>> week.groupby(["notebook", "model"])["cost_usd"].sum()  # doctest: +SKIP
+    """
+    from .._keep.history import history_frame
+
+    keeper = _keeper()
+    keeper.writer.flush()  # this session's latest spans too
+    sess = _session.require()
+    return history_frame(keeper.store, sess.prices, notebook=notebook, since=since,
+                         until=until, capture_content=sess.capture_content)
+
+
+def restore(session: int | None = None) -> int:
+    """Bring the spans of earlier sessions back from the local store into this one.
+
+    Parameters
+    ----------
+    session : int, optional
+        One stored session (its number in ``%llmtrace store``); by default every earlier
+        session of this notebook.
+
+    Returns
+    -------
+    int
+        The number of spans added (spans held already are not added twice). Their cells
+        come back with them, tagged ``session=<number>``, for ``view(cell)``, the
+        DataFrames and ``save``.
+
+    Raises
+    ------
+    RuntimeError
+        The store is off or could not be opened, or no earlier session is known for
+        this notebook.
+    ValueError
+        No stored session has that number.
+
+    Examples
+    --------
+    >>> llmtrace_nb.restore()  # after a restart: this notebook's earlier spans  # doctest: +SKIP
+    42
+    >>> llmtrace_nb.restore(7)  # one session, as %llmtrace store lists it  # doctest: +SKIP
+    12
+    """
+    keeper = _keeper()
+    if session is None:
+        ids = [s.id for s in keeper.earlier()]
+        if not ids:
+            raise RuntimeError(
+                "no earlier session of this notebook is in the store" if keeper.who.notebook
+                else "this kernel does not know its notebook (Jupyter sets "
+                     "JPY_SESSION_NAME): name a session, %llmtrace restore SESSION")
+    else:
+        if session not in {s.id for s in keeper.store.sessions()}:
+            raise ValueError(f"no stored session {session} (see %llmtrace store)")
+        ids = [session]
+    return keeper.restore(ids).added
 
 
 def view(cell: int | str | None = None) -> TraceView:
@@ -345,6 +456,8 @@ def load_counted(path: str | os.PathLike[str]) -> tuple[int, int]:
     else:
         loaded = files.load(path)
     sess = _session.current() or _session.enable()
+    if sess.keeper is not None:  # kept where it came from, not stored again
+        sess.keeper.writer.skip(span.context.span_id for span, _ in loaded.entries)
     added = sess.collector.add_entries(loaded.entries, loaded.cells)
     for note in notes:
         warnings.warn(f"{os.fspath(path)}: {note}", NotebookNote, stacklevel=3)

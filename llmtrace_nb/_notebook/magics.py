@@ -32,7 +32,7 @@ from ..views import html
 from ..views.live import LiveLine
 from ..views.text import plural
 from . import api, cells, session
-from .status import status_text
+from .status import status_text, store_text
 
 # -- argparse for magic lines ---------------------------------------------------------------
 #
@@ -398,6 +398,36 @@ def _file(args: argparse.Namespace, parser: MagicParser) -> None:
         print(f"llmtrace_nb: read {plural(n, 'span')} from {path}{already}")
 
 
+def _store(args: argparse.Namespace, parser: MagicParser) -> None:
+    sess = session.require()
+    if args.where is not None:
+        from .._keep.keeper import configured_path
+
+        session.use_store(sess, configured_path(args.where))
+    print(store_text(sess))
+
+
+def _store_argument(parser: MagicParser) -> None:
+    parser.add_argument("where", metavar="PATH|off", nargs="?",
+                        help="the store's file from now on, or off")
+
+
+def _restore(args: argparse.Namespace, parser: MagicParser) -> None:
+    try:
+        n = api.restore(args.session)
+    except (RuntimeError, ValueError) as exc:
+        parser.error(str(exc))
+    what = f"session {args.session}" if args.session is not None else \
+        "this notebook's earlier sessions"
+    print(f"llmtrace_nb: restored {plural(n, 'span')} from {what}")
+
+
+def _restore_argument(parser: MagicParser) -> None:
+    parser.add_argument("session", metavar="SESSION", nargs="?", type=int,
+                        help="a session number from %%llmtrace store (default: every "
+                             "earlier session of this notebook)")
+
+
 def _path_argument(parser: MagicParser) -> None:
     parser.add_argument("path", metavar="PATH",
                         help="a file of OTLP JSON lines (load: or an executed .ipynb)")
@@ -460,6 +490,10 @@ COMMANDS: dict[str, Command] = {
                     "executed .ipynb) into the session", _file, _path_argument),
     "forward": Command("forward spans over OTLP to URL; forward off stops", _forward,
                        _forward_arguments),
+    "store": Command("the local store of every span: where, size, sessions; PATH moves "
+                     "it, off stops writing", _store, _store_argument),
+    "restore": Command("bring the spans of this notebook's earlier sessions (or SESSION) "
+                       "back from the store", _restore, _restore_argument),
 }
 
 

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -35,6 +36,7 @@ from .._capture.compat import (
     unwrap_openai,
 )
 from .._capture.openai_streams import patch as patch_streams
+from .._keep.keeper import Keeper, configured_path
 from .._shape.frames import FrameBuilder
 from .._shape.pricing import PriceBook
 from .._ship.forward import ForwardConfig, Forwarder, config_from_env, make_config
@@ -95,6 +97,11 @@ class Session:
     notes: list[str] = field(default_factory=list)
     #: (label, provider) of every SDK provider our processors are on
     collected: list[tuple[str, TracerProvider]] = field(default_factory=list)
+    #: the local store this session writes to (None: off, or it could not be opened)
+    keeper: Keeper | None = None
+    #: where the store was asked to be (None: off); why it is not open, if it is not
+    store_path: Path | None = None
+    store_problem: str | None = None
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -348,16 +355,20 @@ def _forward_config(forward: str | Mapping[str, Any] | ForwardConfig) -> Forward
 
 def enable(max_spans: int | None = None, capture_content: bool | None = None,
            auto: bool | None = None,
-           forward: str | Mapping[str, Any] | ForwardConfig | bool | None = None) -> Session:
+           forward: str | Mapping[str, Any] | ForwardConfig | bool | None = None,
+           store: str | os.PathLike[str] | bool | None = None) -> Session:
     """Start collecting (idempotent). Returns the session.
 
     ``forward``: a collector URL, or a dict of ``url`` and the ``%llmtrace forward``
     options (``protocol``, ``headers``, ``only``, ``redact``, TLS files), or False to
     stop forwarding. Without it, the OTEL_EXPORTER_OTLP_* variables decide.
+    ``store``: the local store's file, or False / ``"off"``; without it,
+    ``LLMTRACE_NB_STORE``, else the default location, decides (at the first enable).
     """
     # Validate before changing anything: a bad URL is an error now, not at first export.
     config = (_forward_config(forward)
               if forward is not None and not isinstance(forward, bool) else None)
+    store_path = configured_path(store)
     env_config = config_from_env() if forward is None and current() is None else None
     if max_spans is not None and (isinstance(max_spans, bool) or not isinstance(max_spans, int)
                                   or max_spans < 1):
@@ -380,7 +391,7 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
                 provider=provider, owns_provider=owns, collector=collector, prices=prices,
                 frames=FrameBuilder(collector, prices), forwarder=forwarder,
                 capture_content=_content_from_env(),
-                collected=[(label, provider)],
+                collected=[(label, provider)], store_path=store_path,
             )
             if session.capture_content and "anthropic" in sys.modules and (
                     ANTHROPIC_CONTENT_ENV not in os.environ):
@@ -402,6 +413,10 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             session.found.clear()
             _instrument(session)
             session.active = True
+            if store is None and session.keeper is None and session.store_path is not None:
+                use_store(session, session.store_path)  # first enable, or after disable
+        if store is not None:
+            use_store(session, store_path)
         attach_providers(session)
         if capture_content is not None:
             session.set_capture_content(capture_content)
@@ -413,6 +428,25 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
         if auto is not None:
             session.auto = auto
         return session
+
+
+def use_store(session: Session, path: Path | None) -> None:
+    """Write to the store at ``path`` from now on (None: stop writing). A location that
+    cannot be used is noted (``%llmtrace status``, the load line) and the session goes
+    on in memory."""
+    if session.keeper is not None and session.keeper.path == path:
+        return
+    if session.keeper is not None:
+        session.keeper.close()
+        session.keeper = None
+    session.store_path, session.store_problem = path, None
+    if path is None:
+        return
+    try:
+        session.keeper = Keeper(path, session.collector, _capturing_content)
+    except (OSError, ValueError) as exc:  # StoreError is an OSError
+        session.store_problem = (f"the span store at {path} cannot be used ({exc}); spans "
+                                 "are kept in memory only")
 
 
 def disable() -> None:
@@ -430,5 +464,8 @@ def disable() -> None:
         session.collector.active_cell = None
         if session.forwarder is not None:
             session.forwarder.stop()
+        if session.keeper is not None:  # its last flush: every span collected is kept
+            session.keeper.close()
+            session.keeper = None
         session.auto = False
         session.active = False

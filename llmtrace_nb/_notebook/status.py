@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from . import session
 
 
@@ -32,6 +34,7 @@ def status_text(sess: session.Session) -> str:
         f"  auto: {'on' if sess.auto else 'off'}",
         f"  output: {sess.output}",
         f"  forward: {forward_text(sess)}",
+        f"  store: {store_line(sess)}",
     ]
     if df.attrs.get("unpriced_models"):
         lines.append(f"  no price for: {', '.join(df.attrs['unpriced_models'])}")
@@ -47,3 +50,63 @@ def status_line(sess: session.Session) -> str:
             f"instrumented: {sess.describe_instrumentations()} · "
             f"providers: {sess.describe_providers()} · "
             f"content {'captured' if sess.capture_content else 'not captured'}")
+
+
+def _size(n: float) -> str:
+    unit = "bytes"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if n < 1024:
+            break
+        n, unit = n / 1024, bigger
+    return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+
+
+def store_line(sess: session.Session) -> str:
+    """Where the local store is and what this session wrote to it, in one line."""
+    keeper = sess.keeper
+    if keeper is None:
+        return sess.store_problem or "off"
+    writer = keeper.writer
+    text = (f"{keeper.path} (session {keeper.session}, {writer.written:,} spans written"
+            + (f", {writer.lost:,} lost" if writer.lost else "")
+            + (f", {writer.failures:,} failed writes: {writer.last_error}"
+               if writer.failures else "") + ")")
+    return text
+
+
+def store_text(sess: session.Session) -> str:
+    """``%llmtrace store``: where, how big, which sessions, what retention keeps."""
+    from .._keep.keeper import MAX_AGE_DAYS, MAX_BYTES
+
+    keeper = sess.keeper
+    if keeper is None:
+        return f"llmtrace_nb: store {sess.store_problem or 'off'}"
+    keeper.writer.flush()
+    sessions = keeper.store.sessions()
+    lines = [f"llmtrace_nb: store {store_line(sess)}",
+             f"  size: {_size(keeper.store.size())}, {len(sessions):,} sessions, "
+             f"{sum(s.spans for s in sessions):,} spans; keeps {MAX_AGE_DAYS} days, "
+             f"at most {_size(MAX_BYTES)}",
+             f"  {'session':>7}  {'started (UTC)':16}  {'spans':>9}  notebook"]
+    for s in sessions[-20:]:
+        started = pd.Timestamp(s.started_ns, unit="ns", tz="UTC").strftime("%Y-%m-%d %H:%M")
+        mark = " (this one)" if s.id == keeper.session else ""
+        lines.append(f"  {s.id:>7}  {started:16}  {s.spans:>9,}  {s.notebook or '-'}{mark}")
+    if len(sessions) > 20:
+        lines.insert(3, f"  … {len(sessions) - 20:,} older sessions not listed")
+    return "\n".join(lines)
+
+
+def earlier_line(sess: session.Session) -> str | None:
+    """The line ``%load_ext`` adds when this notebook's earlier sessions kept spans."""
+    keeper = sess.keeper
+    if keeper is None:
+        return None
+    earlier = keeper.earlier()
+    if not earlier:
+        return None
+    latest = max(s.last_ns or s.started_ns for s in earlier)
+    when = pd.Timestamp(latest, unit="ns", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+    n = sum(s.spans for s in earlier)
+    return (f"llmtrace_nb: {n:,} span{'s' if n != 1 else ''} from this notebook's earlier "
+            f"sessions (latest: {when}) — %llmtrace restore")

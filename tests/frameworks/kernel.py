@@ -174,6 +174,18 @@ class Kernel:
             self.shutdown()
             raise
 
+    def stop(self) -> None:
+        """Shut the kernel down as a frontend's restart does: a shutdown request, so its
+        exit handlers run (killed only if it does not exit in time); then ``shutdown``."""
+        kc, km = self.kc, self.km
+        if kc is not None:
+            kc.stop_channels()
+            self.kc = None
+        if km is not None and km.has_kernel:
+            km.shutdown_kernel(now=False)
+            self.km = None
+        self.shutdown()
+
     def shutdown(self) -> None:
         """Stop the channels, kill the kernel process, remove its files. Idempotent."""
         kc, self.kc = self.kc, None

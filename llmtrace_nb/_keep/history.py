@@ -1,0 +1,63 @@
+"""Keep: the spans of every stored session as one frame — ``history()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from .._capture.collector import SpanCollector
+from .._capture.record import CELL, SPAN_ID, TRACE_ID
+from .._shape.frames import FrameBuilder
+from .._shape.pricing import PriceBook
+from .restore import read_records
+from .store import Store
+
+
+def _ns(when: Any, name: str) -> int | None:
+    if when is None:
+        return None
+    try:
+        stamp = pd.Timestamp(when)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} is not a time: {when!r}") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.value)
+
+
+def history_frame(store: Store, prices: PriceBook, *, notebook: str | None = None,
+                  since: Any = None, until: Any = None,
+                  capture_content: bool = True) -> pd.DataFrame:
+    """``spans_df()``'s columns, plus ``session`` and ``notebook``, for the spans of
+    every stored session (of ``notebook``) that started between ``since`` and ``until``
+    (times or ISO strings; naive ones are UTC)."""
+    low, high = _ns(since, "since"), _ns(until, "until")
+    sessions = [s for s in store.sessions(notebook)
+                if (high is None or s.started_ns <= high)
+                and (low is None or (s.last_ns or s.started_ns) >= low)]
+    session_of: list[int] = []
+    records, refs, _ = read_records(store, [s.id for s in sessions], session_of)
+    for (session, _), ref in refs.items():
+        ref.tags.setdefault("session", str(session))
+    keys = {(r[TRACE_ID], r[SPAN_ID]): s for r, s in zip(records, session_of, strict=True)}
+    records = [r if r[CELL] is None else (*r[:CELL], refs[r[CELL]].seq, *r[CELL + 1:])
+               for r in records]
+    collector = SpanCollector(max(len(records), 1))
+    collector.add_records(records, list(refs.values()))
+    df = FrameBuilder(collector, prices).spans(capture_content=capture_content)
+    by_key = {(f"{t:032x}", f"{s:016x}"): session for (t, s), session in keys.items()}
+    df["session"] = pd.array([by_key.get(k) for k in zip(df["trace_id"], df["span_id"],
+                                                          strict=True)], dtype="Int64")
+    notebooks = {s.id: s.notebook for s in sessions}
+    df["notebook"] = pd.array([notebooks.get(s) if s is not pd.NA else None
+                               for s in df["session"]], dtype="string")
+    if low is not None or high is not None:
+        start = df["start_time"].astype("int64")
+        keep = pd.Series(True, index=df.index)
+        if low is not None:
+            keep &= start >= low
+        if high is not None:
+            keep &= start <= high
+        df = df[keep].reset_index(drop=True)
+    return df
