@@ -11,6 +11,7 @@ tests/test_benchmarks.py).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -516,6 +517,47 @@ def real_memory_case(n: int) -> list[Result]:
                    f"≤ {real_path.TARGET_KB:g} KB", [kb], "KB", kb <= real_path.TARGET_KB)]
 
 
+def store_cases(n: int, history_n: int, repeats: int) -> list[Result]:
+    """The local store (``llmtrace_nb/_keep``): the background writer's throughput, a
+    restore of ``n`` spans into a collector, ``history()`` over ``history_n``."""
+    from llmtrace_nb._keep.history import history_frame
+    from llmtrace_nb._keep.restore import restore
+    from llmtrace_nb._keep.store import Store
+    from llmtrace_nb._keep.writer import StoreWriter
+
+    written, restored, history, sizes = [], [], [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            _, collector, _ = filled(n)
+            store = Store(Path(tmp) / "spans.sqlite")
+            session = store.begin_session(time.time_ns(), None, "bench.ipynb")
+            writer = StoreWriter(collector, store, session, content=lambda: True,
+                                 interval_s=3600)
+            written.append(n / timed(writer.flush))
+            sizes.append(store.size() / n)
+            restored.append(timed(functools.partial(restore, SpanCollector(n * 2), store,
+                                                    [session])))
+            if history_n:
+                for _ in range(history_n // n - 1):  # more sessions of the same spans
+                    again = store.begin_session(time.time_ns(), None, "bench.ipynb")
+                    StoreWriter(collector, store, again, content=lambda: True,
+                                interval_s=3600).flush()
+                history.append(timed(functools.partial(history_frame, store, PriceBook())))
+            store.close()
+    results = [
+        Result(f"store: background writer, {n:,} spans (scrub, encode, one transaction)",
+               "≥ 50,000 spans/s", written, "spans/s", statistics.median(written) >= 50_000),
+        Result("store: bytes on disk per span (synthetic LLM spans, zlib'd JSON chunks)",
+               "(reference)", sizes, "bytes", None),
+        Result(f"store: restore {n:,} spans into a collector", "≤ 1 s", restored, "s",
+               statistics.median(restored) <= 1.0),
+    ]
+    if history:
+        results.append(Result(f"store: history() over {history_n:,} stored spans", "≤ 2 s",
+                              history, "s", statistics.median(history) <= 2.0))
+    return results
+
+
 def real_per_call_cases(n: int, rounds: int) -> list[Result]:
     """µs each non-streamed call costs on the real path, ours beside Phoenix-batch; and
     the share streamed calls cost (``real_path.py``)."""
@@ -571,6 +613,7 @@ CASES: dict[str, Callable[[], list[Result]]] = {
     "saved-output": saved_output_cases,
     "real-memory": lambda: real_memory_case(5_000),
     "real-per-call": lambda: real_per_call_cases(300, 5),
+    "store": lambda: store_cases(100_000, 1_000_000, 3),
 }
 
 
@@ -579,7 +622,8 @@ def quick() -> list[Result]:
     return (per_span_overhead(2_000, 1) + frames_cases([2_000], 1)
             + aged_frames_case(2_000, 1) + analysis_cases(2_000, 1) + content_case(500, 1)
             + trace_view_cases([100], 1) + memory_per_span(2_000)
-            + forwarding_cases(1, 500) + live_line_case(2_000, 1) + scrub_cases(20_000))
+            + forwarding_cases(1, 500) + live_line_case(2_000, 1) + scrub_cases(20_000)
+            + store_cases(2_000, 0, 1))
 
 
 def run_isolated(name: str) -> list[Result]:

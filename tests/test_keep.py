@@ -257,3 +257,22 @@ def test_two_kernels_write_at_once(tmp_path: Path) -> None:
         assert sessions[name].spans == final  # every span of each, nothing mixed
         records, _, torn = read_records(store, [sessions[name].id])
         assert torn == 0 and sorted(r[13]["n"] for r in records) == list(range(final))
+
+
+def test_a_store_written_by_version_1_opens_and_restores(tmp_path: Path) -> None:
+    """tests/fixtures/store-v1.sqlite: schema 1, chunk format 1, as the first release with
+    a store wrote it. A later schema must keep reading it (migrate, never misread)."""
+    path = tmp_path / "old.sqlite"
+    path.write_bytes((ROOT / "tests" / "fixtures" / "store-v1.sqlite").read_bytes())
+    store = Store(path)
+    (info,) = store.sessions()
+    assert (info.kernel_id, info.notebook, info.spans) == ("kernel-v1", "/fixtures/v1.ipynb", 9)
+    collector = SpanCollector(100)
+    done = restore(collector, store, [info.id])
+    assert (done.added, done.torn) == (9, 0)
+    names = sorted(span.name for span, _ in collector.snapshot().spans())
+    assert names == ["agent step 1", "auto-mode call", "chat gpt-4o", "chat gpt-4o-mini",
+                     "chat house-model", "execute_tool search", "rag-eval", "rare", "retrieve"]
+    cells = {cell.name: cell.tags for _, cell in collector.snapshot().spans() if cell}
+    assert cells == {"rag-eval": {"run": "1", "session": "1"},
+                     "cell [13]": {"session": "1"}}

@@ -165,6 +165,8 @@ OTHER_BLOCKS = {
     ("bash", "Files: OTLP JSON lines"): "test_files_blocks",
     ("bash", "A notebook is a source: executed notebooks, without re-running them"):
         "test_notebook_source_blocks",
+    ("text", "Spans outlive the kernel: the local store"):
+        "test_the_restore_line_reads_as_readme_shows",
     ("text", "Forwarding: spans leave the notebook only on purpose"):
         "test_the_forwarding_warning_reads_as_readme_shows",
 }
@@ -667,6 +669,30 @@ def test_notebook_source_blocks(kernel: Kernel) -> None:
         "calls", "errors", "input_tokens", "output_tokens", "cost_usd"]
     assert got[2].strip() == sample[2].strip() == "model"
     assert got[3].split()[1:3] == ["4", "0"] and sample[3].split()[0] == got[3].split()[0]
+
+
+def test_the_restore_line_reads_as_readme_shows(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from llmtrace_nb._capture.collector import SpanCollector
+    from llmtrace_nb._keep.keeper import Identity, Keeper
+    from llmtrace_nb._notebook.status import earlier_line
+
+    (block,) = blocks_of("Spans outlive the kernel: the local store", "text")
+    collector = SpanCollector(100)
+    before = Keeper(tmp_path / "s.sqlite", collector, lambda: True,
+                    Identity(time.time_ns(), "k1", "/nb.ipynb"))
+    before.store.append(before.session, [(12, None, None, b"x")])
+    before.close()
+    now = Keeper(tmp_path / "s.sqlite", collector, lambda: True,
+                 Identity(time.time_ns(), "k2", "/nb.ipynb"))
+    try:
+        line = earlier_line(SimpleNamespace(keeper=now))  # type: ignore[arg-type]
+    finally:
+        now.close()
+    pattern = re.escape(block.source.strip())
+    pattern = pattern.replace(re.escape("2026-12-03 10:41"), r"\d{4}-\d\d-\d\d \d\d:\d\d")
+    assert line is not None and re.fullmatch(pattern, line), line
 
 
 # -- the demo server -------------------------------------------------------------------------

@@ -40,18 +40,20 @@ def history_frame(store: Store, prices: PriceBook, *, notebook: str | None = Non
     records, refs, _ = read_records(store, [s.id for s in sessions], session_of)
     for (session, _), ref in refs.items():
         ref.tags.setdefault("session", str(session))
-    keys = {(r[TRACE_ID], r[SPAN_ID]): s for r, s in zip(records, session_of, strict=True)}
     records = [r if r[CELL] is None else (*r[:CELL], refs[r[CELL]].seq, *r[CELL + 1:])
                for r in records]
     collector = SpanCollector(max(len(records), 1))
-    collector.add_records(records, list(refs.values()))
+    added = collector.add_records(records, list(refs.values()))
     df = FrameBuilder(collector, prices).spans(capture_content=capture_content)
-    by_key = {(f"{t:032x}", f"{s:016x}"): session for (t, s), session in keys.items()}
-    df["session"] = pd.array([by_key.get(k) for k in zip(df["trace_id"], df["span_id"],
-                                                          strict=True)], dtype="Int64")
+    if added == len(records):  # rows in the order the records were read
+        df["session"] = pd.array(session_of, dtype="Int64")
+    else:  # a span stored twice (two sessions): rows by id
+        by_id = {(f"{r[TRACE_ID]:032x}", f"{r[SPAN_ID]:016x}"): s
+                 for r, s in zip(records, session_of, strict=True)}
+        df["session"] = pd.array([by_id.get(k) for k in zip(
+            df["trace_id"], df["span_id"], strict=True)], dtype="Int64")
     notebooks = {s.id: s.notebook for s in sessions}
-    df["notebook"] = pd.array([notebooks.get(s) if s is not pd.NA else None
-                               for s in df["session"]], dtype="string")
+    df["notebook"] = df["session"].map(notebooks).astype("string")
     if low is not None or high is not None:
         start = df["start_time"].astype("int64")
         keep = pd.Series(True, index=df.index)
