@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from .._capture.collector import SpanCollector
-from .._capture.record import CELL, SPAN_ID, TRACE_ID
+from .._capture.record import SPAN_ID, TRACE_ID
 from .._shape.frames import FrameBuilder
 from .._shape.pricing import PriceBook
 from .restore import read_records
@@ -40,8 +40,6 @@ def history_frame(store: Store, prices: PriceBook, *, notebook: str | None = Non
     records, refs, _ = read_records(store, [s.id for s in sessions], session_of)
     for (session, _), ref in refs.items():
         ref.tags.setdefault("session", str(session))
-    records = [r if r[CELL] is None else (*r[:CELL], refs[r[CELL]].seq, *r[CELL + 1:])
-               for r in records]
     collector = SpanCollector(max(len(records), 1))
     added = collector.add_records(records, list(refs.values()))
     df = FrameBuilder(collector, prices).spans(capture_content=capture_content)

@@ -21,11 +21,12 @@ class Restored:
 def read_records(store: Store, sessions: Sequence[int],
                  session_of: list[int] | None = None
                  ) -> tuple[list[Record], dict[tuple[int, int], CellRef], int]:
-    """Every stored record of ``sessions`` with its cell (CELL: a key of the returned
-    cells, ``(session, seq)``, or None), and how many chunks were unreadable.
-    ``session_of``, if given, gets each record's session, in order."""
+    """Every stored record of ``sessions``, its CELL field the ``seq`` of one of the
+    returned cells (keyed by ``(session, seq in that session)``) or None, and how many
+    chunks were unreadable. ``session_of``, if given, gets each record's session."""
     records: list[Record] = []
-    infos: dict[tuple[int, int], codec.CellInfo] = {}
+    refs: dict[tuple[int, int], CellRef] = {}
+    last_end: dict[int, int] = {}  # CellRef.seq -> the latest end of its spans
     torn = 0
     for session, data in store.chunks(sessions):
         try:
@@ -33,26 +34,32 @@ def read_records(store: Store, sessions: Sequence[int],
         except codec.ChunkError:
             torn += 1
             continue
+        here: dict[int, int] = {}  # seq in the chunk -> CellRef.seq
         for seq, info in cells.items():
-            infos[(session, seq)] = info  # a later chunk knows more (the cell's end)
+            ref = refs.get((session, seq))
+            if ref is None:
+                ref = refs[(session, seq)] = CellRef(number=info.number, name=info.name)
+            # a later chunk knows more (the cell's end)
+            ref.number, ref.name, ref.tags = info.number, info.name, dict(info.tags)
+            ref.trace_id, ref.root_span_id = info.trace_id, info.root_span_id
+            ref.start_ns, ref.end_ns = info.start_ns, info.end_ns
+            here[seq] = ref.seq
         if session_of is not None:
             session_of.extend([session] * len(found))
         for record in found:
             seq = record[CELL]
-            records.append(record if seq is None else
-                           (*record[:CELL], (session, seq), *record[CELL + 1:]))
+            if seq is None:
+                records.append(record)
+                continue
+            mine = here[seq]
+            records.append((*record[:CELL], mine, *record[CELL + 1:]))
+            end = record[END]
+            if end is not None and end > last_end.get(mine, 0):
+                last_end[mine] = end
     # a cell still running when its kernel died never ended: it ends with its last span
-    last_end: dict[tuple[int, int], int] = {}
-    for record in records:
-        key, end = record[CELL], record[END]
-        if key is not None and end is not None and end > last_end.get(key, 0):
-            last_end[key] = end
-    refs = {key: CellRef(number=i.number, name=i.name, tags=dict(i.tags),
-                         trace_id=i.trace_id, root_span_id=i.root_span_id,
-                         start_ns=i.start_ns,
-                         end_ns=i.end_ns if i.end_ns is not None else
-                         last_end.get(key, i.start_ns))
-            for key, i in infos.items()}
+    for ref in refs.values():
+        if ref.end_ns is None:
+            ref.end_ns = last_end.get(ref.seq, ref.start_ns)
     return records, refs, torn
 
 
@@ -64,8 +71,6 @@ def restore(collector: SpanCollector, store: Store, sessions: Sequence[int],
     records, refs, torn = read_records(store, sessions)
     for (session, _), ref in refs.items():
         ref.tags.setdefault("session", str(session))
-    records = [r if r[CELL] is None else (*r[:CELL], refs[r[CELL]].seq, *r[CELL + 1:])
-               for r in records]
     if before_add is not None:
         before_add(records)
     added = collector.add_records(records, list(refs.values()))

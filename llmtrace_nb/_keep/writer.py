@@ -3,7 +3,7 @@
 The hot path pays nothing for the store: the collector's ``on_end`` appends its record
 as it always does, and this writer's thread reads what is new from the collector's
 buffer (a snapshot from the last number it wrote) every ``interval_s``, scrubs and
-redacts it as files and forwarding do (``_ship/policy.clean_record``; content dropped
+redacts it as files and forwarding do (``_ship/policy.clean_records``; content dropped
 when capture is off at flush time), and appends it to the store in one transaction.
 
 What can be lost: the records of the last interval when the process dies (``kill -9``),
@@ -62,7 +62,7 @@ class StoreWriter:
 
     def flush(self) -> int:
         """Write what is new now; returns how many records were written."""
-        from .._ship.policy import clean_record
+        from .._ship.policy import clean_records
 
         with self._lock:
             snap = self.collector.snapshot(self._seq, self._generation)
@@ -80,7 +80,7 @@ class StoreWriter:
                 return 0
             redact = "none" if self.content() else "drop"
             try:
-                cleaned = [clean_record(r, redact) for r in records]
+                cleaned = clean_records(records, redact)
                 chunks = []
                 for i in range(0, len(cleaned), CHUNK_RECORDS):
                     part = cleaned[i:i + CHUNK_RECORDS]

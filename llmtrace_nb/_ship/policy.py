@@ -113,8 +113,8 @@ def clean_span(span: ReadableSpan, redact: str) -> ReadableSpan:
                         links=links, status=status, resource=scrubbed_resource(span.resource))
 
 
-def clean_record(record: Record, redact: str) -> Record:
-    """``clean_span`` for a collector record (the store keeps records): the same parts
+def clean_records(records: Sequence[Record], redact: str) -> list[Record]:
+    """``clean_span`` for collector records (the store keeps records): the same parts
     scrubbed, the same content redacted."""
     redactor = _redactor(redact)
 
@@ -122,21 +122,26 @@ def clean_record(record: Record, redact: str) -> Record:
         out = scrub_attributes(attrs)
         return out if redactor is None else _redact_mapping(out, redactor)
 
-    fields = list(record)
-    fields[NAME] = scrub_text(record[NAME])
-    fields[ATTRS] = clean(record[ATTRS])
-    if record[EVENTS]:
-        fields[EVENTS] = tuple((scrub_text(name), ts, clean(attrs))
-                               for name, ts, attrs in record[EVENTS])
-    if record[STATUS_MESSAGE]:
-        fields[STATUS_MESSAGE] = scrub_text(record[STATUS_MESSAGE])
-    rare = dict(record[RARE] or ())
-    if "links" in rare:
-        rare["links"] = tuple(Link(link.context, scrub_attributes(link.attributes or {}))
-                              for link in rare["links"])
-        fields[RARE] = tuple(rare.items())
-    fields[RESOURCE] = scrubbed_resource(record[RESOURCE])
-    return tuple(fields)
+    cleaned = []
+    for record in records:
+        fields = list(record)
+        fields[NAME] = scrub_text(record[NAME])
+        fields[ATTRS] = clean(record[ATTRS])
+        if record[EVENTS]:
+            fields[EVENTS] = tuple((scrub_text(name), ts, clean(attrs))
+                                   for name, ts, attrs in record[EVENTS])
+        if record[STATUS_MESSAGE]:
+            fields[STATUS_MESSAGE] = scrub_text(record[STATUS_MESSAGE])
+        if record[RARE]:
+            rare = dict(record[RARE])
+            if "links" in rare:
+                rare["links"] = tuple(Link(link.context,
+                                           scrub_attributes(link.attributes or {}))
+                                      for link in rare["links"])
+                fields[RARE] = tuple(rare.items())
+        fields[RESOURCE] = scrubbed_resource(record[RESOURCE])
+        cleaned.append(tuple(fields))
+    return cleaned
 
 
 _resources: dict[int, tuple[Resource, Resource]] = {}
