@@ -117,6 +117,7 @@ SLOW = (
     "tests/test_store.py",
     "tests/test_keep.py::test_kill_9_",
     "tests/test_keep.py::test_two_kernels_write_at_once",
+    "tests/test_keep.py::test_a_forked_child_never_writes_through_the_parents_store",
     "tests/test_notebook_source.py::test_summary_from_a_shell",
     "tests/test_demo.py::test_module_cli_prints_base_url_and_serves",
     "tests/test_spec_fixes.py::test_demo_is_reachable_after_import_llmtrace_nb",

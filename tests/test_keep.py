@@ -276,3 +276,46 @@ def test_a_store_written_by_version_1_opens_and_restores(tmp_path: Path) -> None
     cells = {cell.name: cell.tags for _, cell in collector.snapshot().spans() if cell}
     assert cells == {"rag-eval": {"run": "1", "session": "1"},
                      "cell [13]": {"session": "1"}}
+
+
+FORKED = textwrap.dedent("""
+    import os, sys, time
+    sys.path.insert(0, {root!r})
+    import llmtrace_nb
+    llmtrace_nb.enable(store=sys.argv[1])
+    with llmtrace_nb.span("parent before"):
+        pass
+    pid = os.fork()
+    if pid == 0:  # exits normally: exit handlers run in the child too
+        with llmtrace_nb.span("child"):
+            pass
+        sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    with llmtrace_nb.span("parent after"):
+        pass
+    print(status)
+""")
+
+
+def test_a_forked_child_never_writes_through_the_parents_store(tmp_path: Path) -> None:
+    """SQLite forbids using a connection across fork: the child's spans stay in the
+    child, the parent's all reach the store, and the child exits without hanging."""
+    path = tmp_path / "s.sqlite"
+    done = subprocess.run([sys.executable, "-c", FORKED.format(root=str(ROOT)), str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr[-2000:]
+    store = Store(path)
+    (info,) = store.sessions()
+    records, _, torn = read_records(store, [info.id])
+    assert torn == 0 and sorted(r[3] for r in records) == ["parent after", "parent before"]
+
+
+def test_a_damaged_chunk_is_skipped_and_counted(tmp_path: Path) -> None:
+    rec = recorded()
+    store = Store(tmp_path / "s.sqlite")
+    session = store.begin_session(1, None, None)
+    StoreWriter(rec.collector, store, session, content=lambda: True, interval_s=3600).close()
+    store = Store(tmp_path / "s.sqlite")
+    store.append(session, [(5, None, None, b"\x78\x9c damaged on disk")])
+    done = restore(SpanCollector(100), store, [session])
+    assert (done.added, done.torn) == (len(rec.collector), 1)

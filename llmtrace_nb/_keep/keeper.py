@@ -115,5 +115,7 @@ class Keeper:
 
     def close(self) -> None:
         atexit.unregister(self.close)
+        if self.writer.forked:  # the parent's store and connection: the parent closes them
+            return
         self.writer.close()
         self.store.close()

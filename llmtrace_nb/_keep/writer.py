@@ -16,6 +16,7 @@ with the same records, and counted in ``failures``; the notebook never sees an e
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -51,10 +52,19 @@ class StoreWriter:
         #: span ids of records added from elsewhere (restored, loaded): not stored again
         self._skip: set[int] = set()
         self._lock = threading.Lock()  # one flush at a time (the thread, or a reader)
+        # a forked child inherits this object, but not the thread, and must not write
+        # through the parent's SQLite connection (SQLite forbids it): only this process
+        # writes
+        self._pid = os.getpid()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="llmtrace_nb-store",
                                         daemon=True)
         self._thread.start()
+
+    @property
+    def forked(self) -> bool:
+        """True in a forked child of the process that made this writer."""
+        return os.getpid() != self._pid
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -64,6 +74,8 @@ class StoreWriter:
         """Write what is new now; returns how many records were written."""
         from .._ship.policy import clean_records
 
+        if self.forked:
+            return 0
         with self._lock:
             snap = self.collector.snapshot(self._seq, self._generation)
             if snap.generation != self._generation:  # cleared: numbering starts over
@@ -104,6 +116,8 @@ class StoreWriter:
 
     def close(self) -> None:
         """Stop the thread after a last flush."""
+        if self.forked:
+            return
         self._stop.set()
         self._thread.join(timeout=self.interval_s + 5)
         self.flush()

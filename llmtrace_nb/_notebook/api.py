@@ -287,7 +287,8 @@ def restore(session: int | None = None) -> int:
     int
         The number of spans added (spans held already are not added twice). Their cells
         come back with them, tagged ``session=<number>``, for ``view(cell)``, the
-        DataFrames and ``save``.
+        DataFrames and ``save``. A chunk of the store that cannot be read (cut short or
+        damaged on disk) is skipped with a warning.
 
     Raises
     ------
@@ -316,7 +317,11 @@ def restore(session: int | None = None) -> int:
         if session not in {s.id for s in keeper.store.sessions()}:
             raise ValueError(f"no stored session {session} (see %llmtrace store)")
         ids = [session]
-    return keeper.restore(ids).added
+    done = keeper.restore(ids)
+    if done.torn:  # a chunk cut short or damaged on disk: the rest is still read
+        warnings.warn(f"{done.torn} unreadable chunk{'s' if done.torn != 1 else ''} of the "
+                      f"store {keeper.path} skipped", stacklevel=2)
+    return done.added
 
 
 def view(cell: int | str | None = None) -> TraceView:
