@@ -137,9 +137,13 @@ def encode(records: Sequence[Record], cells: Mapping[int, Any]) -> bytes:
     return zlib.compress(text.encode("utf-8", "surrogatepass"), _LEVEL)
 
 
-def decode(blob: bytes) -> tuple[list[Record], dict[int, CellInfo]]:
-    """The records of a chunk (their CELL field: a key of the returned cells, or None)
-    and its cells; :class:`ChunkError` if the chunk cannot be read."""
+def decode(blob: bytes,
+           cell_seqs: Callable[[dict[int, CellInfo]], Mapping[int, Any]] | None = None
+           ) -> tuple[list[Record], dict[int, CellInfo]]:
+    """The records of a chunk and its cells; :class:`ChunkError` if the chunk cannot be
+    read. A record's CELL field is a key of the returned cells (or None), or, given
+    ``cell_seqs``, the value it maps that key to (it is called with the chunk's cells):
+    renumbered in the column, before the records are made."""
     try:
         text = zlib.decompress(blob).decode("utf-8", "surrogatepass")
         data = json.loads(text, object_hook=_read_bytes) if '"b64"' in text else \
@@ -147,14 +151,16 @@ def decode(blob: bytes) -> tuple[list[Record], dict[int, CellInfo]]:
         if data.get("format") != FORMAT:
             raise ChunkError(f"chunk format {data.get('format')!r}; this version reads "
                              f"format {FORMAT}")
-        return _records(data)
+        return _records(data, cell_seqs)
     except ChunkError:
         raise
     except Exception as exc:  # zlib, UTF-8, JSON or shape: a chunk that is not whole
         raise ChunkError(f"unreadable chunk: {type(exc).__name__}: {exc}") from None
 
 
-def _records(data: Mapping[str, Any]) -> tuple[list[Record], dict[int, CellInfo]]:
+def _records(data: Mapping[str, Any],
+             cell_seqs: Callable[[dict[int, CellInfo]], Mapping[int, Any]] | None
+             ) -> tuple[list[Record], dict[int, CellInfo]]:
     resources = [Resource(attrs, schema_url or None) for attrs, schema_url in
                  data["resources"]]
     scopes = [None if s is None else InstrumentationScope(s[0], s[1], s[2] or None, s[3])
@@ -169,5 +175,8 @@ def _records(data: Mapping[str, Any]) -> tuple[list[Record], dict[int, CellInfo]
         columns[RARE] = [r and _read_rare(r) for r in columns[RARE]]
     if not all(type(a) is dict for a in columns[ATTRS]):
         raise ValueError("attributes are not a map")
+    if cell_seqs is not None and cells:
+        seqs = cell_seqs(cells)
+        columns[CELL] = [None if c is None else seqs[c] for c in columns[CELL]]
     # events stay lists of [name, time, attributes]: every reader unpacks or iterates
     return list(zip(*columns, strict=True)), cells

@@ -99,7 +99,7 @@ class Keeper:
                                                 self.who.notebook)
         self.collector = collector
         self.writer = StoreWriter(collector, self.store, self.session, content=content)
-        atexit.register(self.close)  # the last interval's spans, when the kernel exits
+        atexit.register(self._at_exit)  # the last interval's spans, when the kernel exits
 
     def earlier(self) -> list[SessionInfo]:
         """Earlier sessions of this notebook that kept spans (none when it is unknown)."""
@@ -113,8 +113,15 @@ class Keeper:
         return restore(self.collector, self.store, sessions,
                        before_add=lambda records: self.writer.skip(r[SPAN_ID] for r in records))
 
+    def _at_exit(self) -> None:
+        """The last flush, and no more: closing the connection would checkpoint the
+        write-ahead log into the file (and sync it) while the process waits to exit; the
+        next open does that instead, as after ``kill -9``."""
+        if not self.writer.forked:
+            self.writer.close()
+
     def close(self) -> None:
-        atexit.unregister(self.close)
+        atexit.unregister(self._at_exit)
         if self.writer.forked:  # the parent's store and connection: the parent closes them
             return
         self.writer.close()

@@ -26,40 +26,41 @@ def read_records(store: Store, sessions: Sequence[int],
     chunks were unreadable. ``session_of``, if given, gets each record's session."""
     records: list[Record] = []
     refs: dict[tuple[int, int], CellRef] = {}
-    last_end: dict[int, int] = {}  # CellRef.seq -> the latest end of its spans
     torn = 0
     for session, data in store.chunks(sessions):
+
+        def seqs(cells: dict[int, codec.CellInfo], session: int = session
+                 ) -> dict[int, int]:
+            out = {}
+            for seq, info in cells.items():
+                ref = refs.get((session, seq))
+                if ref is None:
+                    ref = refs[(session, seq)] = CellRef(number=info.number, name=info.name)
+                # a later chunk knows more (the cell's end)
+                ref.number, ref.name, ref.tags = info.number, info.name, dict(info.tags)
+                ref.trace_id, ref.root_span_id = info.trace_id, info.root_span_id
+                ref.start_ns, ref.end_ns = info.start_ns, info.end_ns
+                out[seq] = ref.seq
+            return out
+
         try:
-            found, cells = codec.decode(data)
+            found, _ = codec.decode(data, seqs)
         except codec.ChunkError:
             torn += 1
             continue
-        here: dict[int, int] = {}  # seq in the chunk -> CellRef.seq
-        for seq, info in cells.items():
-            ref = refs.get((session, seq))
-            if ref is None:
-                ref = refs[(session, seq)] = CellRef(number=info.number, name=info.name)
-            # a later chunk knows more (the cell's end)
-            ref.number, ref.name, ref.tags = info.number, info.name, dict(info.tags)
-            ref.trace_id, ref.root_span_id = info.trace_id, info.root_span_id
-            ref.start_ns, ref.end_ns = info.start_ns, info.end_ns
-            here[seq] = ref.seq
         if session_of is not None:
             session_of.extend([session] * len(found))
-        for record in found:
-            seq = record[CELL]
-            if seq is None:
-                records.append(record)
-                continue
-            mine = here[seq]
-            records.append((*record[:CELL], mine, *record[CELL + 1:]))
-            end = record[END]
-            if end is not None and end > last_end.get(mine, 0):
-                last_end[mine] = end
+        records.extend(found)
     # a cell still running when its kernel died never ended: it ends with its last span
-    for ref in refs.values():
-        if ref.end_ns is None:
-            ref.end_ns = last_end.get(ref.seq, ref.start_ns)
+    unended = {ref.seq: ref for ref in refs.values() if ref.end_ns is None}
+    if unended:
+        last_end: dict[int, int] = {}
+        for record in records:
+            seq, end = record[CELL], record[END]
+            if seq in unended and end is not None and end > last_end.get(seq, 0):
+                last_end[seq] = end
+        for seq, ref in unended.items():
+            ref.end_ns = last_end.get(seq, ref.start_ns)
     return records, refs, torn
 
 

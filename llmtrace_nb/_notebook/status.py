@@ -33,8 +33,8 @@ def status_text(sess: session.Session) -> str:
         f"  content: {'captured' if sess.capture_content else 'not captured'}",
         f"  auto: {'on' if sess.auto else 'off'}",
         f"  output: {sess.output}",
-        f"  forward: {forward_text(sess)}",
         f"  store: {store_line(sess)}",
+        f"  forward: {forward_text(sess)}",
     ]
     if df.attrs.get("unpriced_models"):
         lines.append(f"  no price for: {', '.join(df.attrs['unpriced_models'])}")
