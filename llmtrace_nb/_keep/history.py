@@ -38,8 +38,6 @@ def history_frame(store: Store, prices: PriceBook, *, notebook: str | None = Non
                 and (low is None or (s.last_ns or s.started_ns) >= low)]
     session_of: list[int] = []
     records, refs, _ = read_records(store, [s.id for s in sessions], session_of)
-    for (session, _), ref in refs.items():
-        ref.tags.setdefault("session", str(session))
     collector = SpanCollector(max(len(records), 1))
     added = collector.add_records(records, list(refs.values()))
     df = FrameBuilder(collector, prices).spans(capture_content=capture_content)

@@ -22,8 +22,9 @@ def read_records(store: Store, sessions: Sequence[int],
                  session_of: list[int] | None = None
                  ) -> tuple[list[Record], dict[tuple[int, int], CellRef], int]:
     """Every stored record of ``sessions``, its CELL field the ``seq`` of one of the
-    returned cells (keyed by ``(session, seq in that session)``) or None, and how many
-    chunks were unreadable. ``session_of``, if given, gets each record's session."""
+    returned cells (keyed by ``(session, seq in that session)``, each tagged with its
+    ``session``) or None, and how many chunks were unreadable. ``session_of``, if given,
+    gets each record's session."""
     records: list[Record] = []
     refs: dict[tuple[int, int], CellRef] = {}
     torn = 0
@@ -61,17 +62,17 @@ def read_records(store: Store, sessions: Sequence[int],
                 last_end[seq] = end
         for seq, ref in unended.items():
             ref.end_ns = last_end.get(seq, ref.start_ns)
+    for (session, _), ref in refs.items():
+        ref.tags.setdefault("session", str(session))
     return records, refs, torn
 
 
 def restore(collector: SpanCollector, store: Store, sessions: Sequence[int],
             before_add: Callable[[list[Record]], None] | None = None) -> Restored:
     """Add the sessions' stored spans to ``collector`` (those it holds are not added
-    again), each with its cell; each restored cell is tagged with its ``session``.
+    again), each with its cell, tagged with its ``session``.
     ``before_add`` sees the records first (the writer, so it does not store them again)."""
     records, refs, torn = read_records(store, sessions)
-    for (session, _), ref in refs.items():
-        ref.tags.setdefault("session", str(session))
     if before_add is not None:
         before_add(records)
     added = collector.add_records(records, list(refs.values()))
