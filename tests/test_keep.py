@@ -20,9 +20,11 @@ from opentelemetry.trace.span import SpanContext, TraceState
 from llmtrace_nb._capture.collector import CellRef, SpanCollector
 from llmtrace_nb._capture.record import CELL, join, to_readable
 from llmtrace_nb._keep import codec
+from llmtrace_nb._keep.history import history_frame
 from llmtrace_nb._keep.restore import read_records, restore
 from llmtrace_nb._keep.store import SCHEMA_VERSION, Store, StoreError
 from llmtrace_nb._keep.writer import StoreWriter
+from llmtrace_nb._shape.pricing import PriceBook
 
 from conftest import ROOT
 from docs import _tree
@@ -187,8 +189,12 @@ def test_content_off_keeps_no_text_in_the_store(tmp_path: Path) -> None:
     assert "gen_ai.input.messages" not in kept and "gen_ai.output.messages" not in kept
     assert kept["gen_ai.usage.input_tokens"] == 100  # the numbers stay
     assert "sk-live-123" not in str(kept)
+    history_frame(store, PriceBook())  # the columns history keeps, too
+    assert store.frames([session])
+    store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert b"PARIS-SECRET-ANSWER" not in raw and b"Capital of France" not in raw
+    assert b"sk-live-123" not in raw
 
 
 WRITER = textwrap.dedent("""

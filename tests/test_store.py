@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from frameworks.kernel import Kernel
 
+from llmtrace_nb._keep.history import DETAIL_COLUMNS
 from llmtrace_nb.demo import DemoServer
 
 NOTEBOOK = "/home/someone/analysis.ipynb"
@@ -108,7 +109,12 @@ def test_history_spans_sessions_and_notebooks(tmp_path: Path, demo_server: DemoS
         assert later == 0
         columns = _value(k, "list(llmtrace_nb.history().columns)")
         assert columns[-2:] == ["session", "notebook"]
-        assert columns[:-2] == _value(k, "list(llmtrace_nb.spans_df().columns)")
+        every = _value(k, "list(llmtrace_nb.spans_df().columns)")
+        assert columns[:-2] == [c for c in every if c not in DETAIL_COLUMNS]
+        assert _value(k, "list(llmtrace_nb.history(details=True).columns)")[:-2] == every
+        said = _value(k, "[m[0]['content'] for m in llmtrace_nb.history(details=True)"
+                         "['output_messages'].dropna()][:1]")
+        assert said and said[0]
 
 
 def test_an_unusable_location_is_said_and_the_notebook_goes_on(tmp_path: Path,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .._capture.collector import CellRef, SpanCollector
@@ -19,16 +19,16 @@ class Restored:
 
 
 def read_records(store: Store, sessions: Sequence[int],
-                 session_of: list[int] | None = None
+                 session_of: list[int] | None = None, upto: Mapping[int, int] | None = None
                  ) -> tuple[list[Record], dict[tuple[int, int], CellRef], int]:
     """Every stored record of ``sessions``, its CELL field the ``seq`` of one of the
     returned cells (keyed by ``(session, seq in that session)``, each tagged with its
     ``session``) or None, and how many chunks were unreadable. ``session_of``, if given,
-    gets each record's session."""
+    gets each record's session; ``upto`` stops a session at that chunk (``Store.chunks``)."""
     records: list[Record] = []
     refs: dict[tuple[int, int], CellRef] = {}
     torn = 0
-    for session, data in store.chunks(sessions):
+    for session, data in store.chunks(sessions, upto):
 
         def seqs(cells: dict[int, codec.CellInfo], session: int = session
                  ) -> dict[int, int]:

@@ -6,10 +6,16 @@ transaction; the writers take turns on SQLite's lock, ``busy_timeout`` waits for
 readers read; a committed transaction survives ``kill -9`` of the writing process and an
 interrupted one is rolled back when the file is next opened, so the file never fails to
 open because a kernel died mid-write. DuckDB allows one writing process per file (two
-notebooks open would fail); Parquet needs pyarrow, which this machine's registry lacks.
+notebooks open would fail); Parquet needs pyarrow, a large binary dependency for what
+the standard library already does.
 
 Spans are stored as chunks (``codec.py``): a row per writer flush, not per span — a row
 per span made SQLite itself the bottleneck (17 s to insert 1M rows, 6 s to read them).
+Beside them, ``frames`` keeps what ``history()`` built from a session's chunks
+(``columns.py``), with the last chunk it read (``upto``): derived data, built again when
+the session has grown or the format changed. The table came after schema 1 without
+changing it (a version that does not know it ignores it, and deleting a session deletes
+its frame either way), so the schema version stays 1.
 
 The file is created 0600 in a directory created 0700. Every query names its columns;
 the schema's version is in ``meta`` and checked on open (a newer store is refused with a
@@ -22,7 +28,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +53,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_session ON chunks (session, id);
+CREATE TABLE IF NOT EXISTS frames (
+    session INTEGER PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    upto INTEGER NOT NULL,
+    format INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
 """
+_NO_LIMIT = (1 << 63) - 1
 #: how long a writer waits for another kernel's transaction before giving up on a flush
 BUSY_TIMEOUT_MS = 5_000
 
@@ -156,20 +169,54 @@ class Store:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT s.id, s.started_ns, s.kernel_id, s.notebook, s.last_ns, "
-                "COALESCE(SUM(c.spans), 0), COALESCE(SUM(LENGTH(c.data)), 0) "
+                "COALESCE(SUM(c.spans), 0), COALESCE(SUM(LENGTH(c.data)), 0) + "
+                "COALESCE((SELECT LENGTH(f.data) FROM frames f WHERE f.session = s.id), 0) "
                 f"FROM sessions s LEFT JOIN chunks c ON c.session = s.id {where} "
                 "GROUP BY s.id ORDER BY s.started_ns, s.id", args).fetchall()
         return [SessionInfo(*row) for row in rows]
 
-    def chunks(self, sessions: Iterable[int]) -> Iterator[tuple[int, bytes]]:
-        """``(session, data)`` of the sessions' chunks, in the order they were written."""
+    def chunks(self, sessions: Iterable[int], upto: Mapping[int, int] | None = None
+               ) -> Iterator[tuple[int, bytes]]:
+        """``(session, data)`` of the sessions' chunks, in the order they were written
+        (of a session in ``upto``, only those up to that chunk id)."""
         for session in sessions:
+            last = (upto or {}).get(session)
             with self._lock:
                 rows = self._conn.execute(
-                    "SELECT data FROM chunks WHERE session = ? ORDER BY id",
-                    (session,)).fetchall()
+                    "SELECT data FROM chunks WHERE session = ? AND id <= ? ORDER BY id",
+                    (session, _NO_LIMIT if last is None else last)).fetchall()
             for (data,) in rows:
                 yield session, data
+
+    def last_chunks(self) -> dict[int, int]:
+        """The id of each session's latest chunk (sessions with none are left out)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT session, MAX(id) FROM chunks GROUP BY session").fetchall()
+        return dict(rows)
+
+    def frames(self, sessions: Iterable[int]) -> dict[int, tuple[int, int, bytes]]:
+        """``session → (upto, format, data)`` of the kept frames of ``sessions``."""
+        wanted = list(sessions)
+        out: dict[int, tuple[int, int, bytes]] = {}
+        for start in range(0, len(wanted), 500):  # SQLite's limit on parameters
+            batch = wanted[start:start + 500]
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT session, upto, format, data FROM frames WHERE session IN "
+                    f"({','.join('?' * len(batch))})", batch).fetchall()
+            out.update((session, (upto, fmt, data)) for session, upto, fmt, data in rows)
+        return out
+
+    def keep_frame(self, session: int, upto: int, fmt: int, data: bytes) -> None:
+        """Keep (or replace) the frame built from ``session``'s chunks up to ``upto``."""
+        with self._transaction():
+            if self._conn.execute("SELECT 1 FROM sessions WHERE id = ?",
+                                  (session,)).fetchone() is None:
+                return  # pruned meanwhile
+            self._conn.execute(
+                "INSERT OR REPLACE INTO frames (session, upto, format, data) "
+                "VALUES (?, ?, ?, ?)", (session, upto, fmt, data))
 
     def size(self) -> int:
         """Bytes on disk: the database and its write-ahead log."""

@@ -231,8 +231,8 @@ def _keeper() -> Keeper:
     return sess.keeper
 
 
-def history(notebook: str | None = None, since: Any = None, until: Any = None
-            ) -> pd.DataFrame:
+def history(notebook: str | None = None, since: Any = None, until: Any = None,
+            details: bool = False) -> pd.DataFrame:
     """The spans of every session kept in the local store, as one DataFrame.
 
     Parameters
@@ -244,13 +244,18 @@ def history(notebook: str | None = None, since: Any = None, until: Any = None
         Only spans that started at or after this time (naive times are UTC).
     until : datetime, str or pandas.Timestamp, optional
         Only spans that started at or before this time.
+    details : bool, default False
+        Also read ``input_messages``, ``output_messages`` and ``attributes`` — per-span
+        dicts and lists, read from the stored spans each time (slow over many spans).
+        Without them, sessions read before come back from the columns the store kept
+        (1M spans in under 2 s; the first read of a session builds them).
 
     Returns
     -------
     pandas.DataFrame
-        The columns of :func:`spans_df`, plus ``session`` (the store's session number)
-        and ``notebook``; cells restored this way carry a ``session`` tag. Pass it to
-        :func:`summary` (``spans=``) or the charts.
+        The columns of :func:`spans_df` (without the three ``details`` adds, unless
+        asked for), plus ``session`` (the store's session number) and ``notebook``.
+        Pass it to :func:`summary` (``spans=``) or the charts.
 
     Raises
     ------
@@ -270,7 +275,8 @@ def history(notebook: str | None = None, since: Any = None, until: Any = None
     keeper.writer.flush()  # this session's latest spans too
     sess = _session.require()
     return history_frame(keeper.store, sess.prices, notebook=notebook, since=since,
-                         until=until, capture_content=sess.capture_content)
+                         until=until, capture_content=sess.capture_content,
+                         details=details)
 
 
 def restore(session: int | None = None) -> int:

@@ -600,6 +600,42 @@ class _Cache:
     evicted_spans: Counter[int | None] = field(default_factory=Counter)
 
 
+def _priced(book: PriceBook, columns: dict[str, np.ndarray],
+            groups: Mapping[tuple[str | None, str], np.ndarray] | None = None
+            ) -> tuple[np.ndarray, set[str], set[str]]:
+    """Cost per row (a cost the instrumentation recorded wins over ours), the models
+    with no known price, and — when there are such — the models that had one."""
+    models = columns["model"]
+    eligible = (columns["priced_kind"] & (models != None)  # noqa: E711 - elementwise
+                & ~(np.isnan(columns["input_tokens"]) & np.isnan(columns["output_tokens"])))
+    cost, unpriced = cost_column(
+        book, columns["provider"], models, columns["input_tokens"],
+        columns["cache_read_tokens"], columns["cache_write_tokens"],
+        columns["output_tokens"], eligible, groups)
+    given = columns["_given_cost"]
+    cost = np.where(np.isnan(given), cost, given)
+    priced = set(models[~np.isnan(cost) & eligible]) if unpriced else set()
+    return cost, unpriced, priced
+
+
+def _price_columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {"priced_kind": df["kind"].isin(PRICED_KINDS).to_numpy(),
+            "provider": df["provider"].to_numpy(dtype=object, na_value=None),
+            "model": df["model"].to_numpy(dtype=object, na_value=None),
+            **{c: df[c].to_numpy(dtype="float64", na_value=np.nan) for c in PRICED_COUNTS},
+            "_given_cost": df["_given_cost"].to_numpy()}
+
+
+def frame_cost(df: pd.DataFrame, book: PriceBook,
+               groups: Mapping[tuple[str | None, str], np.ndarray] | None = None
+               ) -> tuple[np.ndarray, list[str]]:
+    """The cost column of a frame built earlier that kept ``_given_cost`` (a stored
+    frame read back: the prices may have changed since), priced with ``book`` now, and
+    the models with no known price. ``groups``: see ``pricing.cost_column``."""
+    cost, unpriced, priced = _priced(book, _price_columns(df), groups)
+    return cost, sorted(unpriced - priced)
+
+
 class FrameBuilder:
     """Keeps the converted and priced rows of one collector; converts only what is new.
 
@@ -833,33 +869,16 @@ class FrameBuilder:
 
     def _pricer(self, cache: _Cache) -> Pricer:
         def price(columns: dict[str, np.ndarray]) -> np.ndarray:
-            models = columns["model"]
-            eligible = (columns["priced_kind"] & (models != None)  # noqa: E711 - elementwise
-                        & ~(np.isnan(columns["input_tokens"])
-                            & np.isnan(columns["output_tokens"])))
-            cost, unpriced = cost_column(
-                self.prices, columns["provider"], models, columns["input_tokens"],
-                columns["cache_read_tokens"], columns["cache_write_tokens"],
-                columns["output_tokens"], eligible)
-            given = columns["_given_cost"]
-            # A cost the instrumentation already computed wins over ours.
-            cost = np.where(np.isnan(given), cost, given)
+            cost, unpriced, priced = _priced(self.prices, columns)
             cache.unpriced |= unpriced
-            if unpriced:
-                cache.priced |= set(models[~np.isnan(cost) & eligible])
+            cache.priced |= priced
             return cost
         return price
 
     def _repriced(self, df: pd.DataFrame, cache: _Cache) -> pd.DataFrame:
         """The frame with its cost column computed again (the price book changed)."""
-        cost = self._pricer(cache)({
-            "priced_kind": df["kind"].isin(PRICED_KINDS).to_numpy(),
-            "provider": df["provider"].to_numpy(dtype=object, na_value=None),
-            "model": df["model"].to_numpy(dtype=object, na_value=None),
-            **{c: df[c].to_numpy(dtype="float64", na_value=np.nan) for c in PRICED_COUNTS},
-            "_given_cost": df["_given_cost"].to_numpy()})
         df = df.copy(deep=False)
-        df["cost_usd"] = cost
+        df["cost_usd"] = self._pricer(cache)(_price_columns(df))
         return df
 
     def spans(self, capture_content: bool = True, keep_private: bool = False,

@@ -223,31 +223,39 @@ def _lookup_genai_prices(provider: str | None, model: str) -> Price | None:
 
 def cost_column(book: PriceBook, providers: np.ndarray, models: np.ndarray,
                 input_tokens: np.ndarray, cache_read: np.ndarray, cache_write: np.ndarray,
-                output_tokens: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, set[str]]:
+                output_tokens: np.ndarray, eligible: np.ndarray,
+                groups: Mapping[tuple[str | None, str], np.ndarray] | None = None
+                ) -> tuple[np.ndarray, set[str]]:
     """Cost per row (NaN where unknown) and the names of models with no known price.
 
     ``eligible`` marks the rows that are LLM or embedding calls with a model and usage.
-    Arrays of tokens are float arrays with NaN for missing values.
+    Arrays of tokens are float arrays with NaN for missing values. ``groups`` — the
+    rows of each ``(provider, model)``, when the caller knows them already (a frame
+    read back from codes) — spares grouping a million strings again.
     """
     cost = np.full(len(models), np.nan)
     unpriced: set[str] = set()
     if not eligible.any():
         return cost, unpriced
-    idx = np.flatnonzero(eligible)
-    # group the eligible rows by (provider, model) without a Python loop over rows
-    groups = pd.DataFrame({"p": providers[idx], "m": models[idx]}).groupby(
-        ["p", "m"], dropna=False, sort=False).indices
+    if groups is None:
+        idx = np.flatnonzero(eligible)
+        # group the eligible rows by (provider, model) without a Python loop over rows
+        found = pd.DataFrame({"p": providers[idx], "m": models[idx]}).groupby(
+            ["p", "m"], dropna=False, sort=False).indices
+        groups = {(None if pd.isna(p) else p, m): idx[rows]
+                  for (p, m), rows in found.items()}
     inp = np.nan_to_num(input_tokens, nan=0.0)
     cached = np.nan_to_num(cache_read, nan=0.0)
     written = np.nan_to_num(cache_write, nan=0.0)
     out = np.nan_to_num(output_tokens, nan=0.0)
-    for (provider, model), positions in groups.items():
-        provider = None if pd.isna(provider) else provider
+    for (provider, model), rows in groups.items():
+        rows = rows[eligible[rows]]
+        if not len(rows):
+            continue
         price = book.lookup(provider, model)
         if price is None:
             unpriced.add(model)
             continue
-        rows = idx[positions]
         cost[rows] = price.cost(inp[rows], cached[rows], written[rows], out[rows])
     return cost, unpriced
 
