@@ -274,15 +274,17 @@ class SpanCollector(SpanProcessor):
             held = list(self._buffer)
             known = set(zip(held[TRACE_ID::ENTRY], held[SPAN_ID::ENTRY], strict=True))
             del held
-            new = [r for r in records if (r[TRACE_ID], r[SPAN_ID]) not in known]
+            new = [r for r in records if (r[TRACE_ID], r[SPAN_ID]) not in known] \
+                if known else records
             used = {r[CELL] for r in new if r[CELL] is not None}
             for cell in cells:
                 if cell.seq in used and cell.seq not in self._known_cells:
                     self._cells.append(cell)
                     self._known_cells[cell.seq] = cell
-            # one extend of a list: C-level, so spans ending on other threads (on_end
-            # appends without the lock) land before or after these, never inside one
-            self._buffer.extend([item for record in new for item in record])
+            # one extend of a list from C iterators (no Python code runs inside it), so
+            # spans ending on other threads (on_end appends without the lock) land
+            # before or after these, never inside one
+            self._buffer.extend(itertools.chain.from_iterable(new))
             self._trim()
         return len(new)
 

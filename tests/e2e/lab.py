@@ -42,6 +42,8 @@ class LabServer:
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = base / "server.log"
+        #: the local store its kernels write to (they learn their notebook from the server)
+        self.store_path = base / "spans.sqlite"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _env(self) -> dict[str, str]:
@@ -74,6 +76,7 @@ class LabServer:
             # no OTLP forwarding from the kernel, whatever the developer's shell has
             "OTEL_EXPORTER_OTLP_ENDPOINT": "",
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "",
+            "LLMTRACE_NB_STORE": str(self.store_path),
         })
         return env
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from e2e.lab import MIME_TYPE, ROOT, SCREENSHOTS, LabServer, trace_output
+from llmtrace_nb._keep.store import Store
 
 from docs import XSS_PAYLOADS, agent_doc, xss_doc
 
@@ -168,6 +169,18 @@ def test_live_trace_renders_saves_and_reopens_without_kernel(
     for session in lab.api("GET", "/api/sessions"):
         lab.api("DELETE", f"/api/sessions/{session['id']}")
     page.context.close()
+
+    # the kernel wrote its spans to the local store on its way out, under the notebook
+    # Jupyter Server told it it runs (JPY_SESSION_NAME)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stored = [s for s in Store(lab.store_path).sessions()
+                  if s.notebook and s.notebook.endswith("live.ipynb") and s.spans >= 5]
+        if stored:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"no stored session of live.ipynb: {Store(lab.store_path).sessions()}")
 
     # reopen with no kernel at all: the view comes from the saved notebook alone
     context = browser.new_context(viewport={"width": 1360, "height": 1000})
