@@ -213,3 +213,26 @@ def test_a_damaged_blob_is_an_error_not_a_crash(damage: object) -> None:
     blob = columns.encode(_frame(50, 3))
     with pytest.raises(columns.ColumnsError):
         columns.parts(damage(blob))  # type: ignore[operator]
+
+
+def test_summary_and_the_charts_take_a_history_frame(tmp_path: Path) -> None:
+    from llmtrace_nb._shape.frames import llm_calls, summary
+    from llmtrace_nb.views import charts
+
+    store = Store(tmp_path / "s.sqlite")
+    for notebook in ("/a.ipynb", "/b.ipynb"):
+        session = store.begin_session(time.time_ns(), None, notebook)
+        StoreWriter(recorded().collector, store, session, content=lambda: True,
+                    interval_s=3600).flush()
+    df = history_frame(store, PriceBook())
+    counted = df[df["kind"].isin(["llm", "embedding"]) & df["duplicate_of"].isna()]
+    table = summary(llm_calls(df), by=["notebook", "model"])  # what summary(spans=) runs
+    assert int(table["calls"].sum()) == len(counted)
+    bars = charts.cost_by(df, by="notebook")
+    (bar,) = [t for t in bars.data if t.type == "bar"]
+    assert list(bar.x) == ["/a.ipynb", "/b.ipynb"] or list(bar.x) == ["/b.ipynb", "/a.ipynb"]
+    assert sum(bar.y) == pytest.approx(counted["cost_usd"].sum())
+    for figure in (charts.latency(df, by="notebook"), charts.tokens_vs_latency(df),
+                   charts.timeline(df)):
+        assert figure.data
+        assert not any("no data" in (note.text or "") for note in figure.layout.annotations)
