@@ -153,6 +153,7 @@ PYTHON_BLOCKS_RUN_BY = {
     "A notebook is a source: executed notebooks, without re-running them":
         "test_notebook_source_blocks",
     "The demo server": "test_demo_server_block",
+    "Judging calls: evaluations as OpenTelemetry": "test_judging_block",
 }
 #: the other blocks: (language, section) → the test that runs it, or why it is skipped
 OTHER_BLOCKS = {
@@ -669,6 +670,24 @@ def test_notebook_source_blocks(kernel: Kernel) -> None:
         "calls", "errors", "input_tokens", "output_tokens", "cost_usd"]
     assert got[2].strip() == sample[2].strip() == "model"
     assert got[3].split()[1:3] == ["4", "0"] and sample[3].split()[0] == got[3].split()[0]
+
+
+def test_judging_block(kernel: Kernel) -> None:
+    (block,) = blocks_of("Judging calls: evaluations as OpenTelemetry")
+    run_ok(kernel, "%load_ext llmtrace_nb\nimport llmtrace_nb")
+    run_ok(kernel, PRELUDES["client"])
+    run_ok(kernel, f"%%trace judged\n{CALL}\n{CALL}")
+    shown = run_ok(kernel, block.source).shown
+    assert shown and "mentions_paris_score" in shown[-1]["text/plain"]
+    got = kernel_value(kernel, """
+        _e = llmtrace_nb.evaluations_df()
+        _out = [list(_e["evaluation"]), [bool(v) for v in _e["negative"]],
+                list(llmtrace_nb.summary().columns)]
+    """)
+    assert got[0] == ["exact_match", "feedback", "mentions_paris", "mentions_paris"]
+    assert got[1][:2] == [False, True]
+    assert {"exact_match_score", "exact_match_pass_rate", "feedback_pass_rate",
+            "mentions_paris_score", "mentions_paris_pass_rate"} <= set(got[2])
 
 
 def test_the_restore_line_reads_as_readme_shows(tmp_path: Path) -> None:

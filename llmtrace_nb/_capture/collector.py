@@ -238,6 +238,15 @@ class SpanCollector(SpanProcessor):
             with self._lock:
                 self._trim()
 
+    def place(self, span_id: int, cell_seq: int | None) -> None:
+        """The span that started with ``span_id`` (and has not ended) belongs to this
+        cell, not the one running when it started: a judgement joins the cell of the
+        span it judges (None: the cell of its trace)."""
+        if cell_seq is None:
+            self._cell_of.pop(span_id, None)
+        elif self._enabled:
+            self._cell_of[span_id] = cell_seq
+
     # on_start and on_end through the public API (sdk.PUBLIC), when the fields are not
     # to be read: slower, same records
 

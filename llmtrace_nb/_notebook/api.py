@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._shape import frames as _frames
+from .._shape import judgements as _judgements
 from ..views import TraceView
 from . import session as _session
 from .status import status_text
@@ -203,7 +204,9 @@ def summary(by: str | Sequence[str] = "model", spans: pd.DataFrame | None = None
         One row per group, indexed by ``by``, with the columns README lists under
         ``summary()`` (``calls``, ``errors``, ``input_tokens``, ``output_tokens``,
         ``cost_usd``, ``latency_p50_ms``, ``latency_p95_ms``, ``ttft_p50_ms``,
-        ``tokens_per_s``). Empty, with those columns, when there are no calls.
+        ``tokens_per_s``). Empty, with those columns, when there are no calls. Calls
+        that were judged (:func:`evaluate`) add, per evaluation name, ``<name>_score``
+        (the mean score) and ``<name>_pass_rate`` (the share not negative).
 
     Raises
     ------
@@ -220,7 +223,13 @@ def summary(by: str | Sequence[str] = "model", spans: pd.DataFrame | None = None
     if spans is None:
         sess = _source()  # summary() only groups and sums: no copy of the spans needed
         spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
-    return _frames.summary(_frames.llm_calls(spans), by=by)
+    calls = _frames.llm_calls(spans)
+    table = _frames.summary(calls, by=by)
+    if "attributes" not in spans.columns:  # history() without details: no judgements
+        return table
+    found = spans[_judgements.is_judgement(spans).to_numpy()]
+    return _judgements.judged_summary(table, calls, _judgements.judgements(found, spans),
+                                      by)
 
 
 def _keeper() -> Keeper:
@@ -576,3 +585,210 @@ def status() -> str:
     >>> print(llmtrace_nb.status())  # doctest: +SKIP
     """
     return status_text(_source())
+
+
+# -- judgements ------------------------------------------------------------------------------
+
+#: what evaluate() judges: a span id, a row of llm_calls_df(), a cell (number, name or
+#: view), or None for the last call
+Target = Any
+
+
+def _target(sess: _session.Session, target: Target) -> tuple[int, int, int | None,
+                                                             str | None]:
+    """The judged span: trace id, span id, its cell's seq, its response id."""
+    from ..views import TraceView as _View
+
+    frame = sess.frames.spans(capture_content=False, keep_private=True)
+    calls = _frames.llm_calls(frame)
+    if target is None or (isinstance(target, str) and target == "last"):
+        if calls.empty:
+            raise LookupError("no LLM call to judge yet")
+        row = calls.sort_values("end_time", kind="stable").iloc[-1]
+        return _span_of(sess, frame, str(row["trace_id"]), str(row["span_id"]))
+    if isinstance(target, pd.DataFrame):
+        if len(target) != 1:
+            raise ValueError(f"judge one call at a time: a frame of {len(target)} rows "
+                             "(use evaluate_calls for many)")
+        target = target.iloc[0]
+    if isinstance(target, pd.Series | Mapping) and "span_id" in target:
+        trace_id = target.get("trace_id")
+        return _span_of(sess, frame, None if trace_id is None else str(trace_id),
+                        str(target["span_id"]))
+    if isinstance(target, _View):  # its cell: by number, or by name for an unnumbered one
+        number = target.document.get("cell")
+        target = number if isinstance(number, int) else target.document.get("name")
+    if isinstance(target, str) and len(target) == 16 and _is_hex(target):
+        return _span_of(sess, frame, None, target)
+    if isinstance(target, int | str) and not isinstance(target, bool):
+        cells = [c for c in sess.collector.cells() if c.number == target or c.name == target]
+        if not cells:
+            raise LookupError(f"no traced cell and no span {target!r}")
+        cell = cells[-1]
+        if cell.trace_id is None or cell.root_span_id is None:
+            raise LookupError(f"cell {target!r} has no root span to judge")
+        return cell.trace_id, cell.root_span_id, cell.seq, None
+    raise TypeError(f"cannot judge {type(target).__name__}: give a span id, a row of "
+                    "llm_calls_df(), a cell number or name, a view, or None (the last call)")
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
+def _span_of(sess: _session.Session, frame: pd.DataFrame, trace_id: str | None,
+             span_id: str) -> tuple[int, int, int | None, str | None]:
+    from .._capture import judge
+
+    rows = frame[(frame["span_id"] == span_id).fillna(False).to_numpy()]
+    if trace_id is not None:
+        rows = rows[(rows["trace_id"] == trace_id).fillna(False).to_numpy()]
+    if rows.empty:
+        raise LookupError(f"no collected span {span_id!r} (evicted, or never collected)")
+    row = rows.iloc[-1]
+    cell = None if pd.isna(row["_cell_seq"]) else int(row["_cell_seq"])
+    response = row["attributes"].get(judge.RESPONSE_ID) if isinstance(
+        row["attributes"], Mapping) else None
+    return (int(row["trace_id"], 16), int(row["span_id"], 16), cell,
+            response if isinstance(response, str) else None)
+
+
+def evaluate(target: Target = None, name: str = "feedback", score: float | None = None,
+             label: str | None = None, explanation: str | None = None) -> str:
+    """Record a judgement of a call or a cell, as OpenTelemetry.
+
+    The judgement is a ``gen_ai.evaluation.result`` (the GenAI semantic conventions'
+    evaluation result: ``gen_ai.evaluation.name``, ``.score.value``, ``.score.label``,
+    ``.explanation``, and the call's ``gen_ai.response.id``), recorded as a zero-length
+    child span of the judged span, in the judged span's cell: it shows in
+    :func:`evaluations_df`, :func:`summary`, files, the store and forwarding.
+
+    Parameters
+    ----------
+    target : str, pandas.Series, int, TraceView or None
+        The span id (16 hex digits) of a call, a row of :func:`llm_calls_df`, a cell
+        (its number or ``%%trace`` name, or its view: the cell's root span is judged),
+        or None / ``"last"``: the last LLM call.
+    name : str, default "feedback"
+        The evaluation's name (``exact_match``, ``relevance``, ...).
+    score : float, optional
+        A numeric score; 0 or less counts as negative.
+    label : str, optional
+        A label (``pass``, ``fail``, ``thumbs_up``, ...); ``fail``, ``incorrect``,
+        ``thumbs_down`` and their like count as negative.
+    explanation : str, optional
+        Why. It is content: with content capture off it is not kept.
+
+    Returns
+    -------
+    str
+        The judgement span's id.
+
+    Raises
+    ------
+    LookupError
+        The target is not among the collected spans.
+    ValueError, TypeError
+        No name, neither score nor label, or a value of the wrong type.
+
+    Examples
+    --------
+    >>> llmtrace_nb.evaluate(None, "exact_match", score=1.0, label="pass")  # doctest: +SKIP
+    >>> llmtrace_nb.evaluate(calls.iloc[2], "feedback", label="thumbs_down",
+    ...                      explanation="wrong city")  # doctest: +SKIP
+    """
+    from .._capture import judge
+
+    name, score, label, explanation = judge.checked(name, score, label, explanation)
+    sess = _source()
+    trace_id, span_id, cell, response = _target(sess, target)
+    own = judge.record(sess.tracer, sess.collector, trace_id, span_id, cell, name, score,
+                       label, explanation if sess.capture_content else None, response)
+    return f"{own:016x}"
+
+
+def evaluate_calls(fn: Any, calls: pd.DataFrame | None = None, name: str | None = None
+                   ) -> pd.DataFrame:
+    """Run ``fn(row)`` over calls and record each result with :func:`evaluate`.
+
+    Parameters
+    ----------
+    fn : callable
+        Takes a row of ``calls`` and returns a score (a number), a label (a string),
+        ``(score, explanation)``, ``(score, label, explanation)``, or None (no judgement).
+    calls : pandas.DataFrame, optional
+        The calls to judge; default: every call of :func:`llm_calls_df`.
+    name : str, optional
+        The evaluation's name; default: ``fn``'s ``__name__``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The judgements recorded, as :func:`evaluations_df` gives them.
+
+    Examples
+    --------
+    >>> def exact(row):
+    ...     return float(row["output_messages"][0]["content"].strip() == "Paris")
+    >>> llmtrace_nb.evaluate_calls(exact)  # doctest: +SKIP
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    name = name or getattr(fn, "__name__", None) or "evaluation"
+    if name == "<lambda>":
+        name = "evaluation"
+    rows = llm_calls_df() if calls is None else calls
+    recorded: list[str] = []
+    for _, row in rows.iterrows():
+        result = fn(row)
+        if result is None:
+            continue
+        score, label, explanation = _result_of(result)
+        recorded.append(evaluate(row, name, score=score, label=label,
+                                 explanation=explanation))
+    found = evaluations_df()
+    return found[found["evaluation_span_id"].isin(recorded)].reset_index(drop=True)
+
+
+def _result_of(result: Any) -> tuple[float | None, str | None, str | None]:
+    if isinstance(result, bool):
+        return float(result), None, None
+    if isinstance(result, int | float):
+        return float(result), None, None
+    if isinstance(result, str):
+        return None, result, None
+    if isinstance(result, tuple) and len(result) == 2:
+        first, explanation = result
+        score, label, _ = _result_of(first)
+        return score, label, explanation
+    if isinstance(result, tuple) and len(result) == 3:
+        score, label, explanation = result
+        return score, label, explanation
+    raise TypeError(f"an evaluator returns a score, a label, (score, explanation) or "
+                    f"(score, label, explanation); got {result!r}")
+
+
+def evaluations_df() -> pd.DataFrame:
+    """One row per judgement, joined to the call (or cell) it judges.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``evaluation``, ``score``, ``label``, ``explanation`` (null with content capture
+        off), ``negative``, the judged span's ``trace_id``, ``span_id``, ``name``,
+        ``kind``, ``model``, ``cell``, ``cell_name`` and ``cost_usd``, the judgement's
+        ``time`` and ``evaluation_span_id``.
+
+    Examples
+    --------
+    >>> llmtrace_nb.evaluations_df().groupby("evaluation")["score"].mean()  # doctest: +SKIP
+    """
+    sess = _source()
+    spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
+    found = sess.frames.spans(capture_content=sess.capture_content,
+                              where=_judgements.is_judgement)
+    return _judgements.judgements(found, spans)

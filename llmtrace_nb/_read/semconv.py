@@ -26,6 +26,8 @@ from .._capture.genai import (
     GEN_AI_AGENT_ID,
     GEN_AI_AGENT_NAME,
     GEN_AI_CONVERSATION_ID,
+    GEN_AI_EVALUATION_NAME,
+    GEN_AI_EVALUATION_SCORE_LABEL,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
@@ -686,6 +688,8 @@ SAFE_KEYS = frozenset({
     GEN_AI_AGENT_ID, GEN_AI_CONVERSATION_ID, "gen_ai.openai.api_base",
     "traceloop.workflow.name", "traceloop.entity.path", "logfire.span_type",
     "logfire.msg_template",
+    # a judgement's name and label (its explanation is content)
+    GEN_AI_EVALUATION_NAME, GEN_AI_EVALUATION_SCORE_LABEL,
     # the keys of message events' attributes that are not the text
     "role", "finish_reason", "index", "id",
 })
