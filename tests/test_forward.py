@@ -150,6 +150,36 @@ def test_only_keeps_whole_traces_by_rule(fwd: InteractiveShell) -> None:
         assert len(spans) >= 7
 
 
+def test_only_feedback_forwards_a_held_back_cell_when_judged_later(fwd: InteractiveShell
+                                                                    ) -> None:
+    with receiver() as rx:
+        run(fwd, f"%llmtrace forward {rx.url} --only feedback:negative")
+        run(fwd, "%%trace liked --quiet\n" + llm_cell())
+        run(fwd, "%%trace disliked --quiet\n" + llm_cell(prompt="bad answer"))
+        run(fwd, "%%trace judged inside --quiet\nimport llmtrace_nb\n" + llm_cell()
+            + "llmtrace_nb.evaluate(None, 'feedback', label='incorrect')\n")
+        time.sleep(1.5)  # the cells ended and were held back (two of them)
+        assert sorted(s.name for s in rx.spans) == sorted([
+            "judged inside", "openai.chat", "gen_ai.evaluation.result"])
+        calls = llmtrace_nb.llm_calls_df()
+        liked = calls[calls["cell_name"] == "liked"].iloc[0]
+        disliked = calls[calls["cell_name"] == "disliked"].iloc[0]
+        llmtrace_nb.evaluate(liked, "feedback", label="thumbs_up")  # not negative
+        llmtrace_nb.evaluate(disliked, "feedback", score=-1, explanation="wrong")
+        spans = rx.wait_for(6)
+        time.sleep(1.5)
+        names = sorted(s.name for s in rx.spans)
+        assert names == sorted(["judged inside", "openai.chat", "gen_ai.evaluation.result",
+                                "disliked", "openai.chat", "gen_ai.evaluation.result"]), names
+        sent = {s.name: s for s in spans if attributes(s).get(
+            "gen_ai.evaluation.explanation") == "wrong" or s.name == "disliked"}
+        assert set(sent) == {"disliked", "gen_ai.evaluation.result"}
+        ids = {s.span_id for s in rx.spans}
+        assert len(ids) == len(rx.spans)  # nothing sent twice
+        _, out = run(fwd, "%llmtrace status")
+        assert "3 left out by --only" in out.text  # liked: its call, root, judgement
+
+
 def test_ten_thousand_spans_none_lost(fwd: InteractiveShell) -> None:
     with receiver() as rx:
         run(fwd, f"%llmtrace forward {rx.url}")
@@ -228,6 +258,8 @@ def test_bad_endpoints_never_hurt_the_cell(fwd: InteractiveShell, kind: str) -> 
     ("forward http://h:4318 --redact maybe", "--redact"),
     ("forward http://h:4318 --only fast", "bad rule"),
     ("forward http://h:4318 --only slow:-1", "bad rule"),
+    ("forward http://h:4318 --only feedback", "bad rule"),
+    ("forward http://h:4318 --only feedback:|", "bad rule"),
     ("forward http://h:4318 --header novalue", "KEY=VALUE"),
 ])
 def test_bad_forward_arguments_change_nothing(fwd: InteractiveShell, line: str,
@@ -376,3 +408,13 @@ def test_grpc_forwarding(fwd: InteractiveShell) -> None:
         assert SECRET not in json.dumps(llm)
     finally:
         server.stop(0)
+
+
+def test_feedback_rules_read_and_print_back() -> None:
+    from llmtrace_nb._ship.policy import Only
+
+    assert str(Only.parse("errors, feedback:negative")) == "errors,feedback:negative"
+    own = Only.parse("feedback:Bad|awful")
+    assert str(own) == "feedback:awful|bad" and own.feedback == {"bad", "awful"}
+    assert Only.parse("feedback:negative").feedback is not None
+    assert Only.parse("errors").feedback is None

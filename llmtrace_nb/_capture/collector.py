@@ -238,6 +238,15 @@ class SpanCollector(SpanProcessor):
             with self._lock:
                 self._trim()
 
+    def trace_spans(self, trace_id: int) -> list[ReadableSpan]:
+        """The spans of one trace still in the buffer, rebuilt as SDK spans (forwarding a
+        trace it held back: a judgement arrived). Off the hot path: a scan of the ids."""
+        with self._lock:
+            held = list(self._buffer)
+        ids = held[TRACE_ID::ENTRY]
+        return [to_readable(tuple(held[i * ENTRY:(i + 1) * ENTRY]))
+                for i, t in enumerate(ids) if t == trace_id]
+
     def place(self, span_id: int, cell_seq: int | None) -> None:
         """The span that started with ``span_id`` (and has not ended) belongs to this
         cell, not the one running when it started: a judgement joins the cell of the

@@ -463,9 +463,10 @@ def _forward_arguments(parser: MagicParser) -> None:
     parser.add_argument("--header", action="extend", nargs="+", metavar="K=V",
                         help="a header sent with every export, e.g. "
                              "\"Authorization=Basic ...\" (repeatable)")
-    parser.add_argument("--only", metavar="errors,slow:SECONDS,cost:USD",
+    parser.add_argument("--only", metavar="errors,slow:SECONDS,cost:USD,feedback:negative",
                         help="forward only the traced cells that had an error, took longer "
-                             "than SECONDS or cost more than USD")
+                             "than SECONDS, cost more than USD, or were judged negatively "
+                             "(also after the cell ended)")
     parser.add_argument("--redact", metavar="none|hash|drop",
                         help="prompt and completion text: sent (none, the default), "
                              "replaced by sha256:<hex> (hash) or removed (drop)")

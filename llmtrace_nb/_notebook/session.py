@@ -385,7 +385,8 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
                 lambda: {c.trace_id: c.root_span_id for c in collector.cells()
                          if c.trace_id is not None and c.root_span_id is not None},
                 prices, content=_capturing_content,
-                active_cell=lambda: collector.active_cell, cells=collector.cells)
+                active_cell=lambda: collector.active_cell, cells=collector.cells,
+                recall=collector.trace_spans)
             provider.add_span_processor(forwarder)
             session = Session(
                 provider=provider, owns_provider=owns, collector=collector, prices=prices,

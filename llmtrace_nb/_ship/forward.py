@@ -537,6 +537,7 @@ class _Pipeline:
                  prices: PriceBook, content: Callable[[], bool] = lambda: True,
                  on_failure: Callable[[str, Sequence[ReadableSpan], str, Callable[[], None]],
                                       None] | None = None,
+                 recall: Callable[[int], Sequence[ReadableSpan]] = lambda trace_id: (),
                  ) -> None:
         self.config = config
         self.counter = CountingExporter(
@@ -544,7 +545,8 @@ class _Pipeline:
             # a failure is told with the endpoint its spans were sent to: this one
             on_failure=None if on_failure is None else partial(on_failure, config.endpoint))
         self.policy = PolicyExporter(self.counter, redact=config.redact, only=config.only,
-                                     cell_roots=cell_roots, prices=prices, content=content)
+                                     cell_roots=cell_roots, prices=prices, content=content,
+                                     recall=recall)
         self.tracker = _CellTracker(self.policy)
         self.batch = BatchSpanProcessor(self.tracker, max_queue_size=MAX_QUEUE,
                                         schedule_delay_millis=1000,
@@ -697,14 +699,19 @@ class Forwarder(SpanProcessor):
 
     ``active_cell`` tells the cell spans starting now belong to and ``cells`` the cells
     there are (the session gives its collector's; without them no span has a cell): a
-    warning names the cells whose spans failed to go out.
+    warning names the cells whose spans failed to go out. ``recall`` gives the spans of a
+    trace the session still holds (``--only feedback``).
     """
 
     def __init__(self, cell_roots: Callable[[], Mapping[int, int]], prices: PriceBook,
                  content: Callable[[], bool] = lambda: True, *,
                  active_cell: Callable[[], CellRef | None] | None = None,
-                 cells: Callable[[], Sequence[CellRef]] | None = None) -> None:
+                 cells: Callable[[], Sequence[CellRef]] | None = None,
+                 recall: Callable[[int], Sequence[ReadableSpan]] = lambda trace_id: ()
+                 ) -> None:
         self._cell_roots = cell_roots
+        #: a trace's spans the session still holds (--only feedback: a trace kept late)
+        self._recall = recall
         self._prices = prices
         #: whether content is captured now; when not, no text leaves (whoever recorded it)
         self._content = content
@@ -727,7 +734,7 @@ class Forwarder(SpanProcessor):
 
     def start(self, config: ForwardConfig) -> None:
         pipeline = _Pipeline(config, self._cell_roots, self._prices, self._content,
-                             on_failure=self._failed)
+                             on_failure=self._failed, recall=self._recall)
         for name in _QUIET_LOGGERS:
             logger = logging.getLogger(name)
             if self._catcher not in logger.filters:

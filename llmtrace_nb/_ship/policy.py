@@ -6,7 +6,10 @@ hot path: a cell pays only the BatchSpanProcessor's enqueue for each span.
 ``--only`` works like tail sampling: the spans of a traced cell's trace wait until the
 cell's root span ends, then the whole trace is kept if it had an error, was slower than
 ``slow:SECONDS`` or cost more than ``cost:USD``. Spans outside any cell are judged one by
-one. Spans of a cell that end after its root follow the decision already made.
+one. Spans of a cell that end after its root follow the decision already made — except
+a negative judgement under ``feedback:negative``: judgements usually come after the cell
+ended, so one arriving for a trace that was held back keeps the trace from then on and
+sends the spans it held back, recalled from the collector (``recall``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status, StatusCode
 
+from .._capture.judge import EVALUATION, NEGATIVE_LABELS, SCORE_LABEL, SCORE_VALUE, is_negative
 from .._capture.record import ATTRS, EVENTS, NAME, RARE, RESOURCE, STATUS_MESSAGE, Record
 from .._fork import fresh_locks_after_fork
 from .._read import semconv
@@ -37,15 +41,19 @@ _DECIDED_TRACES = 10_000  # decisions remembered for spans that end after their 
 
 @dataclass(frozen=True)
 class Only:
-    """``--only errors,slow:SECONDS,cost:USD``; a trace is kept if any rule matches."""
+    """``--only errors,slow:SECONDS,cost:USD,feedback:negative``; a trace is kept if any
+    rule matches. ``feedback`` holds the labels that make a judgement negative (with a
+    score of 0 or less): ``feedback:negative`` the usual ones, ``feedback:bad|awful``
+    one's own."""
 
     errors: bool = False
     slow_s: float | None = None
     cost_usd: float | None = None
+    feedback: frozenset[str] | None = None
 
     @classmethod
     def parse(cls, text: str) -> Only:
-        errors, slow, cost = False, None, None
+        errors, slow, cost, feedback = False, None, None, None
         for raw in text.split(","):
             part = raw.strip()
             name, _, value = part.partition(":")
@@ -56,18 +64,37 @@ class Only:
                     slow = _positive(value)
                 elif name == "cost" and value:
                     cost = _positive(value)
+                elif name == "feedback" and value:
+                    labels = {v.strip().lower() for v in value.split("|") if v.strip()}
+                    if not labels:
+                        raise ValueError
+                    feedback = NEGATIVE_LABELS if labels == {"negative"} else \
+                        frozenset(labels)
                 else:
                     raise ValueError
             except ValueError:
-                raise ValueError(f"--only: bad rule {part!r}; use errors, slow:SECONDS or "
-                                 "cost:USD, separated by commas") from None
-        return cls(errors, slow, cost)
+                raise ValueError(f"--only: bad rule {part!r}; use errors, slow:SECONDS, "
+                                 "cost:USD or feedback:negative (or feedback:LABEL|LABEL), "
+                                 "separated by commas") from None
+        return cls(errors, slow, cost, feedback)
 
     def __str__(self) -> str:
         rules = (["errors"] if self.errors else []) + (
             [f"slow:{self.slow_s:g}"] if self.slow_s is not None else []) + (
             [f"cost:{self.cost_usd:g}"] if self.cost_usd is not None else [])
+        if self.feedback is not None:
+            rules.append("feedback:negative" if self.feedback == NEGATIVE_LABELS else
+                         "feedback:" + "|".join(sorted(self.feedback)))
         return ",".join(rules)
+
+    def negative(self, span: ReadableSpan) -> bool:
+        """Whether ``span`` is a judgement this rule counts as negative."""
+        if self.feedback is None or span.name != EVALUATION:
+            return False
+        attrs = span.attributes or {}
+        score, label = attrs.get(SCORE_VALUE), attrs.get(SCORE_LABEL)
+        return is_negative(float(score) if isinstance(score, int | float) else None,
+                           label if isinstance(label, str) else None, self.feedback)
 
 
 def _positive(value: str) -> float:
@@ -178,7 +205,9 @@ class PolicyExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, *, redact: str = "none", only: Only | None = None,
                  cell_roots: Callable[[], Mapping[int, int]] = dict,
                  prices: PriceBook | None = None,
-                 content: Callable[[], bool] = lambda: True) -> None:
+                 content: Callable[[], bool] = lambda: True,
+                 recall: Callable[[int], Sequence[ReadableSpan]] = lambda trace_id: ()
+                 ) -> None:
         if redact not in REDACT_MODES:
             raise ValueError(f"--redact must be one of {', '.join(REDACT_MODES)}, got {redact!r}")
         self.inner = inner
@@ -189,6 +218,8 @@ class PolicyExporter(SpanExporter):
         #: whether content capture is on: when it is off no text leaves, whatever ``redact``
         #: says and whichever instrumentation recorded it
         self.content = content
+        #: the spans of a trace the session still holds (a trace kept late: feedback)
+        self.recall = recall
         self.filtered = 0
         self._lock = threading.Lock()
         fresh_locks_after_fork(self, "_lock")
@@ -209,18 +240,36 @@ class PolicyExporter(SpanExporter):
     def _select(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
         roots = self.cell_roots()
         kept: list[ReadableSpan] = []
+        late: list[int] = []  # traces held back that a negative judgement keeps now
+        only = self.only
+        assert only is not None
         with self._lock:
             for span in spans:
                 trace_id = span.context.trace_id if span.context else 0
-                if trace_id in self._decided:
+                if trace_id in self._decided and not self._decided[trace_id] \
+                        and only.negative(span):
+                    self._decided[trace_id] = True
+                    late.append(trace_id)
+                    kept.append(span)
+                elif trace_id in self._decided:
                     self._count(kept, [span], self._decided[trace_id])
                 elif trace_id in roots:
                     waiting = self._waiting.setdefault(trace_id, [])
                     waiting.append(span)
                     if span.context.span_id == roots[trace_id]:
                         self._decide(trace_id, kept)
+                elif only.negative(span):  # a judgement of a span outside any cell
+                    self._decided[trace_id] = True
+                    late.append(trace_id)
+                    kept.append(span)
                 else:
                     self._count(kept, [span], self._matches([span], span))
+        for trace_id in late:  # outside the lock: the collector takes its own
+            sending = {s.context.span_id for s in kept}
+            held = [s for s in self.recall(trace_id) if s.context.span_id not in sending]
+            kept.extend(held)
+            with self._lock:
+                self.filtered = max(0, self.filtered - len(held))
         return kept
 
     def _decide(self, trace_id: int, kept: list[ReadableSpan]) -> None:
@@ -242,6 +291,8 @@ class PolicyExporter(SpanExporter):
         only = self.only
         assert only is not None
         if only.errors and any(s.status.status_code is StatusCode.ERROR for s in spans):
+            return True
+        if only.feedback is not None and any(only.negative(s) for s in spans):
             return True
         duration_s = ((root.end_time - root.start_time) / 1e9
                       if root.end_time is not None and root.start_time is not None else 0.0)
