@@ -181,3 +181,29 @@ def test_a_judgement_given_in_another_traced_cell_stays_with_the_call(
     assert list(judgement["cell_name"]) == ["capitals"]
     assert not spans[spans["cell_name"] == "later"]["name"].eq(
         "gen_ai.evaluation.result").any()
+
+
+def test_views_show_judgements_on_their_span(judged: InteractiveShell) -> None:
+    from llmtrace_nb._shape.schema import validate
+
+    calls = llmtrace_nb.llm_calls_df()
+    payload = '<img src=x onerror="alert(1)">'
+    llmtrace_nb.evaluate(calls.iloc[0], "exact_match", score=1, label="pass")
+    llmtrace_nb.evaluate(calls.iloc[1], "feedback", label="thumbs_down",
+                         explanation=payload + " wrong")
+    view = llmtrace_nb.view("capitals")
+    doc = view.document
+    validate(doc)
+    assert EVALUATION not in [s["name"] for s in doc["spans"]]  # not rows of their own
+    assert doc["totals"]["spans"] == 4  # the cell and its three calls
+    by_id = {s["span_id"]: s for s in doc["spans"]}
+    assert by_id[calls["span_id"].iloc[0]]["evaluations"] == [
+        {"name": "exact_match", "score": 1.0, "label": "pass", "negative": False}]
+    assert by_id[calls["span_id"].iloc[1]]["evaluations"] == [
+        {"name": "feedback", "label": "thumbs_down", "explanation": payload + " wrong",
+         "negative": True}]
+    assert "evaluations" not in by_id[calls["span_id"].iloc[2]]
+    html = view.html()
+    assert "✓ exact_match" in html and "✗ feedback" in html
+    assert "2 judgements" in html and "1 negative" in html
+    assert payload not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html

@@ -6,7 +6,7 @@
 import { KINDS, asText, type Message, type Span, type TraceDocument } from './document';
 import { append, copyText, el, safeClass } from './dom';
 import { formatCost, formatCount, formatDuration } from './format';
-import { isPriced } from './row';
+import { evaluationText, isPriced } from './row';
 
 const ROLES = ['system', 'user', 'assistant', 'tool', 'developer', 'other'] as const;
 
@@ -155,6 +155,26 @@ function renderMessages(span: Span): HTMLElement | null {
   return box;
 }
 
+function renderEvaluations(span: Span): HTMLElement | null {
+  if (!span.evaluations.length) {
+    return null;
+  }
+  const box = el('div', 'lt-evals');
+  box.appendChild(el('div', 'lt-section-label', 'judgements'));
+  for (const e of span.evaluations) {
+    const line = el(
+      'div',
+      'lt-eval-line ' + (e.negative ? 'lt-eval-negative' : 'lt-eval-positive'),
+      evaluationText(e)
+    );
+    box.appendChild(line);
+    if (e.explanation) {
+      box.appendChild(el('div', 'lt-eval-why', e.explanation));
+    }
+  }
+  return box;
+}
+
 function renderAttributes(span: Span, doc: TraceDocument): HTMLElement {
   const entries: [string, string][] = [];
   if (span.spanId) {
@@ -243,6 +263,7 @@ export function renderDetail(span: Span, doc: TraceDocument, close: () => void):
     head,
     renderFacts(span),
     renderNotes(span, doc),
+    renderEvaluations(span),
     renderMessages(span),
     renderAttributes(span, doc)
   );

@@ -224,6 +224,10 @@ export interface SpanJson {
    * The span's messages and attributes did not fit the document's size bound and were left out.
    */
   detail?: 'omitted';
+  /**
+   * Judgements of this span (gen_ai.evaluation.result spans whose parent it is), oldest first; left out when there are none.
+   */
+  evaluations?: EvaluationJson[];
 }
 /**
  * One chat message, its texts truncated to limits.max_text.
@@ -267,4 +271,26 @@ export interface ToolCallJson {
  */
 export interface AttributesJson {
   [k: string]: string | number | boolean;
+}
+export interface EvaluationJson {
+  /**
+   * gen_ai.evaluation.name
+   */
+  name: string;
+  /**
+   * gen_ai.evaluation.score.value
+   */
+  score?: number | null;
+  /**
+   * gen_ai.evaluation.score.label
+   */
+  label?: string | null;
+  /**
+   * gen_ai.evaluation.explanation (content: absent with content capture off)
+   */
+  explanation?: string | null;
+  /**
+   * A score of 0 or less, or a failing label (fail, incorrect, thumbs_down, ...).
+   */
+  negative: boolean;
 }

@@ -10,6 +10,7 @@
  */
 
 import type {
+  EvaluationJson,
   EvictedJson,
   LimitsJson,
   MessageJson,
@@ -63,6 +64,9 @@ export type Status = SpanStatus | 'unset';
 
 export type ToolCall = Read<ToolCallJson>;
 
+/** A judgement of the span (gen_ai.evaluation.result): its name, score, label, why. */
+export type Evaluation = Read<EvaluationJson>;
+
 export type Message = With<
   Read<MessageJson>,
   'toolCalls' | 'unreadable',
@@ -79,7 +83,8 @@ export type Span = With<
   | 'outputMessages'
   | 'attributes'
   | 'truncated'
-  | 'detail',
+  | 'detail'
+  | 'evaluations',
   {
     name: string;
     kind: Kind;
@@ -93,6 +98,8 @@ export type Span = With<
     truncated: boolean;
     /** "detail": "omitted" */
     detailOmitted: boolean;
+    /** judgements of the span, oldest first (none: empty) */
+    evaluations: Evaluation[];
     /** the span as it was in the document, for "copy span JSON" */
     raw: unknown;
   }
@@ -288,6 +295,30 @@ function readMessages(value: unknown[] | null, problems: Problems): Message[] | 
   return out;
 }
 
+function readEvaluations(value: unknown[] | null, problems: Problems): Evaluation[] {
+  const out: Evaluation[] = [];
+  for (const item of value ?? []) {
+    if (!isObject(item)) {
+      problems.add(`an evaluation is ${describe(item)}, expected an object`);
+      continue;
+    }
+    const r = new Reader<EvaluationJson>(item, 'evaluation', problems);
+    const name = r.text('name');
+    if (name === null) {
+      problems.add('evaluation: "name" is missing, left out');
+      continue;
+    }
+    out.push({
+      name,
+      score: r.number('score'),
+      label: r.text('label'),
+      explanation: r.text('explanation'),
+      negative: r.bool('negative') ?? false
+    });
+  }
+  return out;
+}
+
 function readKind(text: string | null): { kind: Kind; label: string } {
   const label = text ?? 'other';
   const kind = (KINDS as readonly string[]).includes(label) ? (label as Kind) : 'other';
@@ -378,6 +409,7 @@ function readSpan(
     attributes,
     truncated: r.bool('truncated') ?? false,
     detailOmitted,
+    evaluations: readEvaluations(r.list('evaluations'), problems),
     raw: value
   };
 }

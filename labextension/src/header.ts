@@ -20,6 +20,17 @@ function stat(text: string, className: string): HTMLElement {
   return el('span', `lt-stat ${className}`, text);
 }
 
+/** "3 judgements, 1 negative": the cell's judgements, when there are any. */
+function judgements(doc: TraceDocument): HTMLElement | null {
+  const all = doc.spans.flatMap(s => s.evaluations);
+  if (!all.length) {
+    return null;
+  }
+  const negative = all.filter(e => e.negative).length;
+  const text = plural(all.length, 'judgement') + (negative ? `, ${negative} negative` : '');
+  return stat(text, 'lt-stat-evals' + (negative ? ' lt-stat-evals-negative' : ''));
+}
+
 export function renderHeader(doc: TraceDocument): HTMLElement {
   const t = doc.totals;
   const header = el('div', 'lt-header');
@@ -32,7 +43,8 @@ export function renderHeader(doc: TraceDocument): HTMLElement {
     stat(plural(t.llmCalls, 'LLM call'), 'lt-stat-calls'),
     stat(formatTokenSummary(t.totalTokens, t.inputTokens, t.outputTokens), 'lt-stat-tokens'),
     stat(formatCost(t.costUsd), 'lt-stat-cost' + (t.costUsd === null ? ' lt-muted' : '')),
-    t.errors > 0 ? stat(plural(t.errors, 'error'), 'lt-stat-errors') : null
+    t.errors > 0 ? stat(plural(t.errors, 'error'), 'lt-stat-errors') : null,
+    judgements(doc)
   );
   return append(header, name, stats);
 }

@@ -3,7 +3,7 @@
  * and its bar on the shared time axis.
  */
 
-import { KINDS, type Span } from './document';
+import { KINDS, type Evaluation, type Span } from './document';
 import { append, el, pct, px, safeClass } from './dom';
 import { formatCost, formatCount, formatDuration } from './format';
 import type { TraceModel } from './model';
@@ -41,7 +41,35 @@ export function describeSpan(span: Span): string {
   if (span.status === 'error') {
     parts.push(`error${span.errorType ? `: ${span.errorType}` : ''}`);
   }
+  for (const e of span.evaluations) {
+    parts.push(`judged ${evaluationText(e)}`);
+  }
   return parts.join(' · ');
+}
+
+/** "exact_match 1 (pass)": a judgement in a few words. */
+export function evaluationText(e: Evaluation): string {
+  const value = [e.score !== null ? String(e.score) : null, e.label]
+    .filter((v): v is string => v !== null)
+    .join(' · ');
+  return `${e.name} ${value}${e.negative ? ' (negative)' : ''}`;
+}
+
+/** One badge per evaluation name (its latest judgement), after the span's name. */
+function badges(span: Span): HTMLElement[] {
+  const latest = new Map<string, Evaluation>();
+  for (const e of span.evaluations) {
+    latest.set(e.name, e);
+  }
+  return [...latest.values()].map(e => {
+    const badge = el(
+      'span',
+      'lt-eval ' + (e.negative ? 'lt-eval-negative' : 'lt-eval-positive'),
+      `${e.negative ? '✗' : '✓'} ${e.name}`
+    );
+    badge.title = evaluationText(e) + (e.explanation ? ` — ${e.explanation}` : '');
+    return badge;
+  });
 }
 
 function nameCell(model: TraceModel, i: number): HTMLElement {
@@ -58,7 +86,8 @@ function nameCell(model: TraceModel, i: number): HTMLElement {
     cell,
     toggle,
     span.status === 'error' ? el('span', 'lt-errmark', '✕') : null,
-    el('span', 'lt-name-text', span.name)
+    el('span', 'lt-name-text', span.name),
+    ...badges(span)
   );
   return cell;
 }

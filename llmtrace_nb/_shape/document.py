@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._capture import keys
+from .._capture import judge, keys
 from .._read import semconv
 from .._read.semconv import CALL_KINDS, PRICED_KINDS
 from .._read.values import as_text, is_missing, to_float, to_text
@@ -235,6 +235,32 @@ def _records(spans: pd.DataFrame) -> list[dict[str, Any]]:
             for values in zip(*columns.values(), strict=True)]
 
 
+def _judgements(rows: Sequence[dict[str, Any]], max_text: int
+                ) -> dict[str, list[dict[str, Any]]]:
+    """The judgements among ``rows`` (``_capture/judge.py``), by the span id they judge,
+    oldest first; only those whose judged span is among the rows."""
+    ids = {r["span_id"] for r in rows}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted((r for r in rows if r["name"] == judge.EVALUATION
+                       and r["parent_span_id"] in ids), key=lambda r: r["_start_ns"]):
+        attrs = row["attributes"] if isinstance(row["attributes"], Mapping) else {}
+        name = attrs.get(judge.EVALUATION_NAME)
+        if not isinstance(name, str):
+            continue
+        score = _number(attrs.get(judge.SCORE_VALUE))
+        label = _text(attrs.get(judge.SCORE_LABEL))
+        explanation = _text(attrs.get(judge.EXPLANATION))
+        out.setdefault(row["parent_span_id"], []).append({
+            "name": truncate(clean_text(name), max_text)[0],
+            "score": score,
+            "label": None if label is None else truncate(label, max_text)[0],
+            "explanation": None if explanation is None else truncate(explanation,
+                                                                     max_text)[0],
+            "negative": judge.is_negative(score, label)})
+    return {k: [{f: v for f, v in e.items() if v is not None} for e in found]
+            for k, found in out.items()}
+
+
 def _tree_order(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
     """Rows as (row, depth) in depth-first order; siblings by start time."""
     ids = {r["span_id"] for r in rows}
@@ -304,6 +330,11 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
     rows = _records(spans)
+    # judgements are shown on the span they judge, not as spans of their own
+    judged = _judgements(rows, max_text)
+    if judged:
+        rows = [r for r in rows if r["name"] != judge.EVALUATION
+                or r["parent_span_id"] not in judged]
     if start_ns is None:
         start_ns = min(_known_ns(r["_start_ns"] for r in rows), default=None)
     ordered = _tree_order(rows)
@@ -324,6 +355,8 @@ def build(spans: pd.DataFrame, *, name: str, cell: int | None = None,
         row, depth = shown[i]
         doc_spans[i] = _span(row, depth, start_ns or 0, max_text, budget, trace_id,
                              output == "compact")
+        if row["span_id"] in judged:
+            doc_spans[i]["evaluations"] = judged[row["span_id"]]
     gone = _evicted(totals, evicted)
     omitted = None
     if hidden:

@@ -217,6 +217,10 @@ font-size:13px}
 #R .sm b{font-weight:600}
 #R .dt{color:var(--lt-muted)}
 #R .sm .er,#R .er{color:var(--lt-err);font-weight:600}
+#R .ev{font-style:normal;font-size:11px;margin-left:4px;padding:0 3px;border-radius:3px;
+border:1px solid currentColor;color:var(--jp-success-color1,#1a7f37)}
+#R .ev.ng{color:var(--lt-err)}
+#R .ok{color:var(--jp-success-color1,#1a7f37)}
 #R .nt{margin:4px 0;padding:3px 8px;border-left:3px solid var(--lt-line);
 color:var(--lt-muted)}
 #R .ax,#R summary{display:grid;grid-template-columns:minmax(9em,30%) 6.5em 12.5em 1fr;
@@ -354,6 +358,12 @@ def _header(doc: Mapping[str, Any], totals: Mapping[str, Any]) -> str:
     errors = _count(totals.get("errors")) or 0
     if errors:
         parts.append(f'<span class="er">{plural(errors, "error")}</span>')
+    judged = [e for s in doc.get("spans") or () if isinstance(s, Mapping)
+              for e in _evaluations(s)]
+    if judged:
+        negative = sum(1 for e in judged if e.get("negative") is True)
+        parts.append(plural(len(judged), "judgement") + (
+            f', <span class="er">{negative} negative</span>' if negative else ""))
     return (f'<div class="hd"><span class="ti">{_esc(_title(doc))}</span>'
             f' <span class="sm">{_DOT.join(parts)}</span></div>')
 
@@ -492,11 +502,38 @@ def _bar(row: _Row, axis: _Axis) -> str:
     return f'<i style="{style}"></i>'
 
 
+def _evaluations(span: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The span's judgements that can be read (a hand-edited document may hold anything)."""
+    found = span.get("evaluations")
+    if not isinstance(found, list):
+        return []
+    return [e for e in found if isinstance(e, Mapping) and isinstance(e.get("name"), str)]
+
+
+def _evaluation_text(e: Mapping[str, Any]) -> str:
+    """"exact_match 1 · pass (negative)", escaped."""
+    score = _num(e.get("score"))
+    label = e.get("label") if isinstance(e.get("label"), str) else None
+    said = " · ".join(v for v in (None if score is None else f"{score:g}",
+                                  None if label is None else _short(label)) if v)
+    return f"{_short(e['name'])} {said}" + (" (negative)" if e.get("negative") is True
+                                            else "")
+
+
+def _badges(span: Mapping[str, Any]) -> str:
+    """One badge per evaluation name (its latest judgement), after the span's name."""
+    latest = {e["name"]: e for e in _evaluations(span)}
+    return "".join(
+        f' <i class="ev{" ng" if e.get("negative") is True else ""}">'
+        f'{"✗" if e.get("negative") is True else "✓"} {_short(name)}</i>'
+        for name, e in latest.items())
+
+
 def _summary(span: Mapping[str, Any], row: _Row, axis: _Axis) -> str:
     title = f' title="{row.name}"' if len(row.name) > 40 else ""  # the cell cuts it
     kind = span.get("kind")
     kind_text = _short(kind) if isinstance(kind, str) and kind else "other"
-    return (f"<summary><span{title}>{row.name}</span> <span>{kind_text}</span> "
+    return (f"<summary><span{title}>{row.name}{_badges(span)}</span> <span>{kind_text}</span> "
             f"<span>{_key_number(span, row)}</span> {_bar(row, axis)}</summary>")
 
 
@@ -535,6 +572,12 @@ def _meta(span: Mapping[str, Any], row: _Row, doc_trace: Any) -> str:
         parts.append(f"trace {_short(trace)}")
     if row.duplicate:
         parts.append("the same call as another span here: counted once, there")
+    for e in _evaluations(span):
+        why = e.get("explanation")
+        parts.append(f'<span class="{"er" if e.get("negative") is True else "ok"}">judged '
+                     f"{_evaluation_text(e)}</span>"
+                     + (f" — {_esc(_cut(why, MAX_TEXT))}" if isinstance(why, str) and why
+                        else ""))
     return " · ".join(parts)
 
 
