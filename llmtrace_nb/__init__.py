@@ -12,6 +12,7 @@ from ._capture.manual import span
 from ._notebook import session as _session
 from ._notebook.api import (
     cells_df,
+    compare,
     disable,
     enable,
     evaluate,
@@ -38,6 +39,7 @@ __all__ = [
     "TraceView",
     "__version__",
     "cells_df",
+    "compare",
     "disable",
     "enable",
     "evaluate",

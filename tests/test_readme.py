@@ -154,6 +154,7 @@ PYTHON_BLOCKS_RUN_BY = {
         "test_notebook_source_blocks",
     "The demo server": "test_demo_server_block",
     "Judging calls: evaluations as OpenTelemetry": "test_judging_block",
+    "Comparing runs: is it better, and what did it cost?": "test_compare_block",
 }
 #: the other blocks: (language, section) → the test that runs it, or why it is skipped
 OTHER_BLOCKS = {
@@ -688,6 +689,23 @@ def test_judging_block(kernel: Kernel) -> None:
     assert got[1][:2] == [False, True]
     assert {"exact_match_score", "exact_match_pass_rate", "feedback_pass_rate",
             "mentions_paris_score", "mentions_paris_pass_rate"} <= set(got[2])
+
+
+def test_compare_block(kernel: Kernel) -> None:
+    (block,) = blocks_of("Comparing runs: is it better, and what did it cost?")
+    run_ok(kernel, "%load_ext llmtrace_nb\nimport llmtrace_nb")
+    run_ok(kernel, PRELUDES["client"])
+    for version in ("v1", "v2"):
+        run_ok(kernel, f"%%trace prompt {version} --tag prompt={version}\n{CALL}\n{CALL}")
+    shown = run_ok(kernel, block.source).shown
+    assert shown and "ratio prompt=v2" in shown[-1]["text/plain"]
+    got = kernel_value(kernel, """
+        _c = llmtrace_nb.compare("prompt v1", "prompt v2")
+        _out = [_c.data["labels"], [t["calls"] for t in _c.data["totals"]],
+                sorted(_c._repr_mimebundle_())]
+    """)
+    assert got == [["prompt v1", "prompt v2"], [2, 2],
+                   ["application/vnd.llmtrace.compare+json", "text/html", "text/plain"]]
 
 
 def test_the_restore_line_reads_as_readme_shows(tmp_path: Path) -> None:

@@ -792,3 +792,93 @@ def evaluations_df() -> pd.DataFrame:
     found = sess.frames.spans(capture_content=sess.capture_content,
                               where=_judgements.is_judgement)
     return _judgements.judgements(found, spans)
+
+
+# -- comparison --------------------------------------------------------------------------------
+
+
+def _side(sess: _session.Session, which: Any, index: int) -> Any:
+    """One side of compare(): its label, its spans, its wall time when known."""
+    from .._shape.compare import Side
+    from .cells import cell_spans
+
+    if isinstance(which, pd.DataFrame):
+        return Side(f"frame {index + 1}", which)
+    if isinstance(which, TraceView):
+        number = which.document.get("cell")
+        which = number if isinstance(number, int) else which.document.get("name")
+    if isinstance(which, str) and "=" in which:  # a tag filter: every cell carrying it
+        key, _, value = which.partition("=")
+        refs = [c for c in sess.collector.cells()
+                if c.tags.get(key.strip()) == value.strip() and c.end_ns is not None]
+        if not refs:
+            raise LookupError(f"no traced cell tagged {which!r}")
+        spans = pd.concat([cell_spans(sess, ref) for ref in refs], ignore_index=True)
+        total = sum(((r.end_ns or 0) - (r.start_ns or 0)) / 1e6 for r in refs)
+        return Side(which, spans, float(total))
+    if isinstance(which, int | str) and not isinstance(which, bool):
+        refs = [c for c in sess.collector.cells()
+                if (c.number == which or c.name == which) and c.end_ns is not None]
+        if not refs:
+            raise LookupError(f"no traced cell {which!r}")
+        ref = refs[-1]
+        wall: float | None = None if ref.start_ns is None or ref.end_ns is None else \
+            (ref.end_ns - ref.start_ns) / 1e6
+        return Side(ref.name, cell_spans(sess, ref), wall)
+    raise TypeError(f"cannot compare {type(which).__name__}: give a cell (number, name or "
+                    "view), a tag as 'key=value', or a DataFrame of spans")
+
+
+def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None) -> Any:
+    """Runs side by side: totals, per model, and the calls paired with output diffs.
+
+    Parameters
+    ----------
+    a, b, *more : int, str, TraceView or pandas.DataFrame
+        Each side: a traced cell (its number or ``%%trace`` name; the last run of it),
+        its :func:`view`, a tag as ``"key=value"`` (every traced cell tagged so, e.g.
+        ``"prompt=v2"`` from ``%%trace --tag prompt=v2``), or a DataFrame of spans
+        (:func:`spans_df`, :func:`history`, a loaded file's, filtered as you like).
+    labels : sequence of str, optional
+        A name per side; default: the cell's name, the tag, or "frame N".
+
+    Returns
+    -------
+    Comparison
+        Displays as one bundle (``application/vnd.llmtrace.compare+json``, an HTML twin,
+        a text table). ``.frame`` gives the metrics by side with deltas and ratios to the
+        first side; ``.data`` the whole comparison.
+
+    Raises
+    ------
+    LookupError
+        No traced cell (or tag) matches a side.
+    TypeError, ValueError
+        A side of another type, or labels that do not fit.
+
+    Examples
+    --------
+    >>> llmtrace_nb.compare("prompt v1", "prompt v2")  # doctest: +SKIP
+    >>> llmtrace_nb.compare("prompt=v1", "prompt=v2").frame  # doctest: +SKIP
+    """
+    from .._shape import compare as _compare
+    from ..views.compare import Comparison
+
+    sess = _source()
+    sides = [_side(sess, which, i) for i, which in enumerate((a, b, *more))]
+    if labels is not None:
+        if len(labels) != len(sides):
+            raise ValueError(f"{len(labels)} labels for {len(sides)} sides")
+        sides = [_compare.Side(str(label), s.spans, s.wall_ms)
+                 for label, s in zip(labels, sides, strict=True)]
+    seen: dict[str, int] = {}
+    unique = []
+    for s in sides:  # labels name the frame's columns: each once
+        seen[s.label] = seen.get(s.label, 0) + 1
+        unique.append(s if seen[s.label] == 1 else _compare.Side(
+            f"{s.label} ({seen[s.label]})", s.spans, s.wall_ms))
+    spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
+    found = sess.frames.spans(capture_content=sess.capture_content,
+                              where=_judgements.is_judgement)
+    judged = _judgements.judgements(found, spans)
+    return Comparison(_compare.compare(unique, judged))
