@@ -10,8 +10,9 @@
 
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
+import { COMPARE_MIME_TYPE } from './compare';
 import { MIME_TYPE } from './document';
-import { TraceRenderer } from './renderer';
+import { CompareRenderer, TraceRenderer } from './renderer';
 
 export const rendererFactory: IRenderMime.IRendererFactory = {
   safe: true,
@@ -20,12 +21,29 @@ export const rendererFactory: IRenderMime.IRendererFactory = {
   createRenderer: options => new TraceRenderer(options.mimeType)
 };
 
-const extension: IRenderMime.IExtension = {
-  id: 'llmtrace_nb:trace',
-  description: 'Interactive waterfall for llmtrace_nb trace documents',
-  rendererFactory,
-  rank: 0,
-  dataType: 'json'
+/** compare() outputs: the same ranking and safety as the trace view. */
+export const compareRendererFactory: IRenderMime.IRendererFactory = {
+  safe: true,
+  mimeTypes: [COMPARE_MIME_TYPE],
+  defaultRank: 0,
+  createRenderer: options => new CompareRenderer(options.mimeType)
 };
 
-export default extension;
+const extensions: IRenderMime.IExtension[] = [
+  {
+    id: 'llmtrace_nb:trace',
+    description: 'Interactive waterfall for llmtrace_nb trace documents',
+    rendererFactory,
+    rank: 0,
+    dataType: 'json'
+  },
+  {
+    id: 'llmtrace_nb:compare',
+    description: 'Runs side by side, from llmtrace_nb.compare()',
+    rendererFactory: compareRendererFactory,
+    rank: 0,
+    dataType: 'json'
+  }
+];
+
+export default extensions;

@@ -8,6 +8,7 @@
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
+import { COMPARE_MIME_TYPE, renderComparison } from './compare';
 import { MIME_TYPE } from './document';
 import { append, el } from './dom';
 import { notice } from './notices';
@@ -31,6 +32,23 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
       this.node.replaceChildren(this.view.node);
     } catch (err) {
       this.view = null;
+      this.node.replaceChildren(fallback(err, model.data['text/plain']));
+    }
+    return Promise.resolve();
+  }
+}
+
+/** The renderer of compare() outputs: tables drawn from the comparison's data. */
+export class CompareRenderer extends Widget implements IRenderMime.IRenderer {
+  constructor(private readonly mimeType: string = COMPARE_MIME_TYPE) {
+    super();
+    this.addClass('jp-LLMTraceCompareRenderer');
+  }
+
+  renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    try {
+      this.node.replaceChildren(renderComparison(model.data[this.mimeType]));
+    } catch (err) {
       this.node.replaceChildren(fallback(err, model.data['text/plain']));
     }
     return Promise.resolve();

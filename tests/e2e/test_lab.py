@@ -296,3 +296,35 @@ def test_big_trace_stays_responsive(lab: LabServer, page: Any) -> None:
     view.locator(".lt-filter").press_sequentially("agent")
     assert "of 10,000 spans" in view.locator(".lt-count").inner_text()
     assert page.locator(".jp-Cell").count() == 1
+
+
+COMPARED = [
+    "%load_ext llmtrace_nb", SETUP,
+    "%%trace prompt v1\nfor q in ['Capital of France?', 'Capital of Spain?']:\n"
+    "    client.chat.completions.create(model='gpt-4o-mini', "
+    "messages=[{'role': 'user', 'content': q}])",
+    "%%trace prompt v2\nfor q in ['The capital of France, in a word?', 'Capital of Spain?']:\n"
+    "    client.chat.completions.create(model='gpt-4o', "
+    "messages=[{'role': 'user', 'content': q}])",
+    "import llmtrace_nb\nllmtrace_nb.evaluate(None, 'exact', label='fail')\n"
+    "llmtrace_nb.compare('prompt v1', 'prompt v2')",
+]
+
+
+def test_compare_renders_its_tables_and_diffs(lab: LabServer, page: Any) -> None:
+    lab.write_notebook("compare.ipynb", COMPARED)
+    open_in_lab(page, lab, "compare.ipynb", "compare")
+    wait_for_kernel(page)
+    command(page, "notebook:run-all-cells", wait=False)
+    view = page.locator(".jp-Cell").nth(4).locator(".lc-root")
+    view.wait_for(timeout=120_000)
+    output = page.locator(".jp-OutputArea-output", has=page.locator(".lc-root")).first
+    assert "jp-LLMTraceCompareRenderer" in (output.get_attribute("class") or "")
+    text = view.inner_text()
+    assert "compare: prompt v1 vs prompt v2" in text
+    assert "LLM calls" in text and "cost" in text and "(1.00×)" in text
+    assert "exact" in text  # the judgement, on the second side
+    view.locator("details.lc-pair summary").first.click()
+    assert view.locator("details.lc-pair").first.locator("del, ins").count() >= 1
+    save_shot(page.locator(".jp-Cell").nth(4), "lab-compare.png")
+    assert page.errors == []
