@@ -146,7 +146,8 @@ def test_live_line_updates_then_becomes_the_view() -> None:
     assert final[MIME]["totals"]["llm_calls"] == 4
 
 
-@pytest.mark.parametrize("name", ["cost-and-latency", "agents-and-tools"])
+@pytest.mark.parametrize("name", ["cost-and-latency", "agents-and-tools",
+                                  "prompt-iteration"])
 def test_example_notebooks_execute_with_a_view_per_traced_cell(name: str,
                                                                 tmp_path: Path) -> None:
     source = ROOT / "notebooks" / f"{name}.ipynb"
@@ -170,3 +171,20 @@ def test_example_notebooks_execute_with_a_view_per_traced_cell(name: str,
                                   f"{len(docs)} traced cell")
     # the static twin is what nbconvert exports: the waterfall's rows are in the page
     assert page.count("<details") >= len(traced) and "LLM call" in page
+
+
+def test_prompt_iteration_judges_and_compares_the_two_runs() -> None:
+    from llmtrace_nb.views.compare import MIME_TYPE as COMPARE
+
+    nb = execute(ROOT / "notebooks" / "prompt-iteration.ipynb")
+    (shown,) = [o["data"][COMPARE] for c in nb.cells for o in c.get("outputs", [])
+                if COMPARE in o.get("data", {})]
+    assert shown["labels"] == ["prompt=v1", "prompt=v2"]
+    assert [t["calls"] for t in shown["totals"]] == [4, 4]
+    passes = [next(j["pass_rate"] for j in side if j["name"] == "names_the_country")
+              for side in shown["judgements"]]
+    assert passes == [0.0, 1.0]
+    feedback = [j["name"] for side in shown["judgements"] for j in side]
+    assert feedback.count("feedback") == 2  # a thumbs down on v1, a thumbs up on v2
+    summary = tagged_text(nb, "summary")
+    assert "names_the_country_pass_rate" in summary
