@@ -124,12 +124,18 @@ def test_kept_columns_that_cannot_be_read_are_built_again(tmp_path: Path, spoil:
     assert _kept(store)[session][1] == columns.FORMAT
 
 
-def test_since_until_and_notebook_pick_rows(tmp_path: Path) -> None:
+def _two_notebooks(tmp_path: Path) -> Store:
+    """A store with a session of the recorded spans from each of two notebooks."""
     store = Store(tmp_path / "s.sqlite")
     for notebook in ("/a.ipynb", "/b.ipynb"):
         session = store.begin_session(time.time_ns(), None, notebook)
         StoreWriter(recorded().collector, store, session, content=lambda: True,
                     interval_s=3600).flush()
+    return store
+
+
+def test_since_until_and_notebook_pick_rows(tmp_path: Path) -> None:
+    store = _two_notebooks(tmp_path)
     every = history_frame(store, PriceBook())
     assert set(history_frame(store, PriceBook(), notebook="/a.ipynb")["notebook"]) == \
         {"/a.ipynb"}
@@ -219,11 +225,7 @@ def test_summary_and_the_charts_take_a_history_frame(tmp_path: Path) -> None:
     from llmtrace_nb._shape.frames import llm_calls, summary
     from llmtrace_nb.views import charts
 
-    store = Store(tmp_path / "s.sqlite")
-    for notebook in ("/a.ipynb", "/b.ipynb"):
-        session = store.begin_session(time.time_ns(), None, notebook)
-        StoreWriter(recorded().collector, store, session, content=lambda: True,
-                    interval_s=3600).flush()
+    store = _two_notebooks(tmp_path)
     df = history_frame(store, PriceBook())
     counted = df[df["kind"].isin(["llm", "embedding"]) & df["duplicate_of"].isna()]
     table = summary(llm_calls(df), by=["notebook", "model"])  # what summary(spans=) runs

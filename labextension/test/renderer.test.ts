@@ -115,9 +115,7 @@ describe('CompareRenderer', () => {
 
 describe('TraceRenderer', () => {
   it('renders a saved document', async () => {
-    const renderer = rendererFactory.createRenderer({
-      mimeType: MIME_TYPE
-    } as any) as TraceRenderer;
+    const renderer = rendererFactory.createRenderer({ mimeType: MIME_TYPE } as any) as TraceRenderer;
     await renderer.renderModel(mimeModel({ [MIME_TYPE]: loadDoc('agent'), 'text/plain': 'x' }));
     expect(renderer.node.querySelectorAll('.lt-row')).toHaveLength(7);
     expect(renderer.node.classList).toContain('jp-LLMTraceRenderer');
@@ -142,11 +140,7 @@ describe('TraceRenderer', () => {
     const renderer = new TraceRenderer();
     const doc = loadDoc('agent');
     // a getter that throws stands in for a bug in the view
-    Object.defineProperty(doc, 'spans', {
-      get: () => {
-        throw new Error('boom');
-      }
-    });
+    Object.defineProperty(doc, 'spans', { get: () => { throw new Error('boom'); } });
     await renderer.renderModel(mimeModel({ [MIME_TYPE]: doc, 'text/plain': 'rag-eval · 4.82 s' }));
     expect(renderer.node.textContent).toContain('could not draw this output (boom)');
     expect(renderer.node.querySelector('pre')!.textContent).toBe('rag-eval · 4.82 s');
@@ -158,12 +152,7 @@ describe('the sources', () => {
     const dir = path.resolve(__dirname, '../src');
     for (const file of fs.readdirSync(dir)) {
       const source = fs.readFileSync(path.join(dir, file), 'utf-8');
-      expect([
-        file,
-        source.match(
-          /innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|\.href\s*=|\.src\s*=/g
-        )
-      ]).toEqual([file, null]);
+      expect([file, source.match(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|\.href\s*=|\.src\s*=/g)]).toEqual([file, null]);
     }
   });
 });

@@ -87,18 +87,8 @@ describe('the agent trace', () => {
   });
 
   it('has a legend of the kinds present', () => {
-    const legend = Array.from(
-      mount(loadDoc('agent')).node.querySelectorAll('.lt-legend-label')
-    ).map(text);
-    expect(legend).toEqual([
-      'llm',
-      'tool',
-      'retrieval',
-      'agent',
-      'cell',
-      'error',
-      'before first token'
-    ]);
+    const legend = Array.from(mount(loadDoc('agent')).node.querySelectorAll('.lt-legend-label')).map(text);
+    expect(legend).toEqual(['llm', 'tool', 'retrieval', 'agent', 'cell', 'error', 'before first token']);
   });
 
   it('collapses and expands a subtree with its toggle', () => {
@@ -126,9 +116,7 @@ describe('the agent trace', () => {
     key(view, 'ArrowRight'); // moves to its first child
     const selected = view.node.querySelector('.lt-row.lt-selected')!;
     expect(text(selected.querySelector('.lt-name-text')!)).toBe('chat gpt-4o-mini');
-    expect(view.node.querySelector('.lt-scroller')!.getAttribute('aria-activedescendant')).toBe(
-      selected.id
-    );
+    expect(view.node.querySelector('.lt-scroller')!.getAttribute('aria-activedescendant')).toBe(selected.id);
     key(view, 'Enter');
     const detail = view.node.querySelector('.lt-detail')!;
     expect(text(detail.querySelector('.lt-detail-name')!)).toBe('chat gpt-4o-mini');
@@ -146,17 +134,10 @@ describe('the agent trace', () => {
   it('leaves keys it does not use, and shortcuts, to JupyterLab', () => {
     const view = mount(loadDoc('agent'));
     expect(key(view, 'a').defaultPrevented).toBe(false);
-    const save = new KeyboardEvent('keydown', {
-      key: 's',
-      ctrlKey: true,
-      bubbles: true,
-      cancelable: true
-    });
+    const save = new KeyboardEvent('keydown', { key: 's', ctrlKey: true, bubbles: true, cancelable: true });
     view.node.querySelector('.lt-scroller')!.dispatchEvent(save);
     expect(save.defaultPrevented).toBe(false);
-    expect(
-      view.node.querySelector('.lt-scroller')!.hasAttribute('data-lm-suppress-shortcuts')
-    ).toBe(true);
+    expect(view.node.querySelector('.lt-scroller')!.hasAttribute('data-lm-suppress-shortcuts')).toBe(true);
   });
 
   it('shows messages as chat turns in the detail of a clicked span', () => {
@@ -206,14 +187,10 @@ describe('the agent trace', () => {
     Object.defineProperty(navigator, 'clipboard', { value: { writeText }, configurable: true });
     const view = mount(loadDoc('agent'));
     rowNamed(view, 'chat gpt-4o-mini').click();
-    const buttons = Array.from(
-      view.node.querySelectorAll<HTMLButtonElement>('.lt-detail-actions button')
-    );
+    const buttons = Array.from(view.node.querySelectorAll<HTMLButtonElement>('.lt-detail-actions button'));
     buttons.find(b => text(b).includes('copy messages'))!.click();
     await new Promise(r => setTimeout(r, 0));
-    expect(writeText).toHaveBeenCalledWith(
-      'system: Be brief.\nuser: Capital of France?\nassistant: Paris.'
-    );
+    expect(writeText).toHaveBeenCalledWith('system: Be brief.\nuser: Capital of France?\nassistant: Paris.');
     buttons.find(b => text(b).includes('span JSON'))!.click();
     await new Promise(r => setTimeout(r, 0));
     expect(JSON.parse(writeText.mock.calls[1][0]).name).toBe('chat gpt-4o-mini');
@@ -253,8 +230,7 @@ describe('untrusted text', () => {
     const view = mount(loadDoc('xss'));
     // attributes: only a fixed set of names (text in title/aria-label is inert), and
     // styles made of numbers only
-    const allowed =
-      /^(class|id|role|title|tabindex|type|placeholder|spellcheck|open|style|aria-[a-z]+|data-(index|action|lm-suppress-shortcuts|llmtrace-view))$/;
+    const allowed = /^(class|id|role|title|tabindex|type|placeholder|spellcheck|open|style|aria-[a-z]+|data-(index|action|lm-suppress-shortcuts|llmtrace-view))$/;
     const check = () => {
       for (const tag of ['script', 'img', 'iframe', 'svg', 'a', 'style', 'object', 'embed']) {
         expect(view.node.querySelectorAll(tag)).toHaveLength(0);
@@ -313,14 +289,7 @@ describe('plain statements of what is missing', () => {
       totals: 'lots',
       spans: [
         { name: 'root', depth: 0 },
-        {
-          name: ['odd'],
-          kind: 'llm',
-          depth: 1,
-          start_ms: 'soon',
-          duration_ms: -3,
-          cost_usd: 'cheap'
-        },
+        { name: ['odd'], kind: 'llm', depth: 1, start_ms: 'soon', duration_ms: -3, cost_usd: 'cheap' },
         7
       ]
     });
@@ -332,14 +301,7 @@ describe('plain statements of what is missing', () => {
 
   it('says what was left out of a truncated trace', () => {
     const raw = loadDoc('agent');
-    raw.omitted = {
-      spans: 250,
-      llm_calls: 200,
-      input_tokens: 1000,
-      output_tokens: 500,
-      cost_usd: 0.5,
-      errors: 2
-    };
+    raw.omitted = { spans: 250, llm_calls: 200, input_tokens: 1000, output_tokens: 500, cost_usd: 0.5, errors: 2 };
     raw.open = true;
     raw.open_spans = 2;
     raw.spans[3].truncated = true;
@@ -351,13 +313,9 @@ describe('plain statements of what is missing', () => {
     expect(notices).toContain('250 more spans not shown');
     expect(notices).toContain('2 spans still running');
     rowNamed(view, 'chat gpt-4o-mini').click();
-    expect(text(view.node.querySelector('.lt-detail')!)).toContain(
-      'Long texts of this span were cut to 2,000 characters'
-    );
+    expect(text(view.node.querySelector('.lt-detail')!)).toContain('Long texts of this span were cut to 2,000 characters');
     rowNamed(view, 'execute_tool search').click();
-    expect(text(view.node.querySelector('.lt-detail')!)).toContain(
-      'were left out of the saved trace'
-    );
+    expect(text(view.node.querySelector('.lt-detail')!)).toContain('were left out of the saved trace');
   });
 
   it('says when the data is not a trace document at all', () => {
