@@ -16,6 +16,7 @@ import pandas as pd
 from .._shape import frames as _frames
 from .._shape import judgements as _judgements
 from ..views import TraceView
+from ..views.compare import Comparison
 from . import session as _session
 from .status import status_text
 
@@ -829,16 +830,22 @@ def _side(sess: _session.Session, which: Any, index: int) -> Any:
                     "view), a tag as 'key=value', or a DataFrame of spans")
 
 
-def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None) -> Any:
+def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None
+            ) -> Comparison:
     """Runs side by side: totals, per model, and the calls paired with output diffs.
 
     Parameters
     ----------
-    a, b, *more : int, str, TraceView or pandas.DataFrame
-        Each side: a traced cell (its number or ``%%trace`` name; the last run of it),
-        its :func:`view`, a tag as ``"key=value"`` (every traced cell tagged so, e.g.
-        ``"prompt=v2"`` from ``%%trace --tag prompt=v2``), or a DataFrame of spans
-        (:func:`spans_df`, :func:`history`, a loaded file's, filtered as you like).
+    a : int, str, TraceView or pandas.DataFrame
+        The first side, which the others are measured against: a traced cell (its
+        number or ``%%trace`` name; the last run of it), its :func:`view`, a tag as
+        ``"key=value"`` (every traced cell tagged so, e.g. ``"prompt=v2"`` from
+        ``%%trace --tag prompt=v2``), or a DataFrame of spans (:func:`spans_df`,
+        :func:`history`, a loaded file's, filtered as you like).
+    b : int, str, TraceView or pandas.DataFrame
+        The second side, any of the same.
+    *more : int, str, TraceView or pandas.DataFrame
+        More sides, any of the same.
     labels : sequence of str, optional
         A name per side; default: the cell's name, the tag, or "frame N".
 
@@ -862,7 +869,6 @@ def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None) -> 
     >>> llmtrace_nb.compare("prompt=v1", "prompt=v2").frame  # doctest: +SKIP
     """
     from .._shape import compare as _compare
-    from ..views.compare import Comparison
 
     sess = _source()
     sides = [_side(sess, which, i) for i, which in enumerate((a, b, *more))]

@@ -192,12 +192,35 @@ class Comparison:
 
     @property
     def frame(self) -> pd.DataFrame:
-        """Metrics by side (rows: ``model`` — ``(all)`` for the totals — and ``metric``),
-        with each later side's ``delta`` and ``ratio`` to the first."""
+        """The comparison as a DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Metrics by side (rows: ``model`` — ``(all)`` for the totals — and
+            ``metric``), with each later side's ``delta`` and ``ratio`` to the first.
+
+        Examples
+        --------
+        >>> llmtrace_nb.compare("v1", "v2").frame.loc["(all)"]  # doctest: +SKIP
+        """
         return _compare.frame(self.data)
 
     def html(self) -> str:
-        """The static HTML twin (inline CSS, no script; every text escaped)."""
+        """The static HTML twin.
+
+        Returns
+        -------
+        str
+            The same HTML the ``text/html`` representation carries: inline CSS, no
+            script, every text escaped.
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> page = llmtrace_nb.compare("v1", "v2").html()  # doctest: +SKIP
+        >>> Path("compare.html").write_text(page)  # doctest: +SKIP
+        """
         return render_html(self.data)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None
