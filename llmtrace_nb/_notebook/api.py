@@ -228,8 +228,8 @@ def summary(by: str | Sequence[str] = "model", spans: pd.DataFrame | None = None
     table = _frames.summary(calls, by=by)
     if "attributes" not in spans.columns:  # history() without details: no judgements
         return table
-    found = spans[_judgements.is_judgement(spans).to_numpy()]
-    return _judgements.judged_summary(table, calls, _judgements.judgements(found, spans),
+    # judgements() picks the judgement rows itself
+    return _judgements.judged_summary(table, calls, _judgements.judgements(spans, spans),
                                       by)
 
 
@@ -370,9 +370,8 @@ def view(cell: int | str | None = None) -> TraceView:
     from .cells import cell_document
 
     sess = _source()
-    cells = [c for c in sess.collector.cells() if c.end_ns is not None]
-    if cell is not None:
-        cells = [c for c in cells if c.number == cell or c.name == cell]
+    cells = [c for c in sess.collector.cells() if c.end_ns is not None] if cell is None \
+        else _cells_matching(sess, cell, ended=True)
     if not cells:
         raise LookupError(f"no traced cell {cell!r}" if cell is not None else
                           "no traced cell yet: run a cell with %%trace first")
@@ -595,11 +594,23 @@ def status() -> str:
 Target = Any
 
 
+def _cell_of_view(view: TraceView) -> Any:
+    """A view's cell as a key of :func:`_cells_matching`: its number, or its name when it
+    has none."""
+    number = view.document.get("cell")
+    return number if isinstance(number, int) else view.document.get("name")
+
+
+def _cells_matching(sess: _session.Session, key: Any, ended: bool = False) -> list[Any]:
+    """The traced cells whose number or name is ``key`` (ended ones only, if ``ended``),
+    oldest first."""
+    return [c for c in sess.collector.cells() if (c.number == key or c.name == key)
+            and (not ended or c.end_ns is not None)]
+
+
 def _target(sess: _session.Session, target: Target) -> tuple[int, int, int | None,
                                                              str | None]:
     """The judged span: trace id, span id, its cell's seq, its response id."""
-    from ..views import TraceView as _View
-
     frame = sess.frames.spans(capture_content=False, keep_private=True)
     calls = _frames.llm_calls(frame)
     if target is None or (isinstance(target, str) and target == "last"):
@@ -616,13 +627,12 @@ def _target(sess: _session.Session, target: Target) -> tuple[int, int, int | Non
         trace_id = target.get("trace_id")
         return _span_of(sess, frame, None if trace_id is None else str(trace_id),
                         str(target["span_id"]))
-    if isinstance(target, _View):  # its cell: by number, or by name for an unnumbered one
-        number = target.document.get("cell")
-        target = number if isinstance(number, int) else target.document.get("name")
+    if isinstance(target, TraceView):
+        target = _cell_of_view(target)
     if isinstance(target, str) and len(target) == 16 and _is_hex(target):
         return _span_of(sess, frame, None, target)
     if isinstance(target, int | str) and not isinstance(target, bool):
-        cells = [c for c in sess.collector.cells() if c.number == target or c.name == target]
+        cells = _cells_matching(sess, target)
         if not cells:
             raise LookupError(f"no traced cell and no span {target!r}")
         cell = cells[-1]
@@ -788,7 +798,11 @@ def evaluations_df() -> pd.DataFrame:
     --------
     >>> llmtrace_nb.evaluations_df().groupby("evaluation")["score"].mean()  # doctest: +SKIP
     """
-    sess = _source()
+    return _session_judgements(_source())
+
+
+def _session_judgements(sess: _session.Session) -> pd.DataFrame:
+    """evaluations_df() of ``sess``: only the judgements' rows are copied."""
     spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
     found = sess.frames.spans(capture_content=sess.capture_content,
                               where=_judgements.is_judgement)
@@ -806,8 +820,7 @@ def _side(sess: _session.Session, which: Any, index: int) -> Any:
     if isinstance(which, pd.DataFrame):
         return Side(f"frame {index + 1}", which)
     if isinstance(which, TraceView):
-        number = which.document.get("cell")
-        which = number if isinstance(number, int) else which.document.get("name")
+        which = _cell_of_view(which)
     if isinstance(which, str) and "=" in which:  # a tag filter: every cell carrying it
         key, _, value = which.partition("=")
         refs = [c for c in sess.collector.cells()
@@ -818,8 +831,7 @@ def _side(sess: _session.Session, which: Any, index: int) -> Any:
         total = sum(((r.end_ns or 0) - (r.start_ns or 0)) / 1e6 for r in refs)
         return Side(which, spans, float(total))
     if isinstance(which, int | str) and not isinstance(which, bool):
-        refs = [c for c in sess.collector.cells()
-                if (c.number == which or c.name == which) and c.end_ns is not None]
+        refs = _cells_matching(sess, which, ended=True)
         if not refs:
             raise LookupError(f"no traced cell {which!r}")
         ref = refs[-1]
@@ -883,8 +895,4 @@ def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None
         seen[s.label] = seen.get(s.label, 0) + 1
         unique.append(s if seen[s.label] == 1 else _compare.Side(
             f"{s.label} ({seen[s.label]})", s.spans, s.wall_ms))
-    spans = sess.frames.spans(capture_content=sess.capture_content, shared=True)
-    found = sess.frames.spans(capture_content=sess.capture_content,
-                              where=_judgements.is_judgement)
-    judged = _judgements.judgements(found, spans)
-    return Comparison(_compare.compare(unique, judged))
+    return Comparison(_compare.compare(unique, _session_judgements(sess)))
