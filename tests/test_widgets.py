@@ -425,3 +425,41 @@ def test_filter_spans_missing_values() -> None:
     assert filter_spans(spans, {"model": NONE})["name"].tolist() == ["tool"]
     assert filter_spans(spans, {"model": "gpt-4o"})["name"].tolist() == ["chat"]
     assert filter_spans(spans, {"cell": NONE, "kind": ALL}).shape[0] == 2
+
+
+def test_explore_thumbs_judge_the_shown_call(two_cells: InteractiveShell) -> None:
+    ex = explore()
+    try:
+        assert all(b.disabled for b in ex.thumbs.values())  # nothing shown yet
+        spans = llmtrace_nb.spans_df()
+        tool = spans[spans["kind"] == "tool"].iloc[0]
+        ex.span_select.value = tool["span_id"]
+        assert ex.thumbs["down"].disabled and "LLM call" in ex.thumbs["down"].tooltip
+        with pytest.raises(ValueError, match="LLM call"):
+            ex.thumb("down")
+
+        mini = spans[spans["model"] == "gpt-4o-mini"].iloc[0]
+        ex.span_select.value = mini["span_id"]
+        assert not ex.thumbs["down"].disabled
+        ex.thumbs["down"].click()
+        assert "recorded 👎" in ex.judged.value
+        judged = llmtrace_nb.evaluations_df()
+        assert judged[["evaluation", "label", "score", "span_id"]].to_dict("records") == [
+            {"evaluation": "feedback", "label": "thumbs_down", "score": 0.0,
+             "span_id": mini["span_id"]}]
+        assert bool(judged["negative"].iloc[0])
+        assert ex.selected == mini["span_id"]  # still shown after the refresh
+        with pytest.raises(ValueError, match="'up' or 'down'"):
+            ex.thumb("sideways")
+    finally:
+        ex.close()
+
+
+def test_explore_thumbs_are_off_for_a_given_frame(two_cells: InteractiveShell) -> None:
+    spans = llmtrace_nb.spans_df()
+    ex = explore(spans)
+    try:
+        ex.span_select.value = spans[spans["model"] == "gpt-4o-mini"].iloc[0]["span_id"]
+        assert ex.thumbs["up"].disabled and "live session" in ex.thumbs["up"].tooltip
+    finally:
+        ex.close()

@@ -230,7 +230,12 @@ function copyButton(label: string, text: () => string): HTMLButtonElement {
   return button;
 }
 
-export function renderDetail(span: Span, doc: TraceDocument, close: () => void): HTMLElement {
+export function renderDetail(
+  span: Span,
+  doc: TraceDocument,
+  close: () => void,
+  thumbs: HTMLElement | null = null
+): HTMLElement {
   const pane = el('div', 'lt-detail ' + safeClass('lt-kind-', span.kind, KINDS, 'other'));
   pane.setAttribute('role', 'region');
   pane.setAttribute('aria-label', `detail of ${span.name}`);
@@ -251,6 +256,7 @@ export function renderDetail(span: Span, doc: TraceDocument, close: () => void):
   closeButton.addEventListener('click', close);
   append(
     actions,
+    thumbs,
     span.inputMessages?.length || span.outputMessages?.length
       ? copyButton('copy messages', () => messagesText(span))
       : null,

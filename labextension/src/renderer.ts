@@ -11,11 +11,13 @@ import { Widget } from '@lumino/widgets';
 import { COMPARE_MIME_TYPE, renderComparison } from './compare';
 import { MIME_TYPE } from './document';
 import { append, el } from './dom';
+import { feedbackFor } from './feedback';
 import { notice } from './notices';
 import { TraceView } from './view';
 
 export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
   private view: TraceView | null = null;
+  private unwatch: (() => void) | null = null;
 
   constructor(private readonly mimeType: string = MIME_TYPE) {
     super();
@@ -28,13 +30,28 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
 
   renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     try {
-      this.view = new TraceView(model.data[this.mimeType]);
+      const feedback = feedbackFor(this.node);
+      this.view = new TraceView(model.data[this.mimeType], feedback);
       this.node.replaceChildren(this.view.node);
+      this.unwatch?.();
+      const thumbs = this.view.thumbs;
+      this.unwatch = thumbs ? feedback.watch(() => thumbs.refresh()) : null;
     } catch (err) {
       this.view = null;
       this.node.replaceChildren(fallback(err, model.data['text/plain']));
     }
     return Promise.resolve();
+  }
+
+  protected onAfterAttach(): void {
+    // rendered before it was in its notebook: only now can the kernel be found
+    this.view?.thumbs?.refresh();
+  }
+
+  dispose(): void {
+    this.unwatch?.();
+    this.unwatch = null;
+    super.dispose();
   }
 }
 

@@ -18,6 +18,8 @@ export interface RowState {
   selected: boolean;
   opened: boolean;
   id: string;
+  /** the row's thumbs up / down, when the call can be judged from here */
+  thumbs?: HTMLElement | null;
 }
 
 export function isPriced(span: Span): boolean {
@@ -72,7 +74,7 @@ function badges(span: Span): HTMLElement[] {
   });
 }
 
-function nameCell(model: TraceModel, i: number): HTMLElement {
+function nameCell(model: TraceModel, i: number, thumbs: HTMLElement | null): HTMLElement {
   const span = model.spans[i];
   const cell = el('div', 'lt-cell lt-name');
   cell.style.paddingLeft = px(4 + Math.min(span.depth, MAX_INDENT) * INDENT);
@@ -87,7 +89,8 @@ function nameCell(model: TraceModel, i: number): HTMLElement {
     toggle,
     span.status === 'error' ? el('span', 'lt-errmark', '✕') : null,
     el('span', 'lt-name-text', span.name),
-    ...badges(span)
+    ...badges(span),
+    thumbs
   );
   return cell;
 }
@@ -159,7 +162,7 @@ export function renderRow(model: TraceModel, i: number, state: RowState): HTMLEl
   append(kind, el('span', 'lt-swatch'), el('span', 'lt-kind-text', span.kindLabel));
   append(
     row,
-    nameCell(model, i),
+    nameCell(model, i, state.thumbs ?? null),
     kind,
     ...numberCells(span),
     el('div', 'lt-cell lt-num lt-dur', formatDuration(span.durationMs)),

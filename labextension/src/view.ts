@@ -7,9 +7,11 @@
 import { parseDocument, type ParseResult } from './document';
 import { renderDetail } from './detail';
 import { append, el } from './dom';
+import type { FeedbackTarget } from './feedback';
 import { renderHeader } from './header';
 import { TraceModel } from './model';
 import { notice, renderNotices } from './notices';
+import { Thumbs, judgeable } from './thumbs';
 import { Waterfall } from './waterfall';
 
 /** Marks our output, so tests (and users' CSS) can tell it from the static HTML twin. */
@@ -19,14 +21,21 @@ export class TraceView {
   readonly node: HTMLElement;
   readonly result: ParseResult;
   readonly waterfall: Waterfall | null = null;
+  readonly thumbs: Thumbs | null = null;
   private readonly detailBox: HTMLElement;
+  /** announces what became of a judgement (polite: it never interrupts) */
+  private readonly status: HTMLElement;
   private opened = -1;
 
-  constructor(data: unknown) {
+  /** feedback: the kernel to send thumbs to; without it the view shows none */
+  constructor(data: unknown, feedback: FeedbackTarget | null = null) {
     this.node = el('div', 'lt-root');
     this.node.setAttribute(VIEW_ATTRIBUTE, 'jupyterlab');
     this.result = parseDocument(data);
     this.detailBox = el('div', 'lt-detail-box');
+    this.status = el('div', 'lt-feedback-status');
+    this.status.setAttribute('role', 'status');
+    this.status.setAttribute('aria-live', 'polite');
     const doc = this.result.doc;
     if (!doc) {
       append(this.node, notice('error', this.result.fatal ?? 'This output cannot be read.'));
@@ -46,15 +55,22 @@ export class TraceView {
       return;
     }
     const model = new TraceModel(doc.spans, doc.totals.durationMs);
-    this.waterfall = new Waterfall(model, {
-      open: i => this.open(i),
-      close: () => this.close(),
-      select: i => {
-        if (this.opened >= 0) {
-          this.open(i); // an open detail follows the selection
+    if (feedback && doc.spans.some(judgeable)) {
+      this.thumbs = new Thumbs(doc.spans, feedback, status => this.feedbackChanged(status));
+    }
+    this.waterfall = new Waterfall(
+      model,
+      {
+        open: i => this.open(i),
+        close: () => this.close(),
+        select: i => {
+          if (this.opened >= 0) {
+            this.open(i); // an open detail follows the selection
+          }
         }
-      }
-    });
+      },
+      this.thumbs
+    );
     this.detailBox.appendChild(
       el(
         'div',
@@ -62,7 +78,14 @@ export class TraceView {
         'Click a span, or select one with the arrow keys and press Enter, to see its messages and attributes.'
       )
     );
-    append(this.node, this.waterfall.node, this.detailBox);
+    this.detailBox.addEventListener('click', event => {
+      const button = (event.target as HTMLElement | null)?.closest<HTMLElement>('[data-thumb]');
+      const thumb = button?.dataset.thumb;
+      if (button && this.thumbs && (thumb === 'up' || thumb === 'down')) {
+        void this.thumbs.give(Number(button.dataset.index), thumb);
+      }
+    });
+    append(this.node, this.waterfall.node, this.status, this.detailBox);
   }
 
   get openedIndex(): number {
@@ -75,7 +98,9 @@ export class TraceView {
       return;
     }
     this.opened = index;
-    this.detailBox.replaceChildren(renderDetail(doc.spans[index], doc, () => this.close()));
+    this.detailBox.replaceChildren(
+      renderDetail(doc.spans[index], doc, () => this.close(), this.thumbs?.buttons(index))
+    );
     this.waterfall.setOpened(index);
   }
 
@@ -87,5 +112,29 @@ export class TraceView {
     this.detailBox.replaceChildren();
     this.waterfall.setOpened(-1);
     this.waterfall.focus();
+  }
+
+  /** A judgement was sent, recorded or refused, or the kernel came or went. */
+  private feedbackChanged(status: string | null): void {
+    if (status !== null) {
+      this.status.textContent = status;
+    }
+    this.waterfall?.renderWindow();
+    const old = this.detailBox.querySelector<HTMLElement>('.lt-detail-actions .lt-thumbs');
+    if (!old || this.opened < 0) {
+      return;
+    }
+    const focused = old.contains(document.activeElement)
+      ? (document.activeElement as HTMLElement).dataset.thumb
+      : undefined;
+    if (status !== null) {
+      this.open(this.opened); // the pane's judgements list gains the new one
+    } else {
+      // in place: redrawing the pane would lose its scroll position
+      old.replaceWith(this.thumbs?.buttons(this.opened) ?? el('span'));
+    }
+    if (focused) {
+      this.detailBox.querySelector<HTMLElement>(`[data-thumb="${focused}"]`)?.focus();
+    }
   }
 }

@@ -13,6 +13,7 @@ import { formatCount } from './format';
 import { renderLegend } from './legend';
 import type { TraceModel } from './model';
 import { ROW_HEIGHT, renderRow } from './row';
+import type { Thumbs } from './thumbs';
 
 /** Rows shown before the list scrolls. */
 export const MAX_VISIBLE_ROWS = 18;
@@ -41,7 +42,9 @@ export class Waterfall {
 
   constructor(
     private readonly model: TraceModel,
-    private readonly events: WaterfallEvents
+    private readonly events: WaterfallEvents,
+    /** thumbs up / down on calls; none where judgements cannot be sent (tests, twins) */
+    private readonly thumbs: Thumbs | null = null
   ) {
     this.ids = uniqueId('lt-row');
     this.node = el('div', 'lt-waterfall');
@@ -51,7 +54,8 @@ export class Waterfall {
     this.scroller.setAttribute('role', 'tree');
     this.scroller.setAttribute(
       'aria-label',
-      'spans: arrow keys move, Enter opens, Left and Right collapse and expand'
+      'spans: arrow keys move, Enter opens, Left and Right collapse and expand' +
+        (thumbs ? ', + and - judge the selected call' : '')
     );
     // While the list has focus, its keys are ours: without this, JupyterLab's notebook
     // shortcuts (j/k, a/b, d d …) would act on the cell behind the view.
@@ -205,7 +209,8 @@ export class Waterfall {
       const row = renderRow(this.model, i, {
         id,
         selected: i === this.selected,
-        opened: i === this.opened
+        opened: i === this.opened,
+        thumbs: this.thumbs?.buttons(i) ?? null
       });
       row.style.top = px(pos * ROW_HEIGHT);
       if (i === this.selected) {
@@ -229,6 +234,14 @@ export class Waterfall {
     }
     const index = Number(row.dataset.index);
     if (!Number.isInteger(index)) {
+      return;
+    }
+    const thumb = target?.closest<HTMLElement>('[data-thumb]');
+    if (thumb && this.thumbs) {
+      // a judgement, not a request to open the detail
+      if (thumb.dataset.thumb === 'up' || thumb.dataset.thumb === 'down') {
+        void this.thumbs.give(index, thumb.dataset.thumb);
+      }
       return;
     }
     this.focus();
@@ -304,6 +317,14 @@ export class Waterfall {
         break;
       case 'Escape':
         this.events.close();
+        break;
+      case '+':
+      case '-':
+        if (this.thumbs && i >= 0) {
+          void this.thumbs.give(i, event.key === '+' ? 'up' : 'down');
+        } else {
+          handled = false;
+        }
         break;
       default:
         handled = false;

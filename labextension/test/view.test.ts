@@ -1,4 +1,5 @@
 import { TraceView, VIEW_ATTRIBUTE } from '../src/view';
+import { NO_KERNEL, judgementCode, type FeedbackTarget } from '../src/feedback';
 import { MAX_VISIBLE_ROWS } from '../src/waterfall';
 import { loadDoc } from './docs';
 
@@ -455,6 +456,125 @@ describe('judgements on their span', () => {
     expect(rowNamed(view, 'retrieve').querySelectorAll('.lt-eval')).toHaveLength(0);
     expect(text(mount(loadDoc('agent')).node.querySelector('.lt-header')!)).not.toContain(
       'judgement'
+    );
+  });
+});
+
+describe('thumbs up / down on calls', () => {
+  /** A kernel stand-in: it records the code it is asked to run and answers as told. */
+  class Kernel implements FeedbackTarget {
+    sent: string[] = [];
+    reason: string | null = null;
+    fail: string | null = null;
+    private listeners: (() => void)[] = [];
+    unavailable(): string | null {
+      return this.reason;
+    }
+    send(code: string): Promise<void> {
+      this.sent.push(code);
+      return this.fail ? Promise.reject(new Error(this.fail)) : Promise.resolve();
+    }
+    watch(changed: () => void): () => void {
+      this.listeners.push(changed);
+      return () => undefined;
+    }
+  }
+
+  function mountWith(kernel: FeedbackTarget | null, name: 'agent' | 'framework' = 'agent') {
+    const view = new TraceView(loadDoc(name), kernel);
+    document.body.replaceChildren(view.node);
+    return view;
+  }
+
+  const settle = () => new Promise(resolve => setTimeout(resolve, 0));
+
+  it('shows none without a kernel bridge, and only on calls counted on their own row', () => {
+    expect(mountWith(null).node.querySelectorAll('.lt-thumb')).toHaveLength(0);
+    const view = mountWith(new Kernel());
+    const judged = rows(view).filter(r => r.querySelector('.lt-thumbs'));
+    expect(judged.length).toBe(3);
+    expect(judged.every(r => r.classList.contains('lt-kind-llm'))).toBe(true);
+    const framework = mountWith(new Kernel(), 'framework');
+    expect(rowNamed(framework, 'openai.chat').querySelector('.lt-thumbs')).toBeNull();
+    expect(rowNamed(framework, 'chat gpt-4o-mini').querySelector('.lt-thumbs')).not.toBeNull();
+  });
+
+  it('is disabled with the reason as its tooltip when no kernel is connected', () => {
+    const kernel = new Kernel();
+    kernel.reason = NO_KERNEL;
+    const button = rowNamed(mountWith(kernel), 'chat gpt-4o-mini').querySelector<HTMLButtonElement>(
+      '.lt-thumb-down'
+    )!;
+    expect(button.disabled).toBe(true);
+    expect(button.title).toBe(NO_KERNEL);
+  });
+
+  it('sends the call ids to the kernel, then shows the judgement on the row', async () => {
+    const kernel = new Kernel();
+    const view = mountWith(kernel);
+    const row = rowNamed(view, 'chat gpt-4o-mini');
+    const span = view.result.doc!.spans.find(s => s.name === 'chat gpt-4o-mini')!;
+    row.querySelector<HTMLElement>('.lt-thumb-down')!.click();
+    expect(view.waterfall!.selectedIndex).toBe(-1); // a thumb does not open the detail
+    await settle();
+    expect(kernel.sent).toEqual([judgementCode(span.traceId!, span.spanId!, 'down')]);
+    expect(kernel.sent[0]).toContain(`"span_id": "${span.spanId}"`);
+    expect(kernel.sent[0]).toContain('label="thumbs_down"');
+    const after = rowNamed(view, 'chat gpt-4o-mini');
+    expect(text(after.querySelector('.lt-eval-negative')!)).toBe('✗ feedback');
+    expect(after.querySelector('.lt-thumb-down')!.getAttribute('aria-pressed')).toBe('true');
+    expect(text(view.node.querySelector('.lt-feedback-status')!)).toContain(
+      'Recorded thumbs down for chat gpt-4o-mini'
+    );
+  });
+
+  it('says when the kernel refused, and shows no badge', async () => {
+    const kernel = new Kernel();
+    kernel.fail = "LookupError: no collected span 'abc' (evicted, or never collected)";
+    const view = mountWith(kernel);
+    rowNamed(view, 'chat gpt-4o-mini').querySelector<HTMLElement>('.lt-thumb-up')!.click();
+    await settle();
+    expect(text(view.node.querySelector('.lt-feedback-status')!)).toContain(
+      'Not recorded (LookupError'
+    );
+    expect(rowNamed(view, 'chat gpt-4o-mini').querySelectorAll('.lt-eval')).toHaveLength(0);
+  });
+
+  it('works from the keyboard and from the detail pane', async () => {
+    const kernel = new Kernel();
+    const view = mountWith(kernel);
+    rowNamed(view, 'chat gpt-4o-mini').click();
+    key(view, '+');
+    await settle();
+    expect(kernel.sent[0]).toContain('label="thumbs_up"');
+    const pane = view.node.querySelector('.lt-detail')!;
+    expect(text(pane.querySelector('.lt-evals')!)).toContain('feedback 1 · thumbs_up');
+    pane.querySelector<HTMLElement>('.lt-thumb-down')!.click();
+    await settle();
+    expect(kernel.sent[1]).toContain('label="thumbs_down"');
+  });
+
+  it('follows the kernel: enabled once one connects', () => {
+    const kernel = new Kernel();
+    kernel.reason = NO_KERNEL;
+    const view = mountWith(kernel);
+    kernel.reason = null;
+    view.thumbs!.refresh();
+    const button = rowNamed(view, 'chat gpt-4o-mini').querySelector<HTMLButtonElement>(
+      '.lt-thumb-up'
+    )!;
+    expect(button.disabled).toBe(false);
+  });
+
+  it('writes no id into code unless it is hex', () => {
+    expect(() => judgementCode('0'.repeat(32), '"); import os; ("', 'up')).toThrow('no ids');
+    expect(() => judgementCode('x'.repeat(32), 'a'.repeat(16), 'up')).toThrow('no ids');
+    expect(judgementCode('a'.repeat(32), 'b'.repeat(16), 'up')).toBe(
+      '__import__("llmtrace_nb").evaluate({"trace_id": "' +
+        'a'.repeat(32) +
+        '", "span_id": "' +
+        'b'.repeat(16) +
+        '"}, name="feedback", score=1.0, label="thumbs_up")'
     );
   });
 });

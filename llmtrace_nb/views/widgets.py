@@ -440,6 +440,11 @@ class Explorer(widgets.VBox):
         self.span_select = widgets.Dropdown(description="span", options=[], value=None,
                                             style=style, layout=widgets.Layout(width="640px"))
         self.detail = widgets.HTML(span_detail_html(None))
+        self.thumbs = {thumb: widgets.Button(description=icon, disabled=True,
+                                             tooltip=_NOT_A_CALL,
+                                             layout=widgets.Layout(width="44px"))
+                       for thumb, icon in (("up", "👍"), ("down", "👎"))}
+        self.judged = widgets.HTML()
         charts_grid = widgets.GridBox(
             [widgets.Box([self.figures[n]], layout=widgets.Layout(min_width="0"))
              for n in ("cost", "latency", "tokens", "timeline")],
@@ -447,8 +452,11 @@ class Explorer(widgets.VBox):
         toolbar = widgets.HBox([*self.filters.values(), self.refresh_button,
                                 self.auto_refresh],
                                layout=widgets.Layout(flex_flow="row wrap"))
-        self.children = [toolbar, self.status, charts_grid, self.table, self.span_select,
-                         self.detail]
+        chooser = widgets.HBox([self.span_select, *self.thumbs.values(), self.judged],
+                               layout=widgets.Layout(align_items="center"))
+        self.children = [toolbar, self.status, charts_grid, self.table, chooser, self.detail]
+        for thumb, button in self.thumbs.items():
+            button.on_click(lambda _, t=thumb: self._safely(lambda: self.thumb(t)))
         for dropdown in self.filters.values():
             dropdown.observe(self._on_filter, names="value")
         self.refresh_button.on_click(lambda _: self._safely(self.refresh))
@@ -567,16 +575,67 @@ class Explorer(widgets.VBox):
         None
         """
         with self._lock:
-            row = None
-            if span_id is not None:
-                found = self.spans[self.spans["span_id"].astype("object").map(str)
-                                   == str(span_id)]
-                row = _row_dict(found.iloc[0].to_dict()) if len(found) else None
+            row = self._row_of(span_id)
             self.selected = str(span_id) if row is not None else None
             self.detail.value = span_detail_html(row)
+            self._set_thumbs(row)
             with self._muted():
                 known = {v for _, v in self.span_select.options}
                 self.span_select.value = self.selected if self.selected in known else None
+
+    def thumb(self, value: str) -> str:
+        """Judge the shown call: thumbs ``"up"`` or ``"down"``, as the buttons do.
+
+        Recorded with :func:`llmtrace_nb.evaluate` as evaluation ``feedback``: score 1
+        and label ``thumbs_up``, or score 0 and label ``thumbs_down`` (negative).
+
+        Parameters
+        ----------
+        value : {"up", "down"}
+            The thumb.
+
+        Returns
+        -------
+        str
+            The judgement span's id.
+
+        Raises
+        ------
+        ValueError
+            ``value`` is neither, or the shown span is not an LLM call of the session.
+        """
+        # imported here: the notebook API imports this module lazily, for explore()
+        from .._notebook.api import evaluate
+
+        if value not in ("up", "down"):
+            raise ValueError(f"thumb must be 'up' or 'down', got {value!r}")
+        with self._lock:
+            row = self._row_of(self.selected)
+            reason = _why_not_judgeable(row, self._source)
+            if reason is not None or row is None:
+                raise ValueError(reason or _NOT_A_CALL)
+            up = value == "up"
+            own = evaluate({"trace_id": str(row["trace_id"]), "span_id": str(row["span_id"])},
+                           name="feedback", score=1.0 if up else 0.0,
+                           label="thumbs_up" if up else "thumbs_down")
+            self.refresh()
+            self.judged.value = _box(f"recorded {'👍' if up else '👎'} for "
+                                     f"{escape(row.get('name'), 80)}", "lt-muted")
+            return own
+
+    def _row_of(self, span_id: str | None) -> dict[str, Any] | None:
+        if span_id is None:
+            return None
+        found = self.spans[self.spans["span_id"].astype("object").map(str) == str(span_id)]
+        return _row_dict(found.iloc[0].to_dict()) if len(found) else None
+
+    def _set_thumbs(self, row: Mapping[str, Any] | None) -> None:
+        reason = _why_not_judgeable(row, self._source)
+        for thumb, button in self.thumbs.items():
+            button.disabled = reason is not None
+            button.tooltip = reason or (f"thumbs {thumb}: record a judgement of this call "
+                                        "(evaluation 'feedback')")
+        self.judged.value = ""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -673,6 +732,19 @@ def _descendants(widget: widgets.Widget) -> Iterable[widgets.Widget]:
     yield widget
     for child in getattr(widget, "children", ()) or ():
         yield from _descendants(child)
+
+
+_NOT_A_CALL = "select an LLM call to judge it"
+
+
+def _why_not_judgeable(row: Mapping[str, Any] | None, source: Source) -> str | None:
+    """Why the explorer cannot judge this row (None: it can)."""
+    if row is None or row.get("kind") != "llm" or _duplicate(row):
+        return _NOT_A_CALL
+    if source is not None or _current.current() is None:
+        # a judgement is recorded beside the call, in the live session that has it
+        return "judgements are recorded in the live session: explore() without a source"
+    return None
 
 
 def explore(source: Source = None, *, auto_refresh: bool = False,

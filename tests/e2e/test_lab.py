@@ -7,6 +7,8 @@ made (untrusted, full of markup) safely; switch to the dark theme; open it in No
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import shutil
 import time
@@ -88,6 +90,18 @@ def dismiss_kernel_dialogs(page: Any, quiet_ms: int = 2_000) -> None:
         no_kernel = buttons.filter(has_text="No Kernel")
         (no_kernel if no_kernel.count() else buttons.filter(has_text="Ok")).first.click()
         page.wait_for_timeout(200)
+
+
+def kernel_value(page: Any, expression: str) -> str:
+    """The text/plain of a Python expression, evaluated in the notebook's kernel."""
+    return page.evaluate("""async (expression) => {
+        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+        const reply = await kernel.requestExecute({code: '', silent: true,
+            user_expressions: {value: expression}}).done;
+        const value = reply.content.user_expressions.value;
+        if (value.status !== 'ok') throw new Error(value.ename + ': ' + value.evalue);
+        return value.data['text/plain'];
+    }""", expression)
 
 
 def row(view: Any, name: str) -> Any:
@@ -195,6 +209,10 @@ def test_live_trace_renders_saves_and_reopens_without_kernel(
         assert view.locator(".lt-row").count() >= 5
         view.locator(".lt-row.lt-kind-llm").first.click()
         assert "What is the capital of France?" in view.locator(".lt-detail").inner_text()
+        # no kernel to record a judgement in: the thumbs say so instead of failing
+        thumb = view.locator(".lt-detail .lt-thumb-down")
+        assert thumb.is_disabled()
+        assert "kernel" in (thumb.get_attribute("title") or "")
         assert lab.api("GET", "/api/kernels") == []
         save_shot(reopened.locator(".jp-Cell").nth(2), "lab-reopened-no-kernel.png")
     finally:
@@ -327,4 +345,18 @@ def test_compare_renders_its_tables_and_diffs(lab: LabServer, page: Any) -> None
     view.locator("details.lc-pair summary").first.click()
     assert view.locator("details.lc-pair").first.locator("del, ins").count() >= 1
     save_shot(page.locator(".jp-Cell").nth(4), "lab-compare.png")
+
+    # a thumb down on the second call of "prompt v1": recorded in the kernel, as a
+    # judgement of that call
+    trace = page.locator(".jp-Cell").nth(2).locator(VIEW)
+    call = trace.locator(".lt-row.lt-kind-llm").nth(1)
+    call.hover()
+    call.locator(".lt-thumb-down").click()
+    trace.locator(".lt-feedback-status", has_text="Recorded thumbs down").wait_for()
+    assert call.locator(".lt-eval-negative").inner_text() == "✗ feedback"
+    judged = kernel_value(page, "llmtrace_nb.evaluations_df()"
+                          "[['evaluation', 'label', 'score', 'cell_name']]"
+                          ".to_json(orient='records')")
+    assert {"evaluation": "feedback", "label": "thumbs_down", "score": 0.0,
+            "cell_name": "prompt v1"} in json.loads(ast.literal_eval(judged))
     assert page.errors == []
