@@ -18,6 +18,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import llmtrace_nb
+from llmtrace_nb._capture.collector import DEFAULT_MAX_SPANS
 from llmtrace_nb._notebook import session
 from llmtrace_nb._ship.forward import (
     EXPORT_TIMEOUT_S,
@@ -27,7 +28,7 @@ from llmtrace_nb._ship.forward import (
     traces_endpoint,
 )
 
-from conftest import Output, run
+from conftest import STORE, Output, run
 from otlp_receiver import attributes, black_hole, receiver, refused_url
 
 
@@ -178,6 +179,49 @@ def test_only_feedback_forwards_a_held_back_cell_when_judged_later(fwd: Interact
         assert len(ids) == len(rx.spans)  # nothing sent twice
         _, out = run(fwd, "%llmtrace status")
         assert "3 left out by --only" in out.text  # liked: its call, root, judgement
+
+
+def test_only_feedback_sends_what_left_the_buffer_from_the_store(
+        fwd: InteractiveShell, tmp_path: Path) -> None:
+    """A thumb down, given later, on a call whose cell has left the buffer since (later
+    cells pushed it out; its view still has the ids): the judgement finds the call in
+    the store, and forwarding sends the whole held-back trace from there."""
+    run(fwd, f"%llmtrace store {tmp_path / 'spans.sqlite'}")
+    llmtrace_nb.enable(max_spans=50)
+    try:
+        with receiver() as rx:
+            run(fwd, f"%llmtrace forward {rx.url} --only feedback:negative")
+            result, _ = run(fwd, "%%trace long --quiet\n" + llm_cell().replace(
+                "):\n    pass", ") as call:\n    pass") +
+                "ctx = call.get_span_context()\n"
+                "judged = {'trace_id': f'{ctx.trace_id:032x}', 'span_id': f'{ctx.span_id:016x}'}\n"
+                "import llmtrace_nb\n"
+                "for i in range(10):\n"
+                "    with llmtrace_nb.span(f'step {i}', kind='tool'):\n"
+                "        pass\n")
+            assert result.success
+            session.require().keeper.writer.flush()  # what the writer's thread does
+            run(fwd, "%%trace later --quiet\nimport llmtrace_nb\n"
+                     "for i in range(100):\n"
+                     "    with llmtrace_nb.span(f'later {i}', kind='tool'):\n"
+                     "        pass\n")
+            judged = fwd.user_ns["judged"]
+            assert judged["span_id"] not in set(llmtrace_nb.spans_df()["span_id"])  # evicted
+            time.sleep(1.0)
+            assert rx.spans == []  # held back: nothing negative yet
+            llmtrace_nb.evaluate(judged, label="thumbs_down")
+            spans = rx.wait_for(13)
+            time.sleep(1.0)
+            names = [s.name for s in rx.spans]
+            assert len(names) == len({s.span_id for s in rx.spans}) == 13, names
+            assert {"long", "openai.chat", "step 0", "step 9",
+                    "gen_ai.evaluation.result"} == set(names) - {f"step {i}" for i in range(1, 9)}
+            judgement = next(s for s in spans if s.name == "gen_ai.evaluation.result")
+            assert judgement.parent_span_id.hex() == judged["span_id"]
+            assert SECRET not in json.dumps([attributes(s) for s in rx.spans])
+    finally:
+        llmtrace_nb.enable(max_spans=DEFAULT_MAX_SPANS)
+        run(fwd, f"%llmtrace store {STORE}")
 
 
 def test_ten_thousand_spans_none_lost(fwd: InteractiveShell) -> None:

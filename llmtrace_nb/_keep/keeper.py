@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._capture.record import SPAN_ID
-from .restore import Restored, restore
+from .._capture.record import SPAN_ID, TRACE_ID, to_readable
+from .restore import Restored, read_records, restore
 from .store import SessionInfo, Store
 from .writer import StoreWriter
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
     from .._capture.collector import SpanCollector
 
 #: the environment variable naming the store's file, or ``off``
@@ -112,6 +114,14 @@ class Keeper:
         self.writer.flush()
         return restore(self.collector, self.store, sessions,
                        before_add=lambda records: self.writer.skip(r[SPAN_ID] for r in records))
+
+    def trace_spans(self, trace_id: int) -> list[ReadableSpan]:
+        """This session's stored spans of one trace, as SDK spans: forwarding a trace it
+        held back, whose spans have left the collector's buffer since. A scan of the
+        session's chunks, done only then."""
+        self.writer.flush()
+        records, _, _ = read_records(self.store, [self.session])
+        return [to_readable(r) for r in records if r[TRACE_ID] == trace_id]
 
     def _at_exit(self) -> None:
         """The last flush, and no more: closing the connection would checkpoint the

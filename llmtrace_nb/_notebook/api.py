@@ -659,13 +659,34 @@ def _span_of(sess: _session.Session, frame: pd.DataFrame, trace_id: str | None,
     if trace_id is not None:
         rows = rows[(rows["trace_id"] == trace_id).fillna(False).to_numpy()]
     if rows.empty:
-        raise LookupError(f"no collected span {span_id!r} (evicted, or never collected)")
+        stored = _stored_span(sess, trace_id, span_id)
+        if stored is None:
+            raise LookupError(f"no collected span {span_id!r} (evicted, or never collected)")
+        return stored
     row = rows.iloc[-1]
     cell = None if pd.isna(row["_cell_seq"]) else int(row["_cell_seq"])
     response = row["attributes"].get(judge.RESPONSE_ID) if isinstance(
         row["attributes"], Mapping) else None
     return (int(row["trace_id"], 16), int(row["span_id"], 16), cell,
             response if isinstance(response, str) else None)
+
+
+def _stored_span(sess: _session.Session, trace_id: str | None, span_id: str
+                 ) -> tuple[int, int, int | None, str | None] | None:
+    """A span of this session that left the buffer but is in the store (a thumb on a
+    view drawn before it was evicted): judged by its ids, in its trace's cell."""
+    from .._capture import judge
+
+    if sess.keeper is None or trace_id is None or not (
+            _is_hex(trace_id) and _is_hex(span_id)):
+        return None
+    wanted = int(span_id, 16)
+    for span in sess.keeper.trace_spans(int(trace_id, 16)):
+        if span.context is not None and span.context.span_id == wanted:
+            response = (span.attributes or {}).get(judge.RESPONSE_ID)
+            return (span.context.trace_id, wanted, None,
+                    response if isinstance(response, str) else None)
+    return None
 
 
 def evaluate(target: Target = None, name: str = "feedback", score: float | None = None,

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from .. import _current
 from .._capture.collector import DEFAULT_MAX_SPANS, SpanCollector
@@ -353,6 +353,22 @@ def _forward_config(forward: str | Mapping[str, Any] | ForwardConfig) -> Forward
     raise TypeError(f"forward must be a URL, a dict of options or False, got {forward!r}")
 
 
+def _recall(collector: SpanCollector) -> Callable[[int], list[ReadableSpan]]:
+    """What forwarding sends of a trace it held back, when a judgement asks for it: the
+    spans still in the buffer, and — if the buffer lost any (evicted, or cleared) — the
+    rest from this session's store."""
+    def recall(trace_id: int) -> list[ReadableSpan]:
+        spans = collector.trace_spans(trace_id)
+        sess = current()
+        keeper = sess.keeper if sess is not None and sess.collector is collector else None
+        if keeper is None or not (collector.dropped or collector.generation):
+            return spans
+        have = {s.context.span_id for s in spans}
+        return spans + [s for s in keeper.trace_spans(trace_id) if s.context.span_id not in have]
+
+    return recall
+
+
 def enable(max_spans: int | None = None, capture_content: bool | None = None,
            auto: bool | None = None,
            forward: str | Mapping[str, Any] | ForwardConfig | bool | None = None,
@@ -386,7 +402,7 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
                          if c.trace_id is not None and c.root_span_id is not None},
                 prices, content=_capturing_content,
                 active_cell=lambda: collector.active_cell, cells=collector.cells,
-                recall=collector.trace_spans)
+                recall=_recall(collector))
             provider.add_span_processor(forwarder)
             session = Session(
                 provider=provider, owns_provider=owns, collector=collector, prices=prices,
