@@ -4,6 +4,9 @@ bundle."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nbformat
 import openai
 import pandas as pd
 import pytest
@@ -147,3 +150,23 @@ def test_a_frame_side_with_no_calls_compares_as_zero(two_runs: InteractiveShell)
     data = llmtrace_nb.compare(empty, "prompt v1").data
     assert data["totals"][0]["calls"] == 0 and data["totals"][0]["cost_usd"] == 0.0
     assert isinstance(llmtrace_nb.compare(empty, "prompt v1").frame, pd.DataFrame)
+
+
+def test_runs_loaded_from_a_file_or_a_notebook_compare_as_they_ran(
+        two_runs: InteractiveShell, tmp_path: Path) -> None:
+    ran = llmtrace_nb.compare("prompt v1", "prompt v2").data["totals"]
+    llmtrace_nb.save(tmp_path / "runs.jsonl")
+    nb = nbformat.v4.new_notebook()
+    for name in ("prompt v1", "prompt v2"):
+        cell = nbformat.v4.new_code_cell(f"%%trace {name}")
+        data = llmtrace_nb.view(name)._repr_mimebundle_()
+        cell.outputs = [nbformat.v4.new_output("display_data", data=data)]
+        nb.cells.append(cell)
+    nbformat.write(nb, tmp_path / "runs.ipynb")
+    for source in ("runs.jsonl", "runs.ipynb"):
+        run(two_runs, "%llmtrace clear")
+        llmtrace_nb.load(tmp_path / source)
+        loaded = llmtrace_nb.compare("prompt v1", "prompt v2").data["totals"]
+        for key in ("calls", "input_tokens", "output_tokens"):
+            assert [t[key] for t in loaded] == [t[key] for t in ran], (source, key)
+        assert [t["cost_usd"] for t in loaded] == pytest.approx([t["cost_usd"] for t in ran])
