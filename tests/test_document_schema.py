@@ -59,7 +59,7 @@ def test_the_schema_is_valid_json_schema_and_matches_the_code_constants() -> Non
     span_keys = set(s["$defs"]["Span"]["properties"])
     assert span_keys == {*document.SPAN_FIELDS, "depth", "start_ms", "duration_ms",
                          "input_messages", "output_messages", "attributes", "truncated",
-                         "detail", "evaluations"}
+                         "detail", "evaluations", "tool"}
     assert set(s["$defs"]["Span"]["required"]) == set(document._ALWAYS)
 
 

@@ -15,9 +15,12 @@ import pytest
 from bs4 import BeautifulSoup, Tag
 
 from llmtrace_nb.views import html
+from llmtrace_nb._shape import document
+from llmtrace_nb.views import charts
 from llmtrace_nb.views.text import format_cost
 
 from docs import XSS_PAYLOADS, agent_doc, empty_doc, xss_doc
+from spans import Recorder
 
 CHROMIUM = "/usr/bin/chromium"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
@@ -45,6 +48,11 @@ def rows(root: Tag) -> list[Tag]:
     return root.select(":scope > .rw > details")
 
 
+def name_of(row: Tag) -> str:
+    """A row's span name, without the model or tool label beside it."""
+    return str(row.summary.find("span").find(string=True)).strip()
+
+
 def text_of(node: Tag) -> str:
     """The visible text: what the user reads (the style sheet is not text)."""
     node = copy.copy(node)
@@ -54,7 +62,7 @@ def text_of(node: Tag) -> str:
 
 
 def row_by_name(root: Tag, name: str) -> Tag:
-    found = [r for r in rows(root) if r.summary.find("span").get_text() == name]
+    found = [r for r in rows(root) if name_of(r) == name]
     assert len(found) == 1, name
     return found[0]
 
@@ -185,16 +193,39 @@ def test_header_has_the_numbers(agent: dict[str, Any]) -> None:
 
 def test_one_row_per_span_in_document_order(agent: dict[str, Any]) -> None:
     _, root = parse(html.render(agent))
-    names = [r.summary.find("span").get_text() for r in rows(root)]
+    names = [name_of(r) for r in rows(root)]
     assert names == [s["name"] for s in agent["spans"]]
+    # a call whose name does not say its model says it beside the name, muted
+    labels = {name_of(r): r.select_one(".nl").get_text()
+              for r in rows(root) if r.select_one(".nl")}
+    assert labels == {"chat house-model": "house-model-7b"}
     assert [r["class"] for r in rows(root)] == [
         ["k-cell"], ["k-retrieval", "d1"], ["k-agent", "d1"], ["k-llm", "d2"],
         ["k-tool", "d2"], ["k-llm", "d1", "e"], ["k-llm", "d1"]]
 
 
+def test_a_tool_row_names_its_tool_when_the_span_name_does_not() -> None:
+    rec = Recorder()
+    for name, attrs in (("execute_tool", {"gen_ai.tool.name": "get_weather"}),
+                        ("FunctionTool", {"traceloop.entity.name": "lookup_order"}),
+                        ("search docs", {"gen_ai.tool.name": "search"}),
+                        ("bare tool", {})):
+        rec.tracer.start_span(name, attributes={"llmtrace.kind": "tool", **attrs}).end()
+    doc = document.build(rec.frames.spans(), name="tools", cell=1)
+    assert {s["name"]: s.get("tool") for s in doc["spans"]} == {
+        "execute_tool": "get_weather", "FunctionTool": "lookup_order",
+        "search docs": None, "bare tool": None}
+    _, root = parse(html.render(doc))
+    labels = {name_of(r): r.select_one(".nl").get_text() for r in rows(root)
+              if r.select_one(".nl")}
+    assert labels == {"execute_tool": "get_weather", "FunctionTool": "lookup_order"}
+    # the plotly waterfall and the explorer name rows the same way
+    assert charts.row_name(doc["spans"][0]) == "execute_tool · get_weather"
+
+
 def test_key_numbers(agent: dict[str, Any]) -> None:
     _, root = parse(html.render(agent))
-    value = {r.summary.find("span").get_text(): r.summary.find_all("span")[2].get_text()
+    value = {name_of(r): r.summary.find_all("span")[2].get_text()
              for r in rows(root)}
     assert value == {"rag-eval": "4.82 s", "retrieve": "38 ms", "agent step 1": "2.10 s",
                      "chat gpt-4o-mini": "1,384 tok · $0.0002118",
@@ -206,7 +237,7 @@ def test_time_axis_and_bars(agent: dict[str, Any]) -> None:
     _, root = parse(html.render(agent))
     ticks = [t.get_text() for t in root.select(".ax .tk")]
     assert ticks == ["0 s", "1 s", "2 s", "3 s", "4 s", "5 s"]
-    bars = {r.summary.find("span").get_text(): r.summary.i["style"] for r in rows(root)}
+    bars = {name_of(r): r.summary.i["style"] for r in rows(root)}
     assert bars["rag-eval"] == "--l:0%;--w:96.4%"  # 4.82 s on a 0–5 s axis
     assert bars["execute_tool search"] == "--l:29.6%;--w:4.24%"
     # streamed: 310 ms of 1.42 s before the first token, drawn lighter
@@ -308,7 +339,7 @@ def test_missing_and_malformed_fields() -> None:
     visible = text_of(root)
     for bad in ("nan", "NaN", "inf", "None"):
         assert bad not in visible.replace("(unnamed span)", ""), bad
-    assert [r.summary.find("span").get_text() for r in rows(root)] == [
+    assert [name_of(r) for r in rows(root)] == [
         "bare", "(unnamed span)", "open", "unknown cost"]
     assert rows(root)[1].find_all("span")[1].get_text() == "<b>weird</b>"
     assert rows(root)[1]["class"] == ["k-other"]
@@ -430,3 +461,21 @@ def test_a_call_traced_twice_reads_as_one_call() -> None:
     outer = next(s for s in doc["spans"] if s["name"] == "chat gpt-4o-mini")
     assert inner["duplicate_of"] == outer["span_id"] and "duplicate_of" not in outer
     assert outer["model"] == "gpt-4o-mini-2024-07-18" and outer["cache_read_tokens"] == 40
+
+
+def test_the_text_summary_lists_the_costliest_and_the_slowest_calls(
+        agent: dict[str, Any]) -> None:
+    from llmtrace_nb.views import text
+
+    lines = text.summary(agent).splitlines()
+    assert lines[0].startswith("rag-eval · 4.82 s · 3 LLM calls")
+    costliest = lines.index("  costliest calls:")
+    slowest = lines.index("  slowest calls:")
+    assert lines[costliest + 1:slowest] == [
+        "    chat gpt-4o-mini · 1.42 s · 1,384 tok · $0.0002118",
+        "    chat gpt-4o · 100 ms · 50 tok · $0.000125 · ✕ RateLimitError"]
+    assert lines[slowest + 1:] == [
+        "    chat gpt-4o-mini · 1.42 s · 1,384 tok · $0.0002118",
+        "    chat house-model · house-model-7b · 200 ms · 15 tok · no price",
+        "    chat gpt-4o · 100 ms · 50 tok · $0.000125 · ✕ RateLimitError"]
+    assert "costliest" not in text.summary(empty_doc())

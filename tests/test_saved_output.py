@@ -86,7 +86,8 @@ def many_calls(n: int, errors: tuple[int, ...] = ()) -> dict[str, Any]:
 
 def detailed_rows(fragment: str) -> list[str]:
     soup = BeautifulSoup(fragment, "html.parser")
-    return [d.summary.span.get_text() for d in soup.select("details[class^=k-]")
+    return [str(d.summary.span.find(string=True)).strip()
+            for d in soup.select("details[class^=k-]")
             if d.select_one(".ms")]
 
 

@@ -428,7 +428,7 @@ def test_filter_spans_missing_values() -> None:
 
 
 def test_explore_thumbs_judge_the_shown_call(two_cells: InteractiveShell) -> None:
-    ex = explore()
+    ex = llmtrace_nb.explore()
     try:
         assert all(b.disabled for b in ex.thumbs.values())  # nothing shown yet
         spans = llmtrace_nb.spans_df()
@@ -451,13 +451,17 @@ def test_explore_thumbs_judge_the_shown_call(two_cells: InteractiveShell) -> Non
         assert ex.selected == mini["span_id"]  # still shown after the refresh
         with pytest.raises(ValueError, match="'up' or 'down'"):
             ex.thumb("sideways")
+        bare = explore()  # the view module's own: no judge given
+        bare.select(mini["span_id"])
+        assert bare.thumbs["up"].disabled and "judge" in bare.thumbs["up"].tooltip
+        bare.close()
     finally:
         ex.close()
 
 
 def test_explore_thumbs_are_off_for_a_given_frame(two_cells: InteractiveShell) -> None:
     spans = llmtrace_nb.spans_df()
-    ex = explore(spans)
+    ex = llmtrace_nb.explore(spans)
     try:
         ex.span_select.value = spans[spans["model"] == "gpt-4o-mini"].iloc[0]["span_id"]
         assert ex.thumbs["up"].disabled and "live session" in ex.thumbs["up"].tooltip

@@ -172,6 +172,10 @@ export interface SpanJson {
    */
   model?: string;
   /**
+   * The tool a tool span ran (gen_ai.tool.name, or its dialect's key); left out when the span's name says it.
+   */
+  tool?: string;
+  /**
    * Left out when equal to model.
    */
   request_model?: string;

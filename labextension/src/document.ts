@@ -392,6 +392,7 @@ function readSpan(
     ttftMs,
     provider: r.text('provider'),
     model,
+    tool: r.text('tool'),
     requestModel: r.text('request_model') ?? model,
     responseModel: r.text('response_model') ?? model,
     inputTokens,

@@ -26,9 +26,24 @@ export function isPriced(span: Span): boolean {
   return span.kind === 'llm' || span.kind === 'embedding';
 }
 
+/**
+ * What tells a row from its neighbours beyond its name: a call's model (every OpenAI call
+ * is named `openai.chat`), a tool span's tool; null when the name already says it.
+ */
+export function nameLabel(span: Span): string | null {
+  const label = isPriced(span) ? span.model : span.kind === 'tool' ? span.tool : null;
+  return label && !span.name.includes(label) ? label : null;
+}
+
+/** The row's name with its label: "openai.chat · gpt-4o-mini". */
+export function fullName(span: Span): string {
+  const label = nameLabel(span);
+  return label ? `${span.name} · ${label}` : span.name;
+}
+
 /** What the bar's tooltip and the row's accessible name say. */
 export function describeSpan(span: Span): string {
-  const parts = [span.name, span.kindLabel, formatDuration(span.durationMs)];
+  const parts = [fullName(span), span.kindLabel, formatDuration(span.durationMs)];
   if (span.ttftMs !== null) {
     parts.push(`TTFT ${formatDuration(span.ttftMs)}`);
   }
@@ -84,11 +99,17 @@ function nameCell(model: TraceModel, i: number, thumbs: HTMLElement | null): HTM
     toggle.dataset.action = 'toggle';
     toggle.title = model.isCollapsed(i) ? 'Expand' : 'Collapse';
   }
+  const label = nameLabel(span);
+  const text = el('span', 'lt-name-text', span.name);
+  // the name and its label ellipsize as one: the full text is on hover
+  const name = el('span', 'lt-name-full');
+  name.title = fullName(span);
+  append(name, text, label ? el('span', 'lt-name-label', label) : null);
   append(
     cell,
     toggle,
     span.status === 'error' ? el('span', 'lt-errmark', '✕') : null,
-    el('span', 'lt-name-text', span.name),
+    name,
     ...badges(span),
     thumbs
   );

@@ -578,3 +578,25 @@ describe('thumbs up / down on calls', () => {
     );
   });
 });
+
+describe('rows that say what they are', () => {
+  it("puts a call's model beside its name when the name does not say it", () => {
+    const view = mount(loadDoc('agent'));
+    const house = rowNamed(view, 'chat house-model');
+    expect(text(house.querySelector('.lt-name-label')!)).toBe('house-model-7b');
+    expect(house.querySelector<HTMLElement>('.lt-name-full')!.title).toBe(
+      'chat house-model · house-model-7b'
+    );
+    expect(house.getAttribute('aria-label')).toMatch(/^chat house-model · house-model-7b/);
+    expect(rowNamed(view, 'chat gpt-4o-mini').querySelector('.lt-name-label')).toBeNull();
+  });
+
+  it("puts a tool span's tool beside a name that does not say it", () => {
+    const doc = loadDoc('agent');
+    const tool = doc.spans.find((s: any) => s.kind === 'tool');
+    tool.name = 'execute_tool';
+    tool.tool = 'search_docs';
+    const row = rowNamed(mount(doc), 'execute_tool');
+    expect(text(row.querySelector('.lt-name-label')!)).toBe('search_docs');
+  });
+});

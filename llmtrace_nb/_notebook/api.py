@@ -519,7 +519,7 @@ def explore(source: Source = None, *, auto_refresh: bool = False,
     # imported here: plotly and ipywidgets are only paid for by those who explore
     from ..views.widgets import explore as _explore
 
-    return _explore(source, auto_refresh=auto_refresh, max_rows=max_rows)
+    return _explore(source, auto_refresh=auto_refresh, max_rows=max_rows, judge=evaluate)
 
 
 def set_price(model: str, input_per_mtok: float, output_per_mtok: float,

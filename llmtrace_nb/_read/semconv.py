@@ -620,10 +620,17 @@ def _first_key(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
+def tool_name(attrs: Any) -> str | None:
+    """The name of the tool a span ran, in whichever dialect's key it is."""
+    if not isinstance(attrs, Mapping):
+        return None
+    return to_text(_first_key(attrs, TOOL_NAME_KEYS))
+
+
 def tool_messages(attrs: Mapping[str, Any], span_name: str) -> tuple[
         list[Message] | None, list[Message] | None]:
     """A tool span as a call (input) and its result (output), in the message normal form."""
-    name = to_text(_first_key(attrs, TOOL_NAME_KEYS)) or span_name
+    name = tool_name(attrs) or span_name
     call_id = to_text(_first_key(attrs, TOOL_ID_KEYS))
     raw_args = _first_key(attrs, TOOL_ARGS_KEYS)
     args = _loads(raw_args) if isinstance(raw_args, str) else raw_args

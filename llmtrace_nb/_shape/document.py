@@ -26,7 +26,7 @@ import pandas as pd
 
 from .._capture import judge, keys
 from .._read import semconv
-from .._read.semconv import CALL_KINDS, PRICED_KINDS
+from .._read.semconv import CALL_KINDS, PRICED_KINDS, tool_name
 from .._read.values import as_text, is_missing, to_float, to_text
 from .frames import UNSET_STATUS
 
@@ -436,6 +436,12 @@ def _span(row: dict[str, Any], depth: int, origin_ns: int, max_text: int,
             text = _text(value)
             out[key] = (text if text is None or key in _WHOLE
                         else truncate(text, max_text)[0])
+    if out["kind"] == "tool":
+        # frameworks name tool spans "execute_tool" or "FunctionTool": the row needs
+        # the tool's own name beside it
+        tool = tool_name(row.get("attributes"))
+        if tool and tool not in (out.get("name") or ""):
+            out["tool"] = truncate(tool, max_text)[0]
     out["depth"] = depth
     start = row["_start_ns"]
     out["start_ms"] = round((start - origin_ns) / 1e6, 3) if start != _NAT else 0.0

@@ -26,7 +26,7 @@ from .._read.values import is_missing
 from .._read.values import to_float as number
 from .._shape.frames import llm_calls
 from .html import ERROR_COLOR, KIND_COLORS, lighten
-from .text import format_cost, format_count, format_duration, headline
+from .text import format_cost, format_count, format_duration, headline, name_label
 
 # One color per kind, shared with the HTML twin and the JupyterLab renderer: html.py owns
 # the palette, and the lighter share of a streamed call's bar before its first token.
@@ -229,16 +229,11 @@ def span_hover(span: Mapping[str, Any]) -> str:
 
 
 def row_name(span: Mapping[str, Any]) -> str:
-    """A span's name on one line, with its model when the name does not say it.
-
-    Instrumentations name every call ``openai.chat``; the model tells the rows apart.
-    """
+    """A span's name on one line, with its model or tool when the name does not say it
+    (``text.name_label``)."""
     name = " ".join(str(span.get("name") or "").split())
-    model = span.get("model")
-    if span.get("kind") in PRICED_KINDS and not is_missing(model) and model and str(
-            model) not in name:
-        name = f"{name} · {model}"
-    return name
+    label = name_label(span)
+    return f"{name} · {' '.join(label.split())}" if label else name
 
 
 def _row_label(text: str, depth: int, width: int) -> str:

@@ -29,7 +29,14 @@ from typing import Any
 from .._read.semconv import CALL_KINDS, PRICED_KINDS
 from .._read.values import JSON_ERRORS, json_text, to_float
 from .._shape.document import TRUNCATION_MARKER, VERSION, clean_text
-from .text import eviction_note, format_cost, format_count, format_duration, plural
+from .text import (
+    eviction_note,
+    format_cost,
+    format_count,
+    format_duration,
+    name_label,
+    plural,
+)
 
 #: One color per span kind. The JupyterLab renderer (labextension/) and the plotly charts
 #: (views/charts.py) use the same colors: change them together. Tableau 10 tones: they read
@@ -220,6 +227,7 @@ font-size:13px}
 #R .ev{font-style:normal;font-size:11px;margin-left:4px;padding:0 3px;border-radius:3px;
 border:1px solid currentColor;color:var(--jp-success-color1,#1a7f37)}
 #R .ev.ng{color:var(--lt-err)}
+#R .nl{margin-left:6px;font-size:inherit;color:var(--lt-muted)}
 #R .ok{color:var(--jp-success-color1,#1a7f37)}
 #R .nt{margin:4px 0;padding:3px 8px;border-left:3px solid var(--lt-line);
 color:var(--lt-muted)}
@@ -449,14 +457,16 @@ def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: i
 class _Row:
     """The numbers and short texts of one span, validated and escaped once."""
 
-    __slots__ = ("cost", "duplicate", "dur", "error", "kind", "name", "start", "tin", "total",
-                 "tout", "ttft")
+    __slots__ = ("cost", "duplicate", "dur", "error", "kind", "label", "name", "start", "tin",
+                 "total", "tout", "ttft")
 
     def __init__(self, span: Mapping[str, Any]) -> None:
         self.kind = _kind(span)
         self.error = span.get("status") == "error"
         name = span.get("name")
         self.name = _short(name) if isinstance(name, str) and name else "(unnamed span)"
+        label = name_label(span)
+        self.label = _short(label) if label else None
         self.start = max(0.0, _num(span.get("start_ms")) or 0.0)
         self.dur = _num(span.get("duration_ms"))
         self.ttft = _num(span.get("ttft_ms"))
@@ -530,10 +540,13 @@ def _badges(span: Mapping[str, Any]) -> str:
 
 
 def _summary(span: Mapping[str, Any], row: _Row, axis: _Axis) -> str:
-    title = f' title="{row.name}"' if len(row.name) > 40 else ""  # the cell cuts it
+    full = f"{row.name} · {row.label}" if row.label else row.name
+    title = f' title="{full}"' if len(full) > 40 else ""  # the cell cuts it
+    label = f" <small class=nl>{row.label}</small>" if row.label else ""
     kind = span.get("kind")
     kind_text = _short(kind) if isinstance(kind, str) and kind else "other"
-    return (f"<summary><span{title}>{row.name}{_badges(span)}</span> <span>{kind_text}</span> "
+    return (f"<summary><span{title}>{row.name}{label}{_badges(span)}</span> "
+            f"<span>{kind_text}</span> "
             f"<span>{_key_number(span, row)}</span> {_bar(row, axis)}</summary>")
 
 

@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .._read.semconv import PRICED_KINDS, tool_name
+
 #: below this a cost reads "<$0.000000001": 4 significant digits of 1e-200 are 200 zeros
 MIN_COST = 1e-9
 #: past this many seconds (or dollars) a number is written with 3 significant digits
@@ -90,7 +92,51 @@ def summary(doc: Mapping[str, Any]) -> str:
                      "(their totals are included above)")
     if doc.get("open"):
         lines.append(f"  {plural(doc.get('open_spans', 0), 'span')} still running when shown")
+    lines.extend(_top_calls(doc))
     return "\n".join(lines)
+
+
+#: calls listed by cost and by time in the text summary
+TOP_CALLS = 3
+
+
+def _top_calls(doc: Mapping[str, Any]) -> list[str]:
+    """The costliest and the slowest calls, one per line: where neither HTML nor our
+    view renders (terminals, ``nbconvert --to markdown``, diffs), the rows that matter."""
+    calls = [s for s in doc.get("spans") or () if isinstance(s, Mapping)
+             and s.get("kind") in PRICED_KINDS and not s.get("duplicate_of")]
+    if not calls:
+        return []
+
+    def line(span: Mapping[str, Any]) -> str:
+        name = " ".join(str(span.get("name") or "(unnamed span)").split())
+        label = name_label(span)
+        tokens = span.get("total_tokens")
+        if tokens is None and (span.get("input_tokens") is not None
+                               or span.get("output_tokens") is not None):
+            tokens = (span.get("input_tokens") or 0) + (span.get("output_tokens") or 0)
+        parts = [f"{name} · {label}" if label else name,
+                 format_duration(span.get("duration_ms"))]
+        if tokens is not None:
+            parts.append(f"{tokens:,} tok")
+        parts.append(format_cost(span.get("cost_usd")))
+        if span.get("status") == "error":
+            parts.append(f"✕ {span.get('error_type') or 'error'}")
+        return "    " + " · ".join(parts)
+
+    def top(key: str) -> list[Mapping[str, Any]]:
+        known = [s for s in calls if isinstance(s.get(key), int | float)]
+        return sorted(known, key=lambda s: -s[key])[:TOP_CALLS]
+
+    if len(calls) == 1:
+        return ["  the call:", line(calls[0])]
+    out = []
+    for title, key in (("costliest calls", "cost_usd"), ("slowest calls", "duration_ms")):
+        found = top(key)
+        if found:
+            out.append(f"  {title}:")
+            out.extend(line(s) for s in found)
+    return out
 
 
 def eviction_note(evicted: Mapping[str, Any]) -> str:
@@ -102,3 +148,19 @@ def eviction_note(evicted: Mapping[str, Any]) -> str:
         return text + (f"; {uncounted:,} of them left before they could be counted: the "
                        "totals cover the rest")
     return text + "; the totals include them"
+
+
+def name_label(span: Mapping[str, Any]) -> str | None:
+    """What tells a span's row from its neighbours beyond its name: a call's model (every
+    OpenAI call is named ``openai.chat``), a tool span's tool (a document's ``tool``, or
+    a frame row's attributes); None when the name already says it."""
+    kind = span.get("kind")
+    label: Any = None
+    if kind in PRICED_KINDS:
+        label = span.get("model")
+    elif kind == "tool":
+        label = span.get("tool") or tool_name(span.get("attributes"))
+    if not isinstance(label, str) or not label:
+        return None
+    name = span.get("name")
+    return None if isinstance(name, str) and label in name else label

@@ -314,6 +314,9 @@ def _status_html(total: int, matching: pd.DataFrame, calls: pd.DataFrame, note: 
 
 
 Source: TypeAlias = "pd.DataFrame | Callable[[], pd.DataFrame] | None"
+#: records a judgement of a call (``llmtrace_nb.evaluate``: the notebook layer passes it
+#: in, as views do not import it)
+Judge: TypeAlias = Callable[..., str]
 
 
 class _Poller:
@@ -389,6 +392,9 @@ class Explorer(widgets.VBox):
         The table and the span choices list the newest ``max_rows`` matching spans.
     interval : float, default 0.5
         Seconds between polls; never less than 0.5.
+    judge : callable, optional
+        What the thumbs call to record a judgement (``llmtrace_nb.evaluate``, which
+        ``explore()`` passes); without it the thumbs are disabled.
 
     Examples
     --------
@@ -399,9 +405,11 @@ class Explorer(widgets.VBox):
     """
 
     def __init__(self, source: Source = None, *, auto_refresh: bool = False,
-                 max_rows: int = MAX_TABLE_ROWS, interval: float = MIN_POLL_INTERVAL) -> None:
+                 max_rows: int = MAX_TABLE_ROWS, interval: float = MIN_POLL_INTERVAL,
+                 judge: Judge | None = None) -> None:
         super().__init__()
         self._source = source
+        self._judge = judge
         self._max_rows = max_rows
         self._interval = interval
         self._lock = threading.RLock()
@@ -604,18 +612,15 @@ class Explorer(widgets.VBox):
         ValueError
             ``value`` is neither, or the shown span is not an LLM call of the session.
         """
-        # imported here: the notebook API imports this module lazily, for explore()
-        from .._notebook.api import evaluate
-
         if value not in ("up", "down"):
             raise ValueError(f"thumb must be 'up' or 'down', got {value!r}")
         with self._lock:
             row = self._row_of(self.selected)
-            reason = _why_not_judgeable(row, self._source)
-            if reason is not None or row is None:
+            reason = _why_not_judgeable(row, self._source, self._judge)
+            if reason is not None or row is None or self._judge is None:
                 raise ValueError(reason or _NOT_A_CALL)
             up = value == "up"
-            own = evaluate({"trace_id": str(row["trace_id"]), "span_id": str(row["span_id"])},
+            own = self._judge({"trace_id": str(row["trace_id"]), "span_id": str(row["span_id"])},
                            name="feedback", score=1.0 if up else 0.0,
                            label="thumbs_up" if up else "thumbs_down")
             self.refresh()
@@ -630,7 +635,7 @@ class Explorer(widgets.VBox):
         return _row_dict(found.iloc[0].to_dict()) if len(found) else None
 
     def _set_thumbs(self, row: Mapping[str, Any] | None) -> None:
-        reason = _why_not_judgeable(row, self._source)
+        reason = _why_not_judgeable(row, self._source, self._judge)
         for thumb, button in self.thumbs.items():
             button.disabled = reason is not None
             button.tooltip = reason or (f"thumbs {thumb}: record a judgement of this call "
@@ -737,10 +742,13 @@ def _descendants(widget: widgets.Widget) -> Iterable[widgets.Widget]:
 _NOT_A_CALL = "select an LLM call to judge it"
 
 
-def _why_not_judgeable(row: Mapping[str, Any] | None, source: Source) -> str | None:
+def _why_not_judgeable(row: Mapping[str, Any] | None, source: Source,
+                       judge: Judge | None) -> str | None:
     """Why the explorer cannot judge this row (None: it can)."""
     if row is None or row.get("kind") != "llm" or _duplicate(row):
         return _NOT_A_CALL
+    if judge is None:
+        return "made without a judge: use llmtrace_nb.explore()"
     if source is not None or _current.current() is None:
         # a judgement is recorded beside the call, in the live session that has it
         return "judgements are recorded in the live session: explore() without a source"
@@ -748,14 +756,14 @@ def _why_not_judgeable(row: Mapping[str, Any] | None, source: Source) -> str | N
 
 
 def explore(source: Source = None, *, auto_refresh: bool = False,
-            max_rows: int = MAX_TABLE_ROWS) -> Explorer:
+            max_rows: int = MAX_TABLE_ROWS, judge: Judge | None = None) -> Explorer:
     """A dashboard over the collected spans: filters, linked charts, table, span detail.
 
     ``source`` defaults to the live session (``spans_df()``); a DataFrame (e.g. from a
     saved file) or a function returning one also works. ``auto_refresh`` polls the
     collector twice a second while the dashboard is open (live session only).
     """
-    return Explorer(source, auto_refresh=auto_refresh, max_rows=max_rows)
+    return Explorer(source, auto_refresh=auto_refresh, max_rows=max_rows, judge=judge)
 
 
 # -- the per-cell trace widget ----------------------------------------------------------------
