@@ -107,17 +107,30 @@ def dollars(value: float) -> str:
     return f"${value:,.{decimals}f}"
 
 
+#: what summary_text calls the columns: short, so a model's row fits in 100 columns
+SHORT_HEADS = {"input_tokens": "in tok", "output_tokens": "out tok", "cost_usd": "cost",
+               "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms",
+               "ttft_p50_ms": "TTFT ms", "tokens_per_s": "tok/s"}
+#: the widest text summary_text writes, for a model name up to 24 characters
+WIDTH = 100
+
+
 def summary_text(table: pd.DataFrame, n_calls: int, n_cells: int) -> str:
-    """The summary table as a shell reads it: rounded, costs in dollars, one block."""
+    """The summary table as a shell reads it: rounded, costs in dollars, one block no
+    wider than ``WIDTH`` for the usual model names (CI logs, ``make demo``)."""
     cost = table["cost_usd"].sum(min_count=1)
     head = (f"{n_calls:,} LLM call{'s' if n_calls != 1 else ''} in {n_cells:,} traced "
             f"cell{'s' if n_cells != 1 else ''}"
             + (f", {dollars(cost)}" if pd.notna(cost) else ", cost unknown"))
     shown = table.copy()
     shown["cost_usd"] = shown["cost_usd"].map(lambda v: dollars(v) if pd.notna(v) else "no price")
-    for column in ("latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "tokens_per_s"):
-        shown[column] = shown[column].map(lambda v: f"{v:,.1f}" if pd.notna(v) else "-")
-    with pd.option_context("display.width", 200, "display.max_columns", None):
+    for column in ("latency_p50_ms", "latency_p95_ms", "ttft_p50_ms"):
+        shown[column] = shown[column].map(lambda v: f"{v:,.0f}" if pd.notna(v) else "-")
+    shown["tokens_per_s"] = shown["tokens_per_s"].map(
+        lambda v: f"{v:,.1f}" if pd.notna(v) else "-")
+    shown = shown.rename(columns=SHORT_HEADS)
+    with pd.option_context("display.width", WIDTH, "display.max_columns", None,
+                           "display.max_colwidth", 40):
         return head + "\n" + shown.to_string()
 
 

@@ -85,17 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", default=None, help="kernel name (default: the notebook's)")
     parser.add_argument("--out", type=Path, default=Path("build"))
     parser.add_argument("--summary", action="store_true",
-                        help=f"print the output of the cells tagged {SUMMARY_TAG!r}")
+                        help="print the LLM calls, tokens, cost and latency per model of the "
+                             "executed notebook's traces")
     args = parser.parse_args(argv)
     nb = execute(args.notebook, args.kernel)
     ipynb, html = write_outputs(nb, args.notebook, args.out)
-    print(f"executed {args.notebook} -> {ipynb}, {html}")
     if args.summary:
-        text = tagged_text(nb, SUMMARY_TAG)
-        if not text:
-            print(f"no output in cells tagged {SUMMARY_TAG!r}", file=sys.stderr)
+        # read back from the saved notebook, as `python -m llmtrace_nb summary` does: what
+        # is printed is what the file keeps
+        from llmtrace_nb.__main__ import summary
+
+        if summary([str(ipynb)]) != 0:
             return 1
-        print(text)
+        print()
+    print(f"executed notebook: {ipynb}")
+    print(f"as HTML:           {html}")
     return 0
 
 

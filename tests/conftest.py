@@ -113,6 +113,7 @@ SLOW = (
     "tests/test_readme.py::test_demo_cli_is_as_readme_writes_it",
     "tests/test_readme.py::test_forward_cli_options_are_in_readme",
     "tests/test_readme.py::test_benchmarks_help_agrees_with_readme",
+    "tests/test_readme.py::test_the_demo_printout_reads_as_readme_shows",
     "tests/test_files.py::test_load_in_a_fresh_process_feeds_frames_and_views",
     "tests/test_store.py",
     "tests/test_keep.py::test_kill_9_",

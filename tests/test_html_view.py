@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from bs4 import BeautifulSoup, Tag
 
-from llmtrace_nb.views import html
 from llmtrace_nb._shape import document
-from llmtrace_nb.views import charts
+from llmtrace_nb.views import charts, html
 from llmtrace_nb.views.text import format_cost
 
 from docs import XSS_PAYLOADS, agent_doc, empty_doc, xss_doc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
+from llmtrace_nb.__main__ import summary as shell_summary
 from llmtrace_nb._shape.document import MIME_TYPE as MIME
 
 from conftest import ROOT
@@ -39,6 +42,14 @@ def test_quickstart_executes_with_traces_and_costs(tmp_path: Path) -> None:
     assert "gpt-4o-mini" in summary and "latency_p95_ms" in summary
     ipynb, html = write_outputs(nb, source, tmp_path)
     assert ipynb.exists() and "quickstart" in html.read_text(encoding="utf-8")
+    # what `make demo` prints after it: one readable block, from the saved notebook
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert shell_summary([str(ipynb)]) == 0
+    lines = printed.getvalue().splitlines()
+    assert lines[0].startswith("8 LLM calls in 2 traced cells, $")
+    assert max(len(line) for line in lines) <= 100
+    assert "cost" in lines[1] and "e-" not in printed.getvalue()  # dollars, not floats
+    assert any(line.startswith("gpt-4o-mini") and "$0.0000" in line for line in lines)
 
 
 def _notebook(path: Path, sources: list[str]) -> Path:

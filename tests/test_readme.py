@@ -171,6 +171,7 @@ OTHER_BLOCKS = {
         "test_the_restore_line_reads_as_readme_shows",
     ("text", "Forwarding: spans leave the notebook only on purpose"):
         "test_the_forwarding_warning_reads_as_readme_shows",
+    ("text", "Set-up: two commands"): "test_the_demo_printout_reads_as_readme_shows",
 }
 
 
@@ -667,8 +668,9 @@ def test_notebook_source_blocks(kernel: Kernel) -> None:
     got = proc.stdout.splitlines()
     assert re.fullmatch(r"4 LLM calls in 2 traced cells, \$0\.\d+", got[0])
     assert re.fullmatch(r"\d+ LLM calls in \d+ traced cells, \$0\.\d+", sample[0])
-    assert got[1].split()[:5] == sample[1].split()[:5] == [
-        "calls", "errors", "input_tokens", "output_tokens", "cost_usd"]
+    assert got[1].split() == sample[1].split() == [
+        "calls", "errors", "in", "tok", "out", "tok", "cost", "p50", "ms", "p95", "ms", "TTFT",
+        "ms", "tok/s"]
     assert got[2].strip() == sample[2].strip() == "model"
     assert got[3].split()[1:3] == ["4", "0"] and sample[3].split()[0] == got[3].split()[0]
 
@@ -1177,3 +1179,24 @@ def test_the_forwarding_warning_reads_as_readme_shows() -> None:
     cell = CellRef(number=12, name="rag-eval")
     untold = _Untold(reasons=["HTTP 500 Internal Server Error"], cells={cell.seq: (cell, 1)})
     assert failure_warning({"http://localhost:4318/v1/traces": untold}) == quoted[0]
+
+
+def test_the_demo_printout_reads_as_readme_shows(tmp_path: Path) -> None:
+    """What `make demo` prints after running the quickstart: README's lines, with this
+    run's numbers (the demo server's latencies vary)."""
+    done = subprocess.run([sys.executable, "scripts/run_notebook.py",
+                           "notebooks/quickstart.ipynb", "--out", str(tmp_path), "--summary"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = done.stdout.splitlines()
+    shown = blocks_of("Set-up: two commands", "text")[0].source.splitlines()
+    assert printed[0] == shown[0]  # the demo server's prices: the same calls, the same cost
+    assert printed[1].split() == shown[1].split()  # the column heads
+    models = [line.split()[0] for line in printed[3:] if line.startswith("gpt-")]
+    assert models == [line.split()[0] for line in shown[3:] if line.startswith("gpt-")]
+    assert max(len(line) for line in printed) <= 100
+    assert printed[-2:] == [f"executed notebook: {tmp_path / 'quickstart.ipynb'}",
+                            f"as HTML:           {tmp_path / 'quickstart.html'}"]
+    assert shown[-2:] == ["executed notebook: build/quickstart.ipynb",
+                          "as HTML:           build/quickstart.html"]
+

@@ -1,6 +1,7 @@
 /**
- * The JupyterLab plugin half of the extension: it connects trace views to their
- * notebook's kernel, so a thumb on a call is recorded where the call was made.
+ * The JupyterLab plugin half of the extension. The feedback plugin connects trace views
+ * to their notebook's kernel, so a thumb on a call is recorded where the call was made;
+ * the traces plugin (traces.ts) is the notebook's side panel and status item.
  *
  * Mime renderers (index.ts) are given data, not a kernel; this plugin is the one place
  * that knows notebooks. It works the same in Notebook 7, which has the same tracker.
@@ -11,6 +12,7 @@ import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/applica
 import { INotebookTracker, type NotebookPanel } from '@jupyterlab/notebook';
 
 import { NO_KERNEL, setFeedbackBridge, type FeedbackBridge, type FeedbackTarget } from './feedback';
+import { tracesPlugin } from './traces';
 
 class NotebookFeedback implements FeedbackBridge {
   private readonly listeners = new Set<() => void>();
@@ -79,7 +81,7 @@ class NotebookFeedback implements FeedbackBridge {
   }
 }
 
-const plugin: JupyterFrontEndPlugin<void> = {
+const feedbackPlugin: JupyterFrontEndPlugin<void> = {
   id: 'llmtrace_nb:feedback',
   description: 'Sends thumbs up / down from llmtrace_nb trace views to the notebook kernel',
   autoStart: true,
@@ -91,4 +93,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [feedbackPlugin, tracesPlugin];

@@ -77,8 +77,15 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context.set_default_timeout(30_000)
     page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    stacks: list[str] = []  # where each came from: which extension's bundle
+
+    def on_error(error: Any) -> None:
+        errors.append(str(error))
+        stacks.append(str(error.stack))
+
+    page.on("pageerror", on_error)
     page.errors = errors
+    page.error_stacks = stacks
     try:
         yield page
     finally:

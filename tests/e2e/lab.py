@@ -160,3 +160,66 @@ def trace_output(doc: dict[str, Any]) -> dict[str, Any]:
 
     data = bundle(doc)
     return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
+# -- driving the page (Playwright) ------------------------------------------------------
+
+
+def open_in_lab(page: Any, lab: LabServer, notebook: str, workspace: str) -> None:
+    page.goto(lab.lab_url(notebook, workspace))
+    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')",
+                           timeout=60_000)
+    # a wide notebook for the screenshots: no file browser
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+
+
+def command(page: Any, name: str, args: dict[str, Any] | None = None, wait: bool = True) -> Any:
+    """Run a JupyterLab command; with wait=False, do not wait for it to finish (running
+    cells finishes when the cells do)."""
+    script = ("([c, a]) => window.jupyterapp.commands.execute(c, a)" if wait else
+              "([c, a]) => { window.jupyterapp.commands.execute(c, a); }")
+    return page.evaluate(script, [name, args or {}])
+
+
+def wait_for_kernel(page: Any) -> None:
+    """Until the notebook's kernel is up: running cells before that asks for a kernel."""
+    page.wait_for_function("""() => {
+        const w = window.jupyterapp.shell.currentWidget;
+        const kernel = w && w.sessionContext && w.sessionContext.session
+            && w.sessionContext.session.kernel;
+        return kernel && kernel.status === 'idle';
+    }""", timeout=60_000)
+
+
+def dismiss_kernel_dialogs(page: Any, quiet_ms: int = 2_000) -> None:
+    """Answer what JupyterLab asks when it cannot start a kernel ("Error Starting
+    Kernel", then "Select Kernel"): no kernel. Returns once no dialog came for quiet_ms."""
+    dialog = page.locator(".jp-Dialog")
+    while True:
+        try:
+            dialog.first.wait_for(timeout=quiet_ms)
+        except Exception:
+            return
+        buttons = dialog.first.locator("button")
+        no_kernel = buttons.filter(has_text="No Kernel")
+        (no_kernel if no_kernel.count() else buttons.filter(has_text="Ok")).first.click()
+        page.wait_for_timeout(200)
+
+
+def kernel_value(page: Any, expression: str) -> str:
+    """The text/plain of a Python expression, evaluated in the notebook's kernel."""
+    return page.evaluate("""async (expression) => {
+        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+        const reply = await kernel.requestExecute({code: '', silent: true,
+            user_expressions: {value: expression}}).done;
+        const value = reply.content.user_expressions.value;
+        if (value.status !== 'ok') throw new Error(value.ename + ': ' + value.evalue);
+        return value.data['text/plain'];
+    }""", expression)
+
+
+def save_shot(locator: Any, name: str) -> str:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    locator.screenshot(path=str(path))
+    return str(path)
