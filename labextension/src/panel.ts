@@ -204,23 +204,18 @@ export class TracesPanelView {
       const cost = el('td', 'lt-num', formatCost(cell.costUsd));
       const share = total > 0 && cell.costUsd !== null ? cell.costUsd / total : 0;
       cost.title = `${Math.round(share * 100)}% of the notebook's cost`;
-      const nameRow = el('tr');
-      nameRow.appendChild(name);
-      const numberRow = el('tr');
-      append(
-        numberRow,
+      twoRows(group, name, [
         el('td', 'lt-num', formatCount(cell.calls)),
         cost,
         el('td', 'lt-num', formatDuration(cell.durationMs)),
         el('td', 'lt-num', cell.errors ? formatCount(cell.errors) : '')
-      );
+      ]);
       // a click anywhere on the cell's rows goes to it, as its button does
       group.addEventListener('click', event => {
         if (!(event.target as HTMLElement).closest('button')) {
           this.events.reveal(cell.index);
         }
       });
-      append(group, nameRow, numberRow);
       table.appendChild(group);
     }
     return table;
@@ -252,20 +247,22 @@ export class TracesPanelView {
       name.title = m.model;
       const tokens = el('td', 'lt-num', formatCount(m.inputTokens + m.outputTokens));
       tokens.title = `${formatCount(m.inputTokens)} in · ${formatCount(m.outputTokens)} out`;
-      const nameRow = el('tr');
-      nameRow.appendChild(name);
-      const numberRow = el('tr');
-      append(
-        numberRow,
+      twoRows(group, name, [
         el('td', 'lt-num', formatCount(m.calls)),
         tokens,
         el('td', 'lt-num', formatCost(m.costUsd))
-      );
-      append(group, nameRow, numberRow);
+      ]);
       table.appendChild(group);
     }
     return table;
   }
+}
+
+/** A row group's two rows: its name (a header spanning the table), then its numbers. */
+function twoRows(group: HTMLElement, name: HTMLElement, numbers: HTMLElement[]): void {
+  const nameRow = el('tr');
+  nameRow.appendChild(name);
+  group.append(nameRow, append(el('tr'), ...numbers));
 }
 
 /** The status bar's words: "LLM $0.0123 · 14 calls", or null with nothing traced. */
