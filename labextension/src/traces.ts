@@ -167,10 +167,11 @@ function activate(
       nb.toolbar.insertItem(10, 'llmtraceCost', item);
       toolbarItems.set(nb, item);
     }
-    // outputs arrive through the shared model: any change may be a new trace
+    // at once when the notebook is loaded (the numbers are what opening it is for);
+    // then outputs arrive through the shared model: any change may be a new trace
     nb.context.ready.then(
-      () => soon(nb),
-      () => soon(nb)
+      () => refresh(nb),
+      () => refresh(nb)
     );
     nb.content.modelContentChanged.connect(() => soon(nb));
   };
