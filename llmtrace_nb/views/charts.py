@@ -26,7 +26,14 @@ from .._read.values import is_missing
 from .._read.values import to_float as number
 from .._shape.frames import llm_calls
 from .html import ERROR_COLOR, KIND_COLORS, lighten
-from .text import format_cost, format_count, format_duration, headline, name_label
+from .text import (
+    format_cost,
+    format_count,
+    format_duration,
+    headline,
+    name_label,
+    span_tokens,
+)
 
 # One color per kind, shared with the HTML twin and the JupyterLab renderer: html.py owns
 # the palette, and the lighter share of a streamed call's bar before its first token.
@@ -175,15 +182,6 @@ def _title_of(by: str | Sequence[str]) -> str:
 
 
 # -- waterfall ----------------------------------------------------------------------------
-
-
-def span_tokens(span: Mapping[str, Any]) -> int | None:
-    """A span's total tokens: ``total_tokens``, else input + output when either is known."""
-    total = _int(span.get("total_tokens"))
-    inp, out = _int(span.get("input_tokens")), _int(span.get("output_tokens"))
-    if total is None and (inp is not None or out is not None):
-        total = (inp or 0) + (out or 0)
-    return total
 
 
 def tokens_text(span: Mapping[str, Any]) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._read.semconv import PRICED_KINDS, tool_name
+from .._read.values import to_float
 
 #: below this a cost reads "<$0.000000001": 4 significant digits of 1e-200 are 200 zeros
 MIN_COST = 1e-9
@@ -111,10 +112,7 @@ def _top_calls(doc: Mapping[str, Any]) -> list[str]:
     def line(span: Mapping[str, Any]) -> str:
         name = " ".join(str(span.get("name") or "(unnamed span)").split())
         label = name_label(span)
-        tokens = span.get("total_tokens")
-        if tokens is None and (span.get("input_tokens") is not None
-                               or span.get("output_tokens") is not None):
-            tokens = (span.get("input_tokens") or 0) + (span.get("output_tokens") or 0)
+        tokens = span_tokens(span)
         parts = [f"{name} · {label}" if label else name,
                  format_duration(span.get("duration_ms"))]
         if tokens is not None:
@@ -148,6 +146,20 @@ def eviction_note(evicted: Mapping[str, Any]) -> str:
         return text + (f"; {uncounted:,} of them left before they could be counted: the "
                        "totals cover the rest")
     return text + "; the totals include them"
+
+
+def span_tokens(span: Mapping[str, Any]) -> int | None:
+    """A span's total tokens: ``total_tokens``, else input + output when either is known
+    (a trace document leaves the total out when it is their sum)."""
+    def count(key: str) -> int | None:
+        value = to_float(span.get(key))
+        return None if value is None else int(value)
+
+    total = count("total_tokens")
+    inp, out = count("input_tokens"), count("output_tokens")
+    if total is None and (inp is not None or out is not None):
+        total = (inp or 0) + (out or 0)
+    return total
 
 
 def name_label(span: Mapping[str, Any]) -> str | None:

@@ -27,8 +27,8 @@ from .._read.semconv import PRICED_KINDS
 from .._read.values import as_text, is_missing
 from .._read.values import to_float as number
 from . import charts
-from .charts import escape, span_tokens
-from .text import format_cost, format_count, format_duration, plural, summary
+from .charts import escape
+from .text import format_cost, format_count, format_duration, plural, span_tokens, summary
 
 #: table rows (and span choices) the explorer shows at most, newest first
 MAX_TABLE_ROWS = 200
