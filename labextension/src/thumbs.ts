@@ -68,6 +68,22 @@ export class Thumbs {
     return box;
   }
 
+  /**
+   * A click in a row or in the detail pane: on one of our buttons (which carry their
+   * span's index), it sends that judgement and returns true.
+   */
+  clicked(target: HTMLElement | null): boolean {
+    const button = target?.closest<HTMLElement>('[data-thumb]');
+    if (!button) {
+      return false;
+    }
+    const thumb = button.dataset.thumb;
+    if (thumb === 'up' || thumb === 'down') {
+      void this.give(Number(button.dataset.index), thumb);
+    }
+    return true;
+  }
+
   /** Sends a judgement of span i; its badge shows once the kernel recorded it. */
   async give(i: number, thumb: Thumb): Promise<void> {
     const span = this.spans[i];

@@ -79,11 +79,7 @@ export class TraceView {
       )
     );
     this.detailBox.addEventListener('click', event => {
-      const button = (event.target as HTMLElement | null)?.closest<HTMLElement>('[data-thumb]');
-      const thumb = button?.dataset.thumb;
-      if (button && this.thumbs && (thumb === 'up' || thumb === 'down')) {
-        void this.thumbs.give(Number(button.dataset.index), thumb);
-      }
+      this.thumbs?.clicked(event.target as HTMLElement | null);
     });
     append(this.node, this.waterfall.node, this.status, this.detailBox);
   }

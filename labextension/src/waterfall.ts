@@ -236,13 +236,8 @@ export class Waterfall {
     if (!Number.isInteger(index)) {
       return;
     }
-    const thumb = target?.closest<HTMLElement>('[data-thumb]');
-    if (thumb && this.thumbs) {
-      // a judgement, not a request to open the detail
-      if (thumb.dataset.thumb === 'up' || thumb.dataset.thumb === 'down') {
-        void this.thumbs.give(index, thumb.dataset.thumb);
-      }
-      return;
+    if (this.thumbs?.clicked(target)) {
+      return; // a judgement, not a request to open the detail
     }
     this.focus();
     if (target?.closest('[data-action="toggle"]')) {
