@@ -64,52 +64,51 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def test_spans_reach_phoenix(shell: InteractiveShell, demo_server: object,
-                             phoenix: str) -> None:
+@pytest.fixture
+def forwarding(shell: InteractiveShell, demo_server: object, phoenix: str
+               ) -> Iterator[InteractiveShell]:
+    """The shell with a client of the demo server, forwarding to Phoenix."""
     shell.user_ns["client"] = openai.OpenAI(base_url=demo_server.base_url,  # type: ignore[attr-defined]
                                             api_key="k")
     run(shell, f"%llmtrace forward {phoenix}/v1/traces")
     try:
-        run(shell, "%%trace to phoenix --quiet\n"
-                   "for q in ['one', 'two words', 'three more words']:\n"
-                   "    client.chat.completions.create(model='gpt-4o-mini',\n"
-                   "        messages=[{'role': 'user', 'content': q}])")
-        ours = llmtrace_nb.spans_df().set_index("span_id")
-        theirs = read_back(phoenix, lambda found: len(found) >= len(ours))
-        assert len(theirs) == len(ours) == 4
-        for span in theirs:
-            row = ours.loc[span["context.span_id"]]
-            assert span["name"] == row["name"]
-            if row["kind"] == "llm":
-                assert span["attributes.llm.token_count.prompt"] == row["input_tokens"]
-                assert span["attributes.llm.token_count.completion"] == row["output_tokens"]
+        yield shell
     finally:
         run(shell, "%llmtrace forward off")
 
 
-def test_a_judgement_reaches_phoenix_under_its_call(shell: InteractiveShell,
-                                                    demo_server: object, phoenix: str) -> None:
+def test_spans_reach_phoenix(forwarding: InteractiveShell, phoenix: str) -> None:
+    run(forwarding, "%%trace to phoenix --quiet\n"
+                    "for q in ['one', 'two words', 'three more words']:\n"
+                    "    client.chat.completions.create(model='gpt-4o-mini',\n"
+                    "        messages=[{'role': 'user', 'content': q}])")
+    ours = llmtrace_nb.spans_df().set_index("span_id")
+    theirs = read_back(phoenix, lambda found: len(found) >= len(ours))
+    assert len(theirs) == len(ours) == 4
+    for span in theirs:
+        row = ours.loc[span["context.span_id"]]
+        assert span["name"] == row["name"]
+        if row["kind"] == "llm":
+            assert span["attributes.llm.token_count.prompt"] == row["input_tokens"]
+            assert span["attributes.llm.token_count.completion"] == row["output_tokens"]
+
+
+def test_a_judgement_reaches_phoenix_under_its_call(forwarding: InteractiveShell,
+                                                    phoenix: str) -> None:
     """Given after the cell ended, a thumbs down arrives beside the call it judges."""
-    shell.user_ns["client"] = openai.OpenAI(base_url=demo_server.base_url,  # type: ignore[attr-defined]
-                                            api_key="k")
-    run(shell, f"%llmtrace forward {phoenix}/v1/traces")
-    try:
-        run(shell, "%%trace judged in phoenix --quiet\n"
-                   "client.chat.completions.create(model='gpt-4o-mini',\n"
-                   "    messages=[{'role': 'user', 'content': 'capital of France?'}])")
-        call = llmtrace_nb.llm_calls_df().iloc[-1]
-        own = llmtrace_nb.evaluate(call, "feedback", score=0.0, label="thumbs_down",
-                                   explanation="too vague")
-        found = read_back(phoenix, lambda found: any(s["context.span_id"] == own
-                                                     for s in found))
-        judgement = next(s for s in found if s["context.span_id"] == own)
-        assert judgement["name"] == "gen_ai.evaluation.result"
-        assert judgement["parent_id"] == call["span_id"]
-        assert judgement["span_kind"] == "EVALUATOR"
-        # Phoenix nests dotted keys, partly: {"evaluation.score": {"label": …}, …}
-        assert flat(judgement["attributes.gen_ai"]) == {
-            "evaluation.name": "feedback", "evaluation.score.label": "thumbs_down",
-            "evaluation.score.value": 0.0, "evaluation.explanation": "too vague",
-            "response.id": call["attributes"]["gen_ai.response.id"]}
-    finally:
-        run(shell, "%llmtrace forward off")
+    run(forwarding, "%%trace judged in phoenix --quiet\n"
+                    "client.chat.completions.create(model='gpt-4o-mini',\n"
+                    "    messages=[{'role': 'user', 'content': 'capital of France?'}])")
+    call = llmtrace_nb.llm_calls_df().iloc[-1]
+    own = llmtrace_nb.evaluate(call, "feedback", score=0.0, label="thumbs_down",
+                               explanation="too vague")
+    found = read_back(phoenix, lambda found: any(s["context.span_id"] == own for s in found))
+    judgement = next(s for s in found if s["context.span_id"] == own)
+    assert judgement["name"] == "gen_ai.evaluation.result"
+    assert judgement["parent_id"] == call["span_id"]
+    assert judgement["span_kind"] == "EVALUATOR"
+    # Phoenix nests dotted keys, partly: {"evaluation.score": {"label": …}, …}
+    assert flat(judgement["attributes.gen_ai"]) == {
+        "evaluation.name": "feedback", "evaluation.score.label": "thumbs_down",
+        "evaluation.score.value": 0.0, "evaluation.explanation": "too vague",
+        "response.id": call["attributes"]["gen_ai.response.id"]}
