@@ -114,8 +114,10 @@ export class TraceView {
   private feedbackChanged(status: string | null): void {
     if (status !== null) {
       this.status.textContent = status;
+      this.waterfall?.renderWindow(); // a judgement's badge joins its row
+    } else {
+      this.waterfall?.renderThumbs(); // the rows stay: only their buttons change
     }
-    this.waterfall?.renderWindow();
     const old = this.detailBox.querySelector<HTMLElement>('.lt-detail-actions .lt-thumbs');
     if (!old || this.opened < 0) {
       return;

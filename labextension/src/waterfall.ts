@@ -192,6 +192,21 @@ export class Waterfall {
     }
   }
 
+  /**
+   * Redraws only the rows' thumbs (the kernel came or went): the rows stay the same
+   * elements, so hover, a pointer mid-click and anything holding a row keep them.
+   */
+  renderThumbs(): void {
+    for (const old of this.rowsLayer.querySelectorAll<HTMLElement>('.lt-thumbs')) {
+      const fresh = this.thumbs?.buttons(
+        Number(old.closest<HTMLElement>('.lt-row')?.dataset.index)
+      );
+      if (fresh) {
+        old.replaceWith(fresh);
+      }
+    }
+  }
+
   /** Draws the rows in view; everything else exists only as spacer height. */
   renderWindow(): void {
     const rows = this.model.visible;
