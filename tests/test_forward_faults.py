@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+import requests
 from IPython.core.interactiveshell import InteractiveShell
 from test_forward import EXIT_CODE_OFF, exit_seconds_of, forwarding_off, llm_cell, told
 
@@ -201,7 +202,8 @@ def test_an_error_status_is_named(fwd: InteractiveShell, code: str) -> None:
         c = wait_settled(2)
         assert (c["sent"], c["failed"]) == (0, 2), c
         _, out = run(fwd, "%%trace --quiet\nx = 1")
-        assert told(out) == [2] and f"HTTP {code}" in out.stderr, out.stderr
+        # this cell's own span may have failed too before its end tells (a busy host)
+        assert told(out) in ([2], [3]) and f"HTTP {code}" in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("code", ["200", "204"])
@@ -406,6 +408,27 @@ def test_a_connection_error_is_named(fwd: InteractiveShell, kind: str) -> None:
     reason = ("Failed to establish a new connection: [Errno 111] Connection refused"
               if kind == "refused" else "Failed to resolve 'no-such-collector.invalid'")
     assert f"to {url}/v1/traces ({reason}" in said, said
+
+
+def test_a_retry_cut_by_the_deadline_keeps_the_first_attempts_error() -> None:
+    """The exporter retries a refused connection after a backoff; when that retry starts
+    with almost none of the deadline left, the timer cuts it at once. The warning must
+    still say the endpoint refused, not only that the deadline passed."""
+    from llmtrace_nb._ship import forward
+
+    url = refused_url() + "/v1/traces"
+    session_ = forward.DeadlineSession(1.0)
+    forward._exporting.report = report = forward._Report()
+    try:
+        with pytest.raises(requests.ConnectionError):
+            session_.post(url, data=b"x", timeout=1.0)
+        with pytest.raises(requests.Timeout):
+            session_.post(url, data=b"x", timeout=0.0)
+    finally:
+        forward._exporting.report = None
+    assert report.reason() == (
+        "Failed to establish a new connection: [Errno 111] Connection refused; "
+        "retried until the 1 s export deadline"), report.reason()
 
 
 def test_the_new_endpoint_is_not_given_the_old_ones_error(fwd: InteractiveShell) -> None:

@@ -352,7 +352,9 @@ class DeadlineSession(requests.Session):
         return problem
 
     def send(self, request: Any, **kwargs: Any) -> Any:
-        self._problem(None)
+        # the export's report keeps an earlier attempt's problem: a retry the deadline
+        # cuts should not hide that the first one was refused
+        self.problem = None
         timeout = kwargs.get("timeout")
         if not isinstance(timeout, (int, float)) or kwargs.get("stream"):
             return super().send(request, **kwargs)  # not how the exporter calls it
@@ -388,6 +390,10 @@ class DeadlineSession(requests.Session):
     def _too_late(self) -> requests.Timeout:
         """What the exporter takes for a timeout: it fails the export, the deadline gone."""
         problem = f"no complete answer within the {self.deadline_s:g} s export deadline"
+        report = getattr(_exporting, "report", None)
+        earlier = report.problem if report is not None else None
+        if earlier and "export deadline" not in earlier:  # an attempt before this one's
+            problem = f"{earlier}; retried until the {self.deadline_s:g} s export deadline"
         return requests.Timeout(self._problem(problem))
 
 
