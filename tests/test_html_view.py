@@ -44,12 +44,28 @@ def parse(fragment: str) -> tuple[BeautifulSoup, Tag]:
 
 
 def rows(root: Tag) -> list[Tag]:
-    return root.select(":scope > .rw > details")
+    return root.select(":scope > table.wf > tbody > tr")
 
 
 def name_of(row: Tag) -> str:
-    """A row's span name, without the model or tool label beside it."""
-    return str(row.summary.find("span").find(string=True)).strip()
+    """A row's span name, without its indentation, error or the model label beside it."""
+    return next(t for t in row.summary.find("span").strings if t.strip()).strip()
+
+
+def cells(row: Tag) -> dict[str, str]:
+    """A row's cells after the span's, by the column heads' names."""
+    heads = ["kind", "model / tool", "tokens", "cost", "duration", "start"]
+    return dict(zip(heads, (td.get_text() for td in row.find_all("td", recursive=False)[1:7]),
+                    strict=True))
+
+
+def body_of(row: Tag) -> Tag:
+    """What a row's <details> opens to."""
+    return row.td.details.find("div", recursive=False)
+
+
+def bar_of(row: Tag) -> Tag:
+    return row.find_all("td", recursive=False)[7]
 
 
 def text_of(node: Tag) -> str:
@@ -110,7 +126,7 @@ def test_hostile_strings_stay_text(xss: dict[str, Any]) -> None:
     for element in soup.find_all(True):
         for attr, value in element.attrs.items():
             assert not attr.lower().startswith("on"), (element.name, attr)
-            assert attr in ("class", "id", "style", "title", "open"), attr
+            assert attr in ("class", "id", "style", "title", "open", "data-m", "data-t"), attr
             assert "javascript:" not in str(value) or attr == "title"
     assert len(soup.find_all("style")) == 1
     visible = text_of(root)
@@ -195,9 +211,12 @@ def test_one_row_per_span_in_document_order(agent: dict[str, Any]) -> None:
     names = [name_of(r) for r in rows(root)]
     assert names == [s["name"] for s in agent["spans"]]
     # a call whose name does not say its model says it beside the name, muted
-    labels = {name_of(r): r.select_one(".nl").get_text()
-              for r in rows(root) if r.select_one(".nl")}
+    labels = {name_of(r): r.summary.select_one("[data-m]")["data-m"]
+              for r in rows(root) if r.summary.select_one("[data-m]")}
     assert labels == {"chat house-model": "house-model-7b"}
+    # the model / tool cell says it on every call, for a reader without the style sheet
+    assert [cells(r)["model / tool"] for r in rows(root)] == [
+        "", "", "", "gpt-4o-mini", "search", "gpt-4o", "house-model-7b"]
     assert [r["class"] for r in rows(root)] == [
         ["k-cell"], ["k-retrieval", "d1"], ["k-agent", "d1"], ["k-llm", "d2"],
         ["k-tool", "d2"], ["k-llm", "d1", "e"], ["k-llm", "d1"]]
@@ -215,38 +234,50 @@ def test_a_tool_row_names_its_tool_when_the_span_name_does_not() -> None:
         "execute_tool": "get_weather", "FunctionTool": "lookup_order",
         "search docs": None, "bare tool": None}
     _, root = parse(html.render(doc))
-    labels = {name_of(r): r.select_one(".nl").get_text() for r in rows(root)
-              if r.select_one(".nl")}
+    labels = {name_of(r): r.summary.select_one("[data-m]")["data-m"] for r in rows(root)
+              if r.summary.select_one("[data-m]")}
     assert labels == {"execute_tool": "get_weather", "FunctionTool": "lookup_order"}
     # the plotly waterfall and the explorer name rows the same way
     assert charts.row_name(doc["spans"][0]) == "execute_tool · get_weather"
 
 
-def test_key_numbers(agent: dict[str, Any]) -> None:
+def test_the_numbers_of_each_row(agent: dict[str, Any]) -> None:
     _, root = parse(html.render(agent))
-    value = {name_of(r): r.summary.find_all("span")[2].get_text()
-             for r in rows(root)}
-    assert value == {"rag-eval": "4.82 s", "retrieve": "38 ms", "agent step 1": "2.10 s",
-                     "chat gpt-4o-mini": "1,384 tok · $0.0002118",
-                     "execute_tool search": "212 ms", "chat gpt-4o": "✕ RateLimitError",
-                     "chat house-model": "15 tok · no price"}
+    got = {name_of(r): tuple(cells(r)[k] for k in ("tokens", "cost", "duration", "start"))
+           for r in rows(root)}
+    assert got == {"rag-eval": ("", "", "4.82 s", "0 ms"),
+                   "retrieve": ("", "", "38 ms", "2 ms"),
+                   "agent step 1": ("", "", "2.10 s", "45 ms"),
+                   "chat gpt-4o-mini": ("1,384", "$0.0002118", "1.42 s", "50 ms"),
+                   "execute_tool search": ("", "", "212 ms", "1.48 s"),
+                   "chat gpt-4o": ("50", "$0.000125", "100 ms", "2.20 s"),
+                   "chat house-model": ("15", "no price", "200 ms", "2.40 s")}
+    failed = row_by_name(root, "chat gpt-4o")
+    assert failed.summary.small.get_text() == "✕ RateLimitError"
 
 
 def test_time_axis_and_bars(agent: dict[str, Any]) -> None:
     _, root = parse(html.render(agent))
-    ticks = [t.get_text() for t in root.select(".ax .tk")]
+    ticks = [t["data-t"] for t in root.select("thead .tk")]
     assert ticks == ["0 s", "1 s", "2 s", "3 s", "4 s", "5 s"]
-    bars = {name_of(r): r.summary.i["style"] for r in rows(root)}
+    assert root.thead.find_all("th")[7].span.get_text() == "timeline 0 – 5 s, one █ = 208 ms"
+    bars = {name_of(r): bar_of(r).i["style"] for r in rows(root)}
     assert bars["rag-eval"] == "--l:0%;--w:96.4%"  # 4.82 s on a 0–5 s axis
-    assert bars["execute_tool search"] == "--l:29.6%;--w:4.24%"
+    assert bars["execute_tool search"] == "--l:29.6%;--w:4.2%"
     # streamed: 310 ms of 1.42 s before the first token, drawn lighter
-    assert bars["chat gpt-4o-mini"] == "--l:1%;--w:28.4%;--t:21.83%"
-    assert row_by_name(root, "chat gpt-4o-mini").summary.i["class"] == ["s"]
+    assert bars["chat gpt-4o-mini"] == "--l:1%;--w:28.4%;--t:21.8%"
+    assert bar_of(row_by_name(root, "chat gpt-4o-mini")).i["class"] == ["s"]
+    # the text bar: 24 characters for 5 s, in eighths; its start to a whole character
+    text = {name_of(r): bar_of(r).code.get_text() for r in rows(root)}
+    assert text["rag-eval"] == "█" * 23 + "▏"  # 4.82 / 5 * 24 = 23.14 characters
+    assert text["execute_tool search"] == "\u00a0" * 7 + "█"  # 1.48 s; 212 ms = 8 eighths
+    assert text["chat gpt-4o-mini"] == "░█████▉"  # 55 eighths, the first 8 waiting
+    assert text["retrieve"] == "▏"  # shorter than an eighth: one all the same
 
 
 def test_detail_of_a_streamed_call(agent: dict[str, Any]) -> None:
     _, root = parse(html.render(agent))
-    body = row_by_name(root, "chat gpt-4o-mini").find("div", recursive=False)
+    body = body_of(row_by_name(root, "chat gpt-4o-mini"))
     meta = body.get_text(" ", strip=True)
     assert meta.startswith("gpt-4o-mini · openai · 1.42 s · TTFT 310 ms · 1,384 tokens "
                            "(1,204 in / 180 out, 1,024 cached) · $0.0002118 · finish: stop")
@@ -263,7 +294,7 @@ def test_detail_of_a_streamed_call(agent: dict[str, Any]) -> None:
             "gen_ai.request.model", "gen_ai.input.messages", "gen_ai.output.messages"}
     assert not said & set(table)
     _, root = parse(html.render(agent_doc(output="full"), "full"))
-    body = row_by_name(root, "chat gpt-4o-mini").find("div", recursive=False)
+    body = body_of(row_by_name(root, "chat gpt-4o-mini"))
     attrs = body.select_one("details.at")
     assert attrs.summary.get_text() == "attributes (15)"  # with otel.status_code
     table = {tr.th.get_text(): tr.td.get_text() for tr in attrs.find_all("tr")}
@@ -286,7 +317,7 @@ def test_legend_lists_the_kinds_present(agent: dict[str, Any]) -> None:
     _, root = parse(html.render(agent))
     legend = [s.get_text() for s in root.select(".lg > span")]
     assert legend == ["llm", "tool", "retrieval", "agent", "cell", "error",
-                      "waiting for the first token"]
+                      "waiting for the first token (░)"]
 
 
 def test_multiline_text_keeps_its_lines() -> None:
@@ -340,10 +371,12 @@ def test_missing_and_malformed_fields() -> None:
         assert bad not in visible.replace("(unnamed span)", ""), bad
     assert [name_of(r) for r in rows(root)] == [
         "bare", "(unnamed span)", "open", "unknown cost"]
-    assert rows(root)[1].find_all("span")[1].get_text() == "<b>weird</b>"
+    assert cells(rows(root)[1])["kind"] == "<b>weird</b>"
     assert rows(root)[1]["class"] == ["k-other"]
-    assert rows(root)[2].summary.find_all("span")[2].get_text() == "running"
-    assert rows(root)[3].summary.find_all("span")[2].get_text() == "12 tok · no price"
+    assert cells(rows(root)[2])["duration"] == "running"
+    # still running, from 5 ms to the end of a 0–10 ms axis
+    assert bar_of(rows(root)[2]).code.get_text() == "\u00a0" * 12 + "▒" * 12
+    assert (cells(rows(root)[3])["tokens"], cells(rows(root)[3])["cost"]) == ("12", "no price")
     assert "trace" in root.select_one(".hd").get_text()  # no name, no cell: still a title
     assert_balanced(out)
 
@@ -382,7 +415,7 @@ def test_footer_lines(agent: dict[str, Any]) -> None:
         "2 spans were still running when this view was made",
         "no price for: house-model-7b (set one with %llmtrace price)",
         "details of 1 span omitted to keep the notebook small"]
-    omitted_body = row_by_name(root, "execute_tool search").find("div", recursive=False)
+    omitted_body = body_of(row_by_name(root, "execute_tool search"))
     assert omitted_body["class"] == ["o"]  # says "details omitted…" (CSS, see below)
     assert "details omitted to keep the notebook small" in root.style.get_text()
     truncated = row_by_name(root, "chat gpt-4o-mini")
@@ -390,7 +423,8 @@ def test_footer_lines(agent: dict[str, Any]) -> None:
 
 
 def test_size_stays_bounded_for_10k_spans(agent: dict[str, Any]) -> None:
-    """10k LLM calls with long messages: rows all there, detail cut to the budget."""
+    """10k LLM calls with long messages: the first rows that fit, detail cut to the budget,
+    and the footer says how many rows the static view does not list."""
     doc = copy.deepcopy(agent)
     call = doc["spans"][3]
     call["input_messages"][1]["content"] = "lorem ipsum " * 160
@@ -399,10 +433,16 @@ def test_size_stays_bounded_for_10k_spans(agent: dict[str, Any]) -> None:
     out = html.render(doc)
     assert len(out.encode("utf-8")) <= 3_000_000
     _, root = parse(out)
-    assert len(rows(root)) == 10_000
+    listed = len(rows(root))
+    assert 7_000 <= listed < 10_000, listed
+    assert name_of(rows(root)[-1]) == f"call {listed - 2}"  # the first ones, in order
+    assert f"the last {10_000 - listed:,} spans of this cell are not listed" in text_of(root)
     assert "sc" in root["class"]  # long views scroll inside the output
-    assert len(root.select(".rw > details > div.o")) > 9_000
+    assert len(root.select("tbody > tr > td > details > div.o")) > 6_000
     assert_balanced(out)
+    # a cell of a few thousand spans is listed whole
+    doc["spans"] = doc["spans"][:3_000]
+    assert len(rows(parse(html.render(doc))[1])) == 3_000
 
 
 def test_nice_axis_steps() -> None:

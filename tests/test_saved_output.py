@@ -86,9 +86,9 @@ def many_calls(n: int, errors: tuple[int, ...] = ()) -> dict[str, Any]:
 
 def detailed_rows(fragment: str) -> list[str]:
     soup = BeautifulSoup(fragment, "html.parser")
-    return [str(d.summary.span.find(string=True)).strip()
-            for d in soup.select("details[class^=k-]")
-            if d.select_one(".ms")]
+    return [next(t for t in r.summary.span.strings if t.strip()).strip()
+            for r in soup.select("tr[class^=k-]")
+            if r.select_one(".ms")]
 
 
 def test_the_compact_twin_details_the_first_calls_and_every_error() -> None:
@@ -97,7 +97,7 @@ def test_the_compact_twin_details_the_first_calls_and_every_error() -> None:
     shown = detailed_rows(compact)
     assert shown == [f"call {i}" for i in range(html.COMPACT_DETAILS)] + ["call 45", "call 59"]
     footer = BeautifulSoup(compact, "html.parser").get_text()
-    assert "compact output: messages and attributes of 38 spans" in footer
+    assert "compact output: messages and attributes of 48 spans" in footer
     assert "%llmtrace output full" in footer
     full = html.render(doc, "full")
     assert detailed_rows(full) == [f"call {i}" for i in range(60)]

@@ -34,8 +34,10 @@ from .text import (
     format_cost,
     format_count,
     format_duration,
+    model_or_tool,
     name_label,
     plural,
+    top_call_lines,
 )
 
 #: One color per span kind. The JupyterLab renderer (labextension/) and the plotly charts
@@ -56,7 +58,7 @@ ERROR_COLOR = "#D62728"
 #: much white (as in the plotly waterfall); opaque, so it is lighter on dark pages too
 WAIT_LIGHTEN = 0.55
 
-#: the HTML aims to stay under this many characters (it is saved in the notebook next to
+#: the HTML aims to stay under this many bytes (it is saved in the notebook next to
 #: the document, which has its own bound); rows always fit, detail fills what is left
 SIZE_TARGET = 2_700_000
 #: characters of detail (messages, attributes) allowed however many rows there are, and
@@ -65,8 +67,8 @@ SIZE_TARGET = 2_700_000
 MIN_DETAIL = 50_000
 DETAIL_TARGET = 1_500_000
 #: characters outside the rows (style, header, axis, legend, footer), and a row's own tags
-OVERHEAD = 8_000
-ROW_TAGS = 56
+OVERHEAD = 12_000
+ROW_TAGS = 64
 #: a hand-made document may hold texts of any length; the view cuts them here
 MAX_TEXT = 20_000
 #: names and kinds in a row are one line; longer ones are cut (the title= has the rest)
@@ -77,7 +79,7 @@ MAX_INDENT = 16
 SCROLL_ROWS = 40
 #: a compact twin (``%llmtrace output compact``, the default) details this many spans,
 #: calls first, and every error; the rest are one row each (the document keeps them all)
-COMPACT_DETAILS = 20
+COMPACT_DETAILS = 10
 
 
 # -- untrusted values -----------------------------------------------------------------------
@@ -94,8 +96,18 @@ def _str(value: Any, limit: int = MAX_TEXT) -> str | None:
     return _cut(value, limit) if isinstance(value, str) else None
 
 
+def _bytes(text: str) -> int:
+    """Bytes in the notebook (block characters and no-break spaces take 2 or 3)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _esc(value: str) -> str:
-    return _html.escape(value, quote=True)
+    # line breaks as references: nbconvert --to markdown embeds this HTML as it is, and a
+    # blank line in a message would end the HTML block there (the rest read as Markdown)
+    text = _html.escape(value, quote=True)
+    if "\n" in text or "\r" in text:
+        text = text.replace("\r", "&#13;").replace("\n", "&#10;")
+    return text
 
 
 def _short(value: str) -> str:
@@ -205,6 +217,14 @@ def _axis_end(spans: list[Mapping[str, Any]], totals: Mapping[str, Any]) -> floa
 
 # "#R" is replaced by the root's unique id: every rule is scoped to one view, and an id
 # outranks the host's class rules (JupyterLab styles tables, VS Code styles details).
+#
+# The waterfall is a real <table> (span, kind, model / tool, tokens, cost, duration, start,
+# timeline) so that it still reads where every style is stripped (GitHub drops <style>,
+# style=, class= and id=): each row's timeline cell then shows a text bar of block
+# characters. Styled, each row is a grid: the first cell (the span's <details>) spans the
+# row, its <summary> is the click target under the other cells (pointer-events: none), and
+# the body opens below at full width; the model and start cells and the text bar give way
+# to a muted label, the drawn bar and the axis.
 _CSS = """
 #R{--lt-fg:var(--jp-content-font-color1,var(--vscode-editor-foreground));
 --lt-muted:var(--jp-content-font-color2,var(--vscode-descriptionForeground,
@@ -217,59 +237,74 @@ font-family:var(--jp-ui-font-family,system-ui,-apple-system,"Segoe UI",Roboto,sa
 font-size:12px;line-height:1.5;color:var(--lt-fg);text-align:left;
 margin:4px 0;max-width:100%;overflow:hidden}
 #R *{box-sizing:border-box}
-#R .hd{display:flex;flex-wrap:wrap;align-items:baseline;gap:2px 10px;margin:0 0 6px;
-font-size:13px}
-#R .ti{font-weight:600;overflow-wrap:anywhere}
-#R .sm{font-variant-numeric:tabular-nums}
-#R .sm b{font-weight:600}
-#R .dt{color:var(--lt-muted)}
-#R .sm .er,#R .er{color:var(--lt-err);font-weight:600}
+#R .hd{margin:0 0 6px;font-size:13px;font-variant-numeric:tabular-nums;
+overflow-wrap:anywhere}
+#R .er{color:var(--lt-err);font-weight:600}
 #R .ev{font-style:normal;font-size:11px;margin-left:4px;padding:0 3px;border-radius:3px;
 border:1px solid currentColor;color:var(--jp-success-color1,#1a7f37)}
 #R .ev.ng{color:var(--lt-err)}
-#R .nl{margin-left:6px;font-size:inherit;color:var(--lt-muted)}
 #R .ok{color:var(--jp-success-color1,#1a7f37)}
 #R .nt{margin:4px 0;padding:3px 8px;border-left:3px solid var(--lt-line);
 color:var(--lt-muted)}
-#R .ax,#R summary{display:grid;grid-template-columns:minmax(9em,30%) 6.5em 12.5em 1fr;
-column-gap:16px;align-items:center}
-#R .ax{border-bottom:1px solid var(--lt-line);color:var(--lt-muted);font-size:11px;
+#R .tp{margin:0 0 6px;color:var(--lt-muted);font-size:11px}
+#R .tp>summary{cursor:pointer}
+#R .tp>div{padding-left:1.2em;font-variant-numeric:tabular-nums}
+#R .wf{display:block;width:100%;margin:0;border:none;border-collapse:separate;
+border-spacing:0;table-layout:auto;font-size:inherit}
+#R .wf>*{display:block}
+#R .wf>*>tr,#R @S{display:grid;grid-template-columns:COLS;column-gap:12px;
+align-items:center;background:transparent}
+#R .wf>*>tr>*{padding:0;border:none;text-align:left;vertical-align:middle;line-height:inherit;
+white-space:nowrap;overflow:hidden;text-overflow:ellipsis;min-width:0;max-width:none;
+font-weight:normal;background:transparent}
+#R .wf>*>tr>:nth-child(3),#R .wf>*>tr>:nth-child(7),#R .wf>*>tr>:nth-child(8)>code,
+#R .wf>thead>tr>:nth-child(8)>span{display:none}
+#R .wf>*>tr>:nth-child(2){grid-area:1/2}
+#R .wf>*>tr>:nth-child(4){grid-area:1/3;text-align:right}
+#R .wf>*>tr>:nth-child(5){grid-area:1/4;text-align:right}
+#R .wf>*>tr>:nth-child(6){grid-area:1/5;text-align:right}
+#R .wf>*>tr>:nth-child(8){grid-area:1/6;overflow:visible;position:relative}
+#R .wf>thead>tr{border-bottom:1px solid var(--lt-line);color:var(--lt-muted);font-size:11px;
 padding:0 4px 2px;scrollbar-gutter:stable}
-#R .ax .v{text-align:right}
-#R .ax .t{position:relative;height:1.5em}
-#R .tk{position:absolute;top:0;transform:translateX(-50%);white-space:nowrap;
-font-variant-numeric:tabular-nums}
+#R .wf>thead>tr>:nth-child(8){height:1.5em}
+#R .tk{position:absolute;top:0;transform:translateX(-50%);font-style:normal;
+white-space:nowrap;font-variant-numeric:tabular-nums}
+#R .tk::before{content:attr(data-t)}
 #R .tk.f{transform:none}#R .tk.l{transform:translateX(-100%)}
-#R .rw{scrollbar-gutter:stable}
-#R.sc .rw{max-height:36em;overflow-y:auto}#R.sc .ax{overflow-y:hidden}
-#R .rw>details{border-bottom:1px solid var(--lt-grid);content-visibility:auto;
-contain-intrinsic-size:auto 24px}
-#R summary{list-style:none;cursor:pointer;padding:0 4px;min-height:23px}
-#R summary::-webkit-details-marker{display:none}
-#R summary:hover{background:var(--lt-hover)}
-#R summary:focus-visible{outline:1px solid var(--c);outline-offset:-1px}
-#R @N{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-#R @N::before{content:"\\25B8";display:inline-block;width:1.2em;color:var(--lt-muted)}
-#R .rw>[open]>summary>:nth-child(1)::before{content:"\\25BE"}
-#R @K{justify-self:start;max-width:100%;overflow:hidden;text-overflow:ellipsis;
-white-space:nowrap;font-size:10.5px;line-height:16px;padding:0 6px;border-radius:8px;
-border:1px solid var(--c);color:var(--lt-fg)}
-#R @V{text-align:right;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;
-font-variant-numeric:tabular-nums}
-#R .rw>.e>summary>:nth-child(3){color:var(--lt-err);font-weight:600}
-#R .rw>.e>summary>:nth-child(1){color:var(--lt-err)}
-#R summary::after{content:"";grid-area:1/4;align-self:stretch;
+#R .wf>tbody{scrollbar-gutter:stable}
+#R.sc .wf>tbody{max-height:36em;overflow-y:auto}
+#R .wf>tbody>tr{border-bottom:1px solid var(--lt-grid);content-visibility:auto;
+contain-intrinsic-size:auto 24px;padding:0}
+#R .wf>tbody>tr>:first-child{grid-area:1/1/2/-1;overflow:visible;white-space:normal}
+#R .wf>tbody>tr>:not(:first-child){grid-row:1;align-self:start;height:23px;line-height:23px;
+pointer-events:none;font-variant-numeric:tabular-nums}
+#R .wf>tbody>tr>:nth-child(8){display:flex;align-items:center}
+#R @S{list-style:none;cursor:pointer;padding:0 4px;min-height:23px}
+#R @S::-webkit-details-marker{display:none}
+#R @S:hover{background:var(--lt-hover)}
+#R @S:focus-visible{outline:1px solid var(--c);outline-offset:-1px}
+#R @S>span{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+#R @S>span::before{content:"\\25B8";display:inline-block;width:1.2em;
+color:var(--lt-muted)}
+#R td>[open]>summary>span::before{content:"\\25BE"}
+#R @S [data-m]::after{content:attr(data-m);margin-left:6px;color:var(--lt-muted)}
+#R @S small{font-size:inherit;margin-left:6px}
+#R .e>td>details>summary>span{color:var(--lt-err)}
+#R .e small{font-weight:600}
+#R .wf>tbody>tr>:nth-child(2){justify-self:start;max-width:100%;height:18px;margin-top:2.5px;
+font-size:10.5px;line-height:16px;padding:0 6px;border-radius:8px;border:1px solid var(--c)}
+#R @S::after{content:"";grid-area:1/6;align-self:stretch;
 background:linear-gradient(90deg,var(--lt-grid) 1px,transparent 1px) 0 0/GRID 100% repeat-x}
-#R summary>i{grid-area:1/4;z-index:1;justify-self:start;height:11px;min-width:2px;
-margin-left:var(--l);width:var(--w);border-radius:2px;background:var(--c)}
-#R summary>i.s{background:linear-gradient(90deg,var(--cw) 0 var(--t),var(--c) var(--t))}
-#R summary>i.o{background:repeating-linear-gradient(135deg,var(--c) 0 4px,var(--cw) 4px 8px)}
-#R @B{margin:2px 4px 8px;padding:6px 10px;border-left:3px solid var(--c);
+#R tr>td>i{height:11px;min-width:2px;margin-left:var(--l);width:var(--w);border-radius:2px;
+background:var(--c)}
+#R tr>td>i.s{background:linear-gradient(90deg,var(--cw) 0 var(--t),var(--c) var(--t))}
+#R tr>td>i.o{background:repeating-linear-gradient(135deg,var(--c) 0 4px,var(--cw) 4px 8px)}
+#R @S+div{margin:2px 4px 8px;padding:6px 10px;border-left:3px solid var(--c);
 background:var(--lt-soft);border-radius:0 4px 4px 0;overflow-wrap:anywhere;
 font-variant-numeric:tabular-nums}
-#R @B>b{font-weight:600}
-#R @B.o::after{content:"details omitted to keep the notebook small";display:block;
-color:var(--lt-muted);font-style:italic}
+#R @S+div>b{font-weight:600}
+#R @S+div.o::after{content:"details omitted to keep the notebook small";
+display:block;color:var(--lt-muted);font-style:italic}
 #R .ms{margin-top:6px;display:grid;grid-template-columns:max-content 1fr;gap:3px 12px}
 #R .ms>div{display:contents}
 #R .ro{color:var(--lt-muted);font-weight:600;font-size:11px;padding-top:1px}
@@ -279,17 +314,17 @@ color:var(--lt-muted);font-style:italic}
 Menlo,Consolas,monospace);font-size:11px;white-space:pre-wrap}
 #R .none{color:var(--lt-muted);font-style:italic}
 #R .at{margin-top:6px}
-#R .at>summary{display:block;color:var(--lt-muted);padding:0;min-height:0}
-#R .at>summary::after{content:none}
+#R .at>summary{display:block;color:var(--lt-muted);cursor:pointer}
+#R .at>summary::-webkit-details-marker{display:none}
 #R .at>summary::before{content:"\\25B8  "}#R .at[open]>summary::before{content:"\\25BE  "}
-#R table{border-collapse:collapse;margin:4px 0 0;width:100%;table-layout:fixed;
+#R .at table{border-collapse:collapse;margin:4px 0 0;width:100%;table-layout:fixed;
 font-size:11px;border:none}
-#R tr,#R tr:nth-child(odd),#R tr:hover{background:transparent}
-#R th,#R td{text-align:left;vertical-align:top;padding:2px 8px 2px 0;border:none;
+#R .at tr,#R .at tr:nth-child(odd),#R .at tr:hover{background:transparent}
+#R .at th,#R .at td{text-align:left;vertical-align:top;padding:2px 8px 2px 0;border:none;
 border-top:1px solid var(--lt-grid);white-space:pre-wrap;overflow-wrap:anywhere;
 max-width:none}
-#R th{width:34%;font-weight:normal;color:var(--lt-muted)}
-#R td{font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,Consolas,
+#R .at th{width:34%;font-weight:normal;color:var(--lt-muted)}
+#R .at td{font-family:var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,Consolas,
 monospace)}
 #R .lg{display:flex;flex-wrap:wrap;gap:2px 14px;margin-top:6px;color:var(--lt-muted);
 font-size:11px}
@@ -301,15 +336,10 @@ vertical-align:-1px;background:var(--c)}
 body.vscode-dark #R,[data-jp-theme-light="false"] #R{--lt-err:var(--jp-error-color1,#ff6b6b)}
 """
 
-
-#: The parts of a row, by position rather than by class: a 10k-span view has 10k of each,
-#: and the bytes of class attributes add up. Placeholders in _CSS.
-_ROW_PARTS = {
-    "@N": ".rw>details>summary>:nth-child(1)",  # name
-    "@K": ".rw>details>summary>:nth-child(2)",  # kind badge
-    "@V": ".rw>details>summary>:nth-child(3)",  # key number
-    "@B": ".rw>details>div",  # the body
-}
+#: name (and model label) | kind | tokens | cost | duration | bar, when styled
+_COLUMNS = "minmax(9em,30%) 6.5em 4em 6.5em 4.5em 1fr"
+#: a row's <summary>, by position rather than by class: a 10k-span view has 10k of them
+_ROW_SUMMARY = "td>details>summary"  # (the attributes' <details> is in a <div>)
 
 
 def lighten(color: str, amount: float = WAIT_LIGHTEN) -> str:
@@ -327,18 +357,18 @@ def _kind_rules(root: str) -> str:
 
 
 def _depth_rules(root: str, depths: set[int]) -> str:
-    # one rule per depth present, rather than a style= on each of 10k rows
-    return "\n".join(f"{root} .d{d}>summary>:first-child{{padding-left:{d * 14}px}}"
-                     f"{root} .rw>.d{d}>div{{margin-left:{d * 14 + 4}px}}"
+    # one rule per depth present, rather than a style= on each of 10k rows (the name is
+    # indented by its text, see _INDENT)
+    row = f"{root} .d{{}}>td>details>summary+div"
+    return "\n".join(f"{row.format(d)}{{margin-left:{d * 14 + 4}px}}"
                      for d in sorted(depths) if d)
 
 
 def _style(root_id: str, axis: _Axis, depths: set[int]) -> str:
     root = f"#{root_id}"
     grid = f"{100.0 / axis.intervals:.4f}%"
-    css = _CSS.replace("#R", root).replace("GRID", grid)
-    for short, selector in _ROW_PARTS.items():
-        css = css.replace(short, selector)
+    css = (_CSS.replace("#R", root).replace("GRID", grid).replace("COLS", _COLUMNS)
+           .replace("@S", _ROW_SUMMARY))
     return f"<style>{css}{_kind_rules(root)}\n{_depth_rules(root, depths)}</style>"
 
 
@@ -352,6 +382,8 @@ def _title(doc: Mapping[str, Any]) -> str:
 
 
 def _header(doc: Mapping[str, Any], totals: Mapping[str, Any]) -> str:
+    """One line that reads the same styled, stripped or as raw HTML (nbconvert --to
+    markdown embeds this view as it is)."""
     calls = _count(totals.get("llm_calls")) or 0
     tin = _count(totals.get("input_tokens")) or 0
     tout = _count(totals.get("output_tokens")) or 0
@@ -359,10 +391,11 @@ def _header(doc: Mapping[str, Any], totals: Mapping[str, Any]) -> str:
     total = tin + tout if total is None else total
     cached = _count(totals.get("cache_read_tokens")) or 0
     split = f"{tin:,} in · {tout:,} out" + (f" · {cached:,} cached" if cached else "")
-    parts = [f"<b>{format_duration(_num(totals.get('duration_ms')))}</b>",
+    parts = [f"<b>{_esc(_title(doc))}</b>",
+             format_duration(_num(totals.get("duration_ms"))),
              plural(calls, "LLM call"),
-             f"<b>{total:,}</b> tokens ({split})",
-             f"<b>{_esc(_header_cost(totals))}</b>"]
+             f"{total:,} tokens ({split})",
+             _esc(_header_cost(totals))]
     errors = _count(totals.get("errors")) or 0
     if errors:
         parts.append(f'<span class="er">{plural(errors, "error")}</span>')
@@ -372,11 +405,17 @@ def _header(doc: Mapping[str, Any], totals: Mapping[str, Any]) -> str:
         negative = sum(1 for e in judged if e.get("negative") is True)
         parts.append(plural(len(judged), "judgement") + (
             f', <span class="er">{negative} negative</span>' if negative else ""))
-    return (f'<div class="hd"><span class="ti">{_esc(_title(doc))}</span>'
-            f' <span class="sm">{_DOT.join(parts)}</span></div>')
+    return f'<div class="hd">{" · ".join(parts)}</div>\n'
 
 
-_DOT = ' <span class="dt">·</span> '
+def _top_calls(doc: Mapping[str, Any]) -> str:
+    """The costliest and the slowest calls, one per line, as the text summary lists them:
+    read raw (nbconvert --to markdown, a diff) or stripped, where a long table is not."""
+    lines = top_call_lines(doc)
+    if len(lines) < 3:  # one call: its row says it all
+        return ""
+    body = "".join(f"<div>{_esc(line.strip())}</div>\n" for line in lines)
+    return f'<details class="tp"><summary>costliest and slowest calls</summary>\n{body}</details>\n'
 
 
 def _header_cost(totals: Mapping[str, Any]) -> str:
@@ -394,15 +433,26 @@ def _unpriced(totals: Mapping[str, Any]) -> list[str]:
     return [m for m in (_str(x, MAX_NAME) for x in models) if m]
 
 
-def _axis_row(axis: _Axis) -> str:
+#: characters of a row's text bar: the timeline where styles are stripped
+TEXT_BAR = 24
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+_PAD = "\u00a0"  # not a space: runs of spaces collapse where no style keeps them
+
+
+def _thead(axis: _Axis) -> str:
+    """The column heads; the timeline's says its scale in words (stripped) and carries
+    the tick labels as data for the style sheet, which alone shows them."""
     ticks = axis.ticks()
     out = []
     for i, (pos, label) in enumerate(ticks):
         cls = "tk f" if i == 0 else ("tk l" if i == len(ticks) - 1 else "tk")
-        out.append(f'<span class="{cls}" style="left:{pos:.3f}%">{label}</span>')
-    return ('<div class="ax"><span>span</span> <span>kind</span> '
-            '<span class="v">tokens · cost | time</span> '
-            f'<span class="t">{" ".join(out)}</span></div>')
+        out.append(f'<i class="{cls}" style="left:{pos:.3f}%" data-t="{label}"></i>')
+    per_char = axis.end / TEXT_BAR  # 3 significant digits: a reader measures bars with it
+    char = f"{per_char:.3g} ms" if per_char < 1000 else f"{per_char / 1000:.3g} s"
+    scale = f"0 – {ticks[-1][1]}, one █ = {char}"
+    return ("<thead><tr><th>span</th><th>kind</th><th>model / tool</th><th>tokens</th>"
+            "<th>cost</th><th>duration</th><th>start</th>"
+            f"<th><span>timeline {scale}</span>{''.join(out)}</th></tr></thead>\n")
 
 
 def _legend(kinds: set[str], errors: bool, streamed: bool) -> str:
@@ -412,13 +462,17 @@ def _legend(kinds: set[str], errors: bool, streamed: bool) -> str:
         items.append('<span class="e"><span class="sw"></span>error</span>')
     if streamed:
         items.append('<span class="k-llm"><span class="sw s"></span>'
-                     "waiting for the first token</span>")
-    return f'<div class="lg">{" ".join(items)}</div>'
+                     "waiting for the first token (░)</span>")
+    return f'<div class="lg">{" ".join(items)}</div>\n'
 
 
 def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: int,
-            compacted: int = 0) -> str:
+            compacted: int = 0, unlisted: int = 0) -> str:
     lines = []
+    if unlisted:
+        lines.append(f"the last {plural(unlisted, 'span')} of this cell are not listed in "
+                     "this static view, to keep the notebook small: their totals are in the "
+                     "header, and the JupyterLab view lists them")
     omitted = doc.get("omitted")
     if isinstance(omitted, Mapping):
         n = _count(omitted.get("spans")) or 0
@@ -448,7 +502,7 @@ def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: i
                      f"are not in this static view (the first {COMPACT_DETAILS} calls and "
                      "every error are); the JupyterLab view has them, and "
                      "%llmtrace output full keeps them here")
-    return "".join(f'<div class="ft">{line}</div>' for line in lines)
+    return "".join(f'<div class="ft">{line}</div>\n' for line in lines)
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -457,8 +511,8 @@ def _footer(doc: Mapping[str, Any], totals: Mapping[str, Any], omitted_detail: i
 class _Row:
     """The numbers and short texts of one span, validated and escaped once."""
 
-    __slots__ = ("cost", "duplicate", "dur", "error", "kind", "label", "name", "start", "tin",
-                 "total", "tout", "ttft")
+    __slots__ = ("cost", "duplicate", "dur", "error", "kind", "label", "model", "name",
+                 "start", "tin", "total", "tout", "ttft")
 
     def __init__(self, span: Mapping[str, Any]) -> None:
         self.kind = _kind(span)
@@ -466,7 +520,10 @@ class _Row:
         name = span.get("name")
         self.name = _short(name) if isinstance(name, str) and name else "(unnamed span)"
         label = name_label(span)
+        # styled, beside the name (data-m): the model / tool cell is hidden then
         self.label = _short(label) if label else None
+        model = model_or_tool(span)
+        self.model = _short(model) if model else ""  # the model / tool cell
         self.start = max(0.0, _num(span.get("start_ms")) or 0.0)
         self.dur = _num(span.get("duration_ms"))
         self.ttft = _num(span.get("ttft_ms"))
@@ -479,37 +536,60 @@ class _Row:
         self.duplicate = isinstance(span.get("duplicate_of"), str)
 
 
-def _key_number(span: Mapping[str, Any], row: _Row) -> str:
-    """The row's right-aligned number: the error, else tokens and cost, else duration."""
-    if row.error:
-        error_type = span.get("error_type")
-        return "✕ " + (_short(error_type) if isinstance(error_type, str) else "error")
+def _cells(span: Mapping[str, Any], row: _Row) -> str:
+    """The row's cells after the span's: kind, model / tool, tokens, cost, duration, start."""
+    kind = span.get("kind")
+    kind_text = _short(kind) if isinstance(kind, str) and kind else "other"
+    tokens = cost = ""
     if row.duplicate:
-        return "same call"  # counted once, on the row it names
-    if row.kind in PRICED_KINDS and (row.total is not None or row.cost is not None):
-        tok = f"{row.total:,} tok" if row.total is not None else ""
-        price = format_cost(row.cost) if row.total else ""  # no usage → nothing to price
-        return " · ".join(p for p in (tok, price) if p)
-    return format_duration(row.dur) if row.dur is not None else "running"
+        tokens = "same call"  # counted once, on the row it names
+    elif row.kind in PRICED_KINDS and (row.total is not None or row.cost is not None):
+        tokens = f"{row.total:,}" if row.total is not None else ""
+        cost = format_cost(row.cost) if row.total else ""  # no usage → nothing to price
+    duration = format_duration(row.dur) if row.dur is not None else "running"
+    return (f"<td>{kind_text}</td><td>{row.model}</td><td>{tokens}</td>"
+            f"<td>{cost}</td><td>{duration}</td><td>{format_duration(row.start)}</td>")
 
 
 def _pct(value: float) -> str:
-    """A percentage, short: 2 decimals without trailing zeros (10k rows carry several)."""
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    """A percentage, short: 1 decimal (a pixel in a wide output) without a trailing zero
+    (10k rows carry several)."""
+    text = f"{value:.1f}".rstrip("0").rstrip(".")
     return f"{text}%"
 
 
 def _bar(row: _Row, axis: _Axis) -> str:
-    """The bar: numbers only in its style= (all finite, checked by _Row)."""
+    """The drawn bar (numbers only in its style=, all finite, checked by _Row), then the
+    text bar: the same place on the axis in block characters, which no sanitizer strips."""
     left = min(100.0, row.start * axis.scale)
     if row.dur is None:  # still running: from its start to the end of the axis, hatched
-        return f'<i class=o style="--l:{_pct(left)};--w:{_pct(100 - left)}"></i>'
-    width = min(100.0 - left, max(0.0, row.dur) * axis.scale)
-    style = f"--l:{_pct(left)};--w:{_pct(width)}"
+        drawn = f'<i class=o style="--l:{_pct(left)};--w:{_pct(100 - left)}"></i>'
+    else:
+        width = min(100.0 - left, max(0.0, row.dur) * axis.scale)
+        style = f"--l:{_pct(left)};--w:{_pct(width)}"
+        if row.ttft is not None and row.dur > 0 and row.ttft > 0:
+            wait = min(100.0, row.ttft / row.dur * 100)
+            drawn = f'<i class=s style="{style};--t:{_pct(wait)}"></i>'
+        else:
+            drawn = f'<i style="{style}"></i>'
+    return f"{drawn}<code>{_text_bar(row, axis)}</code>"
+
+
+def _text_bar(row: _Row, axis: _Axis) -> str:
+    """Padding to the span's start, then its duration in eighths of a character (at least
+    one): ``░`` for the wait before a streamed call's first token, ``█▌`` for the rest, ``▒``
+    to the end of the axis while it runs. Its length is proportional to the duration; its
+    start is rounded down to a whole character."""
+    at = min(TEXT_BAR - 1, int(row.start * axis.scale * TEXT_BAR / 100))
+    if row.dur is None:
+        return _PAD * at + "▒" * (TEXT_BAR - at)
+    room = 8 * (TEXT_BAR - at)  # a duration past the axis (a hand-made one) stops at its end
+    eighths = max(1, round(min(room, max(0.0, row.dur) * axis.scale * TEXT_BAR * 8 / 100)))
+    wait = 0
     if row.ttft is not None and row.dur > 0 and row.ttft > 0:
-        wait = min(100.0, row.ttft / row.dur * 100)
-        return f'<i class=s style="{style};--t:{_pct(wait)}"></i>'
-    return f'<i style="{style}"></i>'
+        wait = min(eighths, round(eighths * min(1.0, row.ttft / row.dur))) // 8
+    rest = eighths - 8 * wait
+    return _PAD * at + "░" * wait + "█" * (rest // 8) + _EIGHTHS[rest % 8].strip()
 
 
 def _evaluations(span: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -539,15 +619,27 @@ def _badges(span: Mapping[str, Any]) -> str:
         for name, e in latest.items())
 
 
-def _summary(span: Mapping[str, Any], row: _Row, axis: _Axis) -> str:
+#: a name's indentation per level of depth: text, so that it survives stripped styles
+_INDENT = "\u00a0" * 2
+
+
+def _summary(span: Mapping[str, Any], row: _Row, depth: int) -> str:
+    """The span's name, its error and judgements: the <summary> that opens its detail.
+    Styled, the model or tool the name does not say follows it, muted (``data-m``)."""
     full = f"{row.name} · {row.label}" if row.label else row.name
     title = f' title="{full}"' if len(full) > 40 else ""  # the cell cuts it
-    label = f" <small class=nl>{row.label}</small>" if row.label else ""
-    kind = span.get("kind")
-    kind_text = _short(kind) if isinstance(kind, str) and kind else "other"
-    return (f"<summary><span{title}>{row.name}{label}{_badges(span)}</span> "
-            f"<span>{kind_text}</span> "
-            f"<span>{_key_number(span, row)}</span> {_bar(row, axis)}</summary>")
+    label = f' data-m="{row.label}"' if row.label else ""
+    after = _badges(span)
+    if row.error:
+        error_type = span.get("error_type")
+        after = " <small>✕ " + (_short(error_type) if isinstance(error_type, str)
+                                else "error") + "</small>" + after
+    indent = _INDENT * depth
+    if not after:
+        return f"<summary><span{title}{label}>{indent}{row.name}</span></summary>"
+    # the name in a span of its own, so that the label follows it, not the badges
+    name = f"<span{label}>{row.name}</span>" if label else row.name
+    return f"<summary><span{title}>{indent}{name}{after}</span></summary>"
 
 
 def _text_field(span: Mapping[str, Any], key: str) -> str | None:
@@ -555,27 +647,32 @@ def _text_field(span: Mapping[str, Any], key: str) -> str | None:
     return _short(value) if isinstance(value, str) and value else None
 
 
-def _meta(span: Mapping[str, Any], row: _Row, doc_trace: Any) -> str:
-    """model · provider · duration · TTFT · tokens (cached, reasoning) · cost · finish."""
+def _meta(span: Mapping[str, Any], row: _Row, doc_trace: Any, short: bool = False) -> str:
+    """model · provider · duration · TTFT · tokens (cached, reasoning) · cost · finish;
+    ``short`` leaves out what the row's cells say (a compact row: bytes per call count)."""
     parts: list[str] = []
     if row.error:
         parts.append(f'<span class="er">error: {_text_field(span, "error_type") or "unknown"}'
                      "</span>")
     model = _text_field(span, "model")
-    if model:
+    if model and not short:
         parts.append(f"<b>{model}</b>")
     requested = _text_field(span, "request_model")
-    if requested and requested != model:
+    # a compact row leaves out the alias the model cell's snapshot names (gpt-4o-mini for
+    # gpt-4o-mini-2024-07-18)
+    if requested and requested != model and not (
+            short and model is not None and model.startswith(requested)):
         parts.append(f"requested {requested}")
     provider = _text_field(span, "provider")
     if provider:
         parts.append(provider)
-    parts.append(format_duration(row.dur) if row.dur is not None else "still running")
+    if not short:
+        parts.append(format_duration(row.dur) if row.dur is not None else "still running")
     if row.ttft is not None:
         parts.append(f"TTFT {format_duration(row.ttft)}")
     if row.total is not None:
-        parts.append(_token_text(span, row))
-    if row.cost is not None or (row.kind in PRICED_KINDS and row.total):
+        parts.append(_token_text(span, row, short))
+    if not short and (row.cost is not None or (row.kind in PRICED_KINDS and row.total)):
         parts.append(format_cost(row.cost))
     finish = _text_field(span, "finish_reasons")
     if finish:
@@ -594,7 +691,7 @@ def _meta(span: Mapping[str, Any], row: _Row, doc_trace: Any) -> str:
     return " · ".join(parts)
 
 
-def _token_text(span: Mapping[str, Any], row: _Row) -> str:
+def _token_text(span: Mapping[str, Any], row: _Row, short: bool = False) -> str:
     inner = []
     if row.tin is not None or row.tout is not None:
         inner.append(f"{format_count(row.tin)} in / {format_count(row.tout)} out")
@@ -603,6 +700,8 @@ def _token_text(span: Mapping[str, Any], row: _Row) -> str:
         n = _count(span.get(key))
         if n:
             inner.append(f"{n:,} {word}")
+    if short:  # the total is in the row's cell
+        return ", ".join(inner)
     return f"{row.total:,} tokens" + (f" ({', '.join(inner)})" if inner else "")
 
 
@@ -677,9 +776,10 @@ def _details(spans: list[Mapping[str, Any]], order: list[int], budget: int
         text = _messages(span) + _attributes(span)
         if span.get("truncated") is True:
             text = _TRUNCATED + text
-        if used + len(text) > budget:  # the rest, lower in priority, go without
+        size = _bytes(text)
+        if used + size > budget:  # the rest, lower in priority, go without
             break
-        used += len(text)
+        used += size
         out[i] = text
     return out, used
 
@@ -689,11 +789,11 @@ def _fit(metas: list[str], order: list[int], budget: int) -> None:
 
     Only a view of many thousand spans gets here; its rows stay, their lines go first.
     """
-    excess = sum(map(len, metas)) - budget
+    excess = sum(map(_bytes, metas)) - budget
     for i in reversed(order):
         if excess <= 0:
             return
-        excess -= len(metas[i])
+        excess -= _bytes(metas[i])
         metas[i] = ""
 
 
@@ -727,39 +827,61 @@ def _compact(spans: list[Mapping[str, Any]], order: list[int]) -> list[int]:
     return kept
 
 
-def _rows(doc: Mapping[str, Any], spans: list[Mapping[str, Any]], axis: _Axis,
-          compact: bool) -> tuple[list[str], int, int]:
-    """The rows, within the size target: summaries always, then detail by priority.
+def _listed(heads: list[str], tails: list[str]) -> int:
+    """How many rows, from the first, fit the size target with the least detail: a row is
+    a table row of seven cells and two bars, and past some thousands they would not."""
+    room = SIZE_TARGET - OVERHEAD - MIN_DETAIL
+    for i, (head, tail) in enumerate(zip(heads, tails, strict=True)):
+        room -= _bytes(head) + _bytes(tail) + ROW_TAGS
+        if room < 0:
+            return i
+    return len(heads)
 
-    Also returns how many spans' detail the budget left out, and how many compactness
-    did."""
+
+def _rows(doc: Mapping[str, Any], spans: list[Mapping[str, Any]], axis: _Axis,
+          compact: bool) -> tuple[list[str], int, int, int]:
+    """The rows, within the size target: the first rows that fit, then detail by priority.
+
+    Also returns how many spans' detail the budget left out, how many compactness did,
+    and how many spans are not listed at all."""
     doc_trace = doc.get("trace_id")
     parsed = [_Row(s) for s in spans]
-    summaries = [_summary(s, r, axis) for s, r in zip(spans, parsed, strict=True)]
-    metas = [_meta(s, r, doc_trace) for s, r in zip(spans, parsed, strict=True)]
-    budget = SIZE_TARGET - OVERHEAD - sum(map(len, summaries)) - ROW_TAGS * len(spans)
+    depths = [min(MAX_INDENT, max(0, _count(s.get("depth")) or 0)) for s in spans]
+    heads = [_summary(s, r, d) for s, r, d in zip(spans, parsed, depths, strict=True)]
+    tails = [_cells(s, r) + f"<td>{_bar(r, axis)}</td>" for s, r in zip(spans, parsed,
+                                                                            strict=True)]
+    listed = _listed(heads, tails)
+    unlisted = len(spans) - listed
+    if unlisted:
+        spans, parsed, depths = spans[:listed], parsed[:listed], depths[:listed]
+        heads, tails = heads[:listed], tails[:listed]
+    budget = (SIZE_TARGET - OVERHEAD - sum(map(_bytes, heads)) - sum(map(_bytes, tails))
+              - ROW_TAGS * len(spans))
     rank = _detail_rank(spans)
     order, left_out = rank, 0
+    detailed = set(range(len(spans)))
     if compact:
         order = _compact(spans, rank)
         left_out = sum(map(_has_detail, spans)) - sum(_has_detail(spans[i]) for i in order)
+        detailed = set(order)
+    metas = [_meta(s, r, doc_trace, short=i not in detailed)
+             for i, (s, r) in enumerate(zip(spans, parsed, strict=True))]
     details, used = _details(spans, order,
                              min(DETAIL_TARGET,
-                                 max(MIN_DETAIL, budget - sum(map(len, metas)))))
+                                 max(MIN_DETAIL, budget - sum(map(_bytes, metas)))))
     if compact:  # a span with nothing to detail is not one whose detail was left out
         details = [d if d is not None or _has_detail(s) else "" for d, s in
                    zip(details, spans, strict=True)]
     _fit(metas, rank, budget - used)
     rows = []
-    for span, row, summary, meta, detail in zip(
-            spans, parsed, summaries, metas, details, strict=True):
-        depth = min(MAX_INDENT, max(0, _count(span.get("depth")) or 0))
+    for row, depth, head, tail, meta, detail in zip(
+            parsed, depths, heads, tails, metas, details, strict=True):
         cls = f"k-{row.kind}" + (f" d{depth}" if depth else "") + (" e" if row.error else "")
         body = "<div class=o>" if detail is None else "<div>"
-        rows.append(f'<details class="{cls}">{summary}{body}{meta}{detail or ""}'
-                    "</div></details>")
+        rows.append(f'<tr class="{cls}"><td><details>{head}{body}{meta}{detail or ""}'
+                    f"</div></details></td>{tail}</tr>\n")
     budget_cut = sum(1 for i in order if details[i] is None)
-    return rows, budget_cut, left_out
+    return rows, budget_cut, left_out, unlisted
 
 
 def _render(doc: Mapping[str, Any], compact: bool) -> str:
@@ -771,18 +893,22 @@ def _render(doc: Mapping[str, Any], compact: bool) -> str:
         raw_spans, list) else []
     axis = _Axis(_axis_end(spans, totals))
     depths = {min(MAX_INDENT, max(0, _count(s.get("depth")) or 0)) for s in spans}
-    rows, omitted_detail, compacted = _rows(doc, spans, axis, compact)
+    rows, omitted_detail, compacted, unlisted = _rows(doc, spans, axis, compact)
     scroll = " sc" if len(spans) > SCROLL_ROWS else ""
-    parts = [f'<div class="llmtrace-view{scroll}" id="{root_id}">',
-             _style(root_id, axis, depths), _header(doc, totals), _version_notice(doc)]
+    # the header first and the style sheet last: read raw (nbconvert --to markdown embeds
+    # this HTML as it is, a diff shows it), the view starts with what it says
+    parts = [f'<div class="llmtrace-view{scroll}" id="{root_id}">\n',
+             _header(doc, totals), _version_notice(doc), _top_calls(doc)]
     if spans:
-        parts += [_axis_row(axis), '<div class="rw">', *rows, "</div>",
+        parts += ['<table class="wf">', _thead(axis), "<tbody>\n", *rows, "</tbody></table>\n",
                   _legend({_kind(s) for s in spans}, any(s.get("status") == "error"
                                                          for s in spans),
                           any(_num(s.get("ttft_ms")) for s in spans))]
     else:
-        parts.append('<div class="nt">no spans recorded in this cell</div>')
-    parts += [_footer(doc, totals, omitted_detail, compacted), "</div>"]
+        parts.append('<div class="nt">no spans recorded in this cell</div>\n')
+    parts += [_footer(doc, totals, omitted_detail, compacted, unlisted),
+              _style(root_id, axis, depths),
+              "</div>"]
     return "".join(parts)
 
 

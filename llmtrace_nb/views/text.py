@@ -93,7 +93,7 @@ def summary(doc: Mapping[str, Any]) -> str:
                      "(their totals are included above)")
     if doc.get("open"):
         lines.append(f"  {plural(doc.get('open_spans', 0), 'span')} still running when shown")
-    lines.extend(_top_calls(doc))
+    lines.extend(top_call_lines(doc))
     return "\n".join(lines)
 
 
@@ -101,7 +101,7 @@ def summary(doc: Mapping[str, Any]) -> str:
 TOP_CALLS = 3
 
 
-def _top_calls(doc: Mapping[str, Any]) -> list[str]:
+def top_call_lines(doc: Mapping[str, Any]) -> list[str]:
     """The costliest and the slowest calls, one per line: where neither HTML nor our
     view renders (terminals, ``nbconvert --to markdown``, diffs), the rows that matter."""
     calls = [s for s in doc.get("spans") or () if isinstance(s, Mapping)
@@ -162,17 +162,23 @@ def span_tokens(span: Mapping[str, Any]) -> int | None:
     return total
 
 
-def name_label(span: Mapping[str, Any]) -> str | None:
-    """What tells a span's row from its neighbours beyond its name: a call's model (every
-    OpenAI call is named ``openai.chat``), a tool span's tool (a document's ``tool``, or
-    a frame row's attributes); None when the name already says it."""
+def model_or_tool(span: Mapping[str, Any]) -> str | None:
+    """A call's model, a tool span's tool (a document's ``tool``, or a frame row's
+    attributes); None for other spans or when unknown."""
     kind = span.get("kind")
     label: Any = None
     if kind in PRICED_KINDS:
         label = span.get("model")
     elif kind == "tool":
         label = span.get("tool") or tool_name(span.get("attributes"))
-    if not isinstance(label, str) or not label:
+    return label if isinstance(label, str) and label else None
+
+
+def name_label(span: Mapping[str, Any]) -> str | None:
+    """What tells a span's row from its neighbours beyond its name: its model or tool
+    (every OpenAI call is named ``openai.chat``); None when the name already says it."""
+    label = model_or_tool(span)
+    if label is None:
         return None
     name = span.get("name")
     return None if isinstance(name, str) and label in name else label
