@@ -6,7 +6,8 @@ Renders the agent trace of ``tests/docs.py`` (its first LLM call and the failed 
 expanded, as a user would have them), wraps it in a page that looks like a JupyterLab
 output (the light page sets no ``--jp-*`` variables, as in VS Code or nbviewer; the dark
 page sets JupyterLab's dark theme variables) and writes ``trace-view-light.png`` and
-``trace-view-dark.png``.
+``trace-view-dark.png``; then the same view as GitHub shows it, every style stripped
+(``tests/docs.py``'s ``stripped``), as ``trace-view-stripped.png``.
 """
 
 from __future__ import annotations
@@ -42,12 +43,9 @@ def page(fragment: str, dark: bool) -> str:
 
 def expanded(fragment: str, rows: tuple[int, ...]) -> str:
     """Open the rows of these indexes, as a user clicking them would."""
-    parts = fragment.split("<details class=\"k-")
-    for i in rows:
-        if i + 1 < len(parts):
-            head, rest = parts[i + 1].split('">', 1)
-            parts[i + 1] = f'{head}" open>{rest}'
-    return "<details class=\"k-".join(parts)
+    first, *cells = fragment.split("<td><details>")
+    return first + "".join(("<td><details open>" if i in rows else "<td><details>") + cell
+                           for i, cell in enumerate(cells))
 
 
 def shoot(html_text: str, png: Path, *, height: int = 700) -> None:
@@ -65,7 +63,7 @@ def shoot(html_text: str, png: Path, *, height: int = 700) -> None:
 def main(out_dir: str = "docs/images") -> None:
     from llmtrace_nb.views import html
 
-    from docs import agent_doc
+    from docs import agent_doc, stripped
 
     out = ROOT / out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +72,9 @@ def main(out_dir: str = "docs/images") -> None:
         png = out / f"trace-view-{'dark' if dark else 'light'}.png"
         shoot(page(fragment, dark), png)
         print(png)
+    png = out / "trace-view-stripped.png"
+    shoot(page(stripped(html.render(agent_doc())), dark=False), png, height=330)
+    print(png)
 
 
 if __name__ == "__main__":

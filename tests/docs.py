@@ -171,3 +171,23 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "build/docs")
+
+
+#: what GitHub's notebook view removes from an HTML output (its sanitizer's rules for them)
+STRIPPED_ELEMENTS = ("style", "script", "iframe")
+STRIPPED_ATTRIBUTES = ("style", "class", "id")
+
+
+def stripped(fragment: str) -> str:
+    """An HTML output as GitHub shows it: no style sheet, no script, no frame, and no
+    style, class, id or event attribute."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(fragment, "html.parser")
+    for element in soup.find_all(STRIPPED_ELEMENTS):
+        element.decompose()
+    for element in soup.find_all(True):
+        for attr in list(element.attrs):
+            if attr in STRIPPED_ATTRIBUTES or attr.lower().startswith("on"):
+                del element[attr]
+    return str(soup)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
+from nbconvert import MarkdownExporter
 
 from llmtrace_nb.__main__ import summary as shell_summary
 from llmtrace_nb._shape.document import MIME_TYPE as MIME
@@ -42,6 +44,17 @@ def test_quickstart_executes_with_traces_and_costs(tmp_path: Path) -> None:
     assert "gpt-4o-mini" in summary and "latency_p95_ms" in summary
     ipynb, html = write_outputs(nb, source, tmp_path)
     assert ipynb.exists() and "quickstart" in html.read_text(encoding="utf-8")
+    # `jupyter nbconvert --to markdown` embeds the HTML twin as it is: read raw, its first
+    # lines are the header and the costliest and slowest calls, and no blank line in it
+    # ends the Markdown's HTML block early (the rest would be read as Markdown)
+    markdown, _ = MarkdownExporter().from_notebook_node(nb)
+    views = re.findall(r'<div class="llmtrace-view.*?</style></div>', markdown, re.S)
+    assert len(views) == 2 and not any(re.search(r"\n\s*\n", v) for v in views)
+    raw = [re.sub(r"<[^>]+>", "", line) for line in views[0].splitlines()]
+    assert raw[1].startswith("cell [") and " quickstart · " in raw[1], raw[:3]
+    assert "5 LLM calls" in raw[1] and "$0.0" in raw[1]
+    top = raw[raw.index("costliest calls:") + 1]
+    assert top.startswith("openai.chat · gpt-4o") and top.endswith("$0.000075"), top
     # what `make demo` prints after it: one readable block, from the saved notebook
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert shell_summary([str(ipynb)]) == 0

@@ -15,32 +15,17 @@ from typing import Any
 
 import nbformat
 import pytest
-from bs4 import BeautifulSoup
 
 from e2e.lab import SCREENSHOTS
 from llmtrace_nb._shape.document import MIME_TYPE
 from llmtrace_nb.views import html
 
 from conftest import ROOT
-from docs import xss_doc
+from docs import stripped, xss_doc
 from run_notebook import execute
 
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-STRIPPED_ELEMENTS = ("style", "script", "iframe")
-STRIPPED_ATTRIBUTES = ("style", "class", "id")
 EIGHTHS = " ▏▎▍▌▋▊▉"
-
-
-def stripped(fragment: str) -> str:
-    """What GitHub keeps of an HTML output (its sanitizer's rules for these)."""
-    soup = BeautifulSoup(fragment, "html.parser")
-    for element in soup.find_all(STRIPPED_ELEMENTS):
-        element.decompose()
-    for element in soup.find_all(True):
-        for attr in list(element.attrs):
-            if attr in STRIPPED_ATTRIBUTES or attr.lower().startswith("on"):
-                del element[attr]
-    return str(soup)
 
 
 def twins(nb: nbformat.NotebookNode) -> list[str]:
