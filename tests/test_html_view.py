@@ -55,8 +55,9 @@ def name_of(row: Tag) -> str:
 def cells(row: Tag) -> dict[str, str]:
     """A row's cells after the span's, by the column heads' names."""
     heads = ["kind", "model / tool", "tokens", "cost", "duration", "start"]
-    return dict(zip(heads, (td.get_text() for td in row.find_all("td", recursive=False)[1:7]),
-                    strict=True))
+    tds = row.find_all("td", recursive=False)[1:7]
+    texts = (td.get_text().replace("\u00a0", " ") for td in tds)
+    return dict(zip(heads, texts, strict=True))
 
 
 def body_of(row: Tag) -> Tag:

@@ -548,8 +548,10 @@ def _cells(span: Mapping[str, Any], row: _Row) -> str:
         tokens = f"{row.total:,}" if row.total is not None else ""
         cost = format_cost(row.cost) if row.total else ""  # no usage → nothing to price
     duration = format_duration(row.dur) if row.dur is not None else "running"
-    return (f"<td>{kind_text}</td><td>{row.model}</td><td>{tokens}</td>"
-            f"<td>{cost}</td><td>{duration}</td><td>{format_duration(row.start)}</td>")
+    start = format_duration(row.start)
+    # a no-break space before the unit: stripped of styles, a narrow cell would wrap it
+    return (f"<td>{kind_text}</td><td>{row.model}</td><td>{tokens}</td><td>{cost}</td>"
+            f"<td>{duration.replace(' ', _PAD)}</td><td>{start.replace(' ', _PAD)}</td>")
 
 
 def _pct(value: float) -> str:

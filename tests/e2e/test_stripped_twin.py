@@ -99,7 +99,10 @@ def test_every_llm_row_reads_without_styles(executed: dict[str, nbformat.Noteboo
                             "start"], head
         per_char = scale_ms(head[7])
         for cells in table["rows"]:
-            span, kind, model, tokens, cost, duration, start, bar = cells
+            # (durations keep their unit on their line with a no-break space)
+            *texts, bar = cells
+            span, kind, model, tokens, cost, duration, start = (
+                t.replace("\u00a0", " ") for t in texts)
             assert span.strip(), cells
             assert duration_ms(start) >= 0 and bar.strip(), cells
             if kind != "llm":
@@ -114,6 +117,14 @@ def test_every_llm_row_reads_without_styles(executed: dict[str, nbformat.Noteboo
             slack = 1.0 + 0.02 * expected + rounding / per_char * 8
             assert abs(bar_eighths(bar) - expected) <= slack, (cells, per_char)
     assert calls > 0
+    # a call's row still opens to its messages
+    call = page.locator("tbody > tr").filter(
+        has=page.locator("td:nth-child(2)", has_text=re.compile("^llm$"))).first
+    before = call.bounding_box()["height"]
+    call.locator("summary").first.click()
+    assert call.locator("details").first.evaluate("d => d.open")
+    assert call.bounding_box()["height"] > before + 20
+    assert call.get_by_text("assistant", exact=True).first.is_visible()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"stripped-{Path(name).stem}.png"), full_page=True)
 
