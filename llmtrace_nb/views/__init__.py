@@ -60,8 +60,9 @@ class TraceView:
         Returns
         -------
         str
-            The same HTML the ``text/html`` representation carries: rows expand to the
-            span's detail, and every text from a span is escaped.
+            The same HTML the ``text/html`` representation carries: a table of the spans
+            that reads even with its styles stripped (GitHub), rows that expand to the
+            span's detail, and every text from a span escaped.
 
         Examples
         --------

@@ -7,14 +7,18 @@ variables (then VS Code's ``--vscode-*``), so the view follows the notebook's th
 neither exists, text inherits the page's color and neutrals are translucent, so it reads
 on a light or a dark page alike.
 
+GitHub strips the style sheet and every ``style``, ``class`` and ``id``: the view's data is
+therefore a plain ``<table>`` with a text bar per row, readable without any CSS, and the
+style sheet only lays those cells out as the waterfall (see ``_CSS``).
+
 Everything in the document is untrusted (span names, messages, attributes, the cell
 name): every string is escaped once with ``html.escape(quote=True)`` and goes only into
-text or an escaped ``title=``. ``style=`` values are computed from numbers validated as
-finite; class names come from fixed tables, never from the document.
+text or an escaped ``title=`` / ``data-m=``. ``style=`` values are computed from numbers
+validated as finite; class names come from fixed tables, never from the document.
 
-The size of the output is bounded like the document's: rows first, then the detail of
-spans (messages, attributes), errors and LLM / tool calls first, while a character budget
-lasts; the rest say "details omitted to keep the notebook small".
+The size of the output is bounded like the document's: the first rows that fit, then the
+detail of spans (messages, attributes), errors and LLM / tool calls first, while a byte
+budget lasts; the rest say "details omitted to keep the notebook small".
 """
 
 from __future__ import annotations
