@@ -163,6 +163,11 @@ def _shown_text(value: Any) -> str:
         return "[value not shown]"
 
 
+def _depth(span: Mapping[str, Any]) -> int:
+    """The span's indentation level, bounded (``MAX_INDENT``)."""
+    return min(MAX_INDENT, max(0, _count(span.get("depth")) or 0))
+
+
 def _kind(span: Mapping[str, Any]) -> str:
     """The kind's class key: only kinds of the fixed table, never a document string."""
     kind = span.get("kind")
@@ -834,15 +839,15 @@ def _compact(spans: list[Mapping[str, Any]], order: list[int]) -> list[int]:
     return kept
 
 
-def _listed(heads: list[str], tails: list[str]) -> int:
+def _listed(sizes: list[int]) -> int:
     """How many rows, from the first, fit the size target with the least detail: a row is
     a table row of seven cells and two bars, and past some thousands they would not."""
     room = SIZE_TARGET - OVERHEAD - MIN_DETAIL
-    for i, (head, tail) in enumerate(zip(heads, tails, strict=True)):
-        room -= _bytes(head) + _bytes(tail) + ROW_TAGS
+    for i, size in enumerate(sizes):
+        room -= size + ROW_TAGS
         if room < 0:
             return i
-    return len(heads)
+    return len(sizes)
 
 
 def _rows(doc: Mapping[str, Any], spans: list[Mapping[str, Any]], axis: _Axis,
@@ -853,17 +858,17 @@ def _rows(doc: Mapping[str, Any], spans: list[Mapping[str, Any]], axis: _Axis,
     and how many spans are not listed at all."""
     doc_trace = doc.get("trace_id")
     parsed = [_Row(s) for s in spans]
-    depths = [min(MAX_INDENT, max(0, _count(s.get("depth")) or 0)) for s in spans]
+    depths = [_depth(s) for s in spans]
     heads = [_summary(s, r, d) for s, r, d in zip(spans, parsed, depths, strict=True)]
     tails = [_cells(s, r) + f"<td>{_bar(r, axis)}</td>" for s, r in zip(spans, parsed,
                                                                             strict=True)]
-    listed = _listed(heads, tails)
+    sizes = [_bytes(head) + _bytes(tail) for head, tail in zip(heads, tails, strict=True)]
+    listed = _listed(sizes)
     unlisted = len(spans) - listed
     if unlisted:
         spans, parsed, depths = spans[:listed], parsed[:listed], depths[:listed]
         heads, tails = heads[:listed], tails[:listed]
-    budget = (SIZE_TARGET - OVERHEAD - sum(map(_bytes, heads)) - sum(map(_bytes, tails))
-              - ROW_TAGS * len(spans))
+    budget = SIZE_TARGET - OVERHEAD - sum(sizes[:listed]) - ROW_TAGS * len(spans)
     rank = _detail_rank(spans)
     order, left_out = rank, 0
     detailed = set(range(len(spans)))
@@ -899,7 +904,7 @@ def _render(doc: Mapping[str, Any], compact: bool) -> str:
     spans = [s for s in raw_spans if isinstance(s, Mapping)] if isinstance(
         raw_spans, list) else []
     axis = _Axis(_axis_end(spans, totals))
-    depths = {min(MAX_INDENT, max(0, _count(s.get("depth")) or 0)) for s in spans}
+    depths = {_depth(s) for s in spans}
     rows, omitted_detail, compacted, unlisted = _rows(doc, spans, axis, compact)
     scroll = " sc" if len(spans) > SCROLL_ROWS else ""
     # the header first and the style sheet last: read raw (nbconvert --to markdown embeds
