@@ -522,7 +522,7 @@ class _Row:
     """The numbers and short texts of one span, validated and escaped once."""
 
     __slots__ = ("cost", "duplicate", "dur", "error", "kind", "label", "model", "name",
-                 "start", "tin", "total", "tout", "ttft")
+                 "start", "tin", "total", "tout", "ttft", "wait")
 
     def __init__(self, span: Mapping[str, Any]) -> None:
         self.kind = _kind(span)
@@ -537,6 +537,9 @@ class _Row:
         self.start = max(0.0, _num(span.get("start_ms")) or 0.0)
         self.dur = _num(span.get("duration_ms"))
         self.ttft = _num(span.get("ttft_ms"))
+        #: the share of the duration spent before the first token (both bars draw it)
+        self.wait = (min(1.0, self.ttft / self.dur) if self.ttft is not None and self.ttft > 0
+                     and self.dur is not None and self.dur > 0 else None)
         self.cost = _num(span.get("cost_usd"))
         self.tin, self.tout = _count(span.get("input_tokens")), _count(span.get("output_tokens"))
         total = _count(span.get("total_tokens"))
@@ -579,9 +582,8 @@ def _bar(row: _Row, axis: _Axis) -> str:
     else:
         width = min(100.0 - left, max(0.0, row.dur) * axis.scale)
         style = f"--l:{_pct(left)};--w:{_pct(width)}"
-        if row.ttft is not None and row.dur > 0 and row.ttft > 0:
-            wait = min(100.0, row.ttft / row.dur * 100)
-            drawn = f'<i class=s style="{style};--t:{_pct(wait)}"></i>'
+        if row.wait is not None:
+            drawn = f'<i class=s style="{style};--t:{_pct(row.wait * 100)}"></i>'
         else:
             drawn = f'<i style="{style}"></i>'
     return f"{drawn}<code>{_text_bar(row, axis)}</code>"
@@ -597,9 +599,7 @@ def _text_bar(row: _Row, axis: _Axis) -> str:
         return _PAD * at + "▒" * (TEXT_BAR - at)
     room = 8 * (TEXT_BAR - at)  # a duration past the axis (a hand-made one) stops at its end
     eighths = max(1, round(min(room, max(0.0, row.dur) * axis.scale * TEXT_BAR * 8 / 100)))
-    wait = 0
-    if row.ttft is not None and row.dur > 0 and row.ttft > 0:
-        wait = min(eighths, round(eighths * min(1.0, row.ttft / row.dur))) // 8
+    wait = 0 if row.wait is None else round(eighths * row.wait) // 8
     rest = eighths - 8 * wait
     return _PAD * at + "░" * wait + "█" * (rest // 8) + _EIGHTHS[rest % 8].strip()
 
