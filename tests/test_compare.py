@@ -124,6 +124,35 @@ def test_the_bundle_is_data_html_and_text_with_untrusted_text_escaped(
     assert len(calls) == 5
 
 
+def test_calls_can_be_paired_by_span_name(two_runs: InteractiveShell) -> None:
+    # a third run looks a word up first: in order, its calls would pair chat with embedding
+    result, _ = run(two_runs, "%%trace prompt v3\n"
+                    "client.embeddings.create(model='text-embedding-3-small', input='France')\n"
+                    "for q in ['Capital of France?', 'Capital of Spain?']:\n"
+                    "    client.chat.completions.create(model='gpt-4o-mini', messages=[\n"
+                    "        {'role': 'user', 'content': q}])")
+    assert result.success, result.error_in_exec
+    in_order = llmtrace_nb.compare("prompt v1", "prompt v3").data
+    assert in_order["paired_by"] == "order"
+    assert [c["name"] for c in in_order["pairs"][0]["calls"]] == [
+        "openai.chat", "openai.embeddings"]
+    cmp = llmtrace_nb.compare("prompt v1", "prompt v3", pair="name")
+    data = cmp.data
+    assert data["paired_by"] == "name"
+    lined = [(p["name"], p["nth"], [c and c["name"] for c in p["calls"]])
+             for p in data["pairs"]]
+    assert lined == [("openai.chat", 1, ["openai.chat", "openai.chat"]),
+                     ("openai.chat", 2, ["openai.chat", "openai.chat"]),
+                     ("openai.embeddings", 1, [None, "openai.embeddings"])]
+    first = data["pairs"][0]
+    assert first["diffs"][0] == word_diff(first["calls"][0]["output"],
+                                          first["calls"][1]["output"])
+    html = cmp.html()
+    assert "calls, paired by span name" in html and "openai.chat 2: " in html
+    with pytest.raises(ValueError, match="pair must be one of"):
+        llmtrace_nb.compare("prompt v1", "prompt v3", pair="model")
+
+
 def test_bad_sides_say_why(two_runs: InteractiveShell) -> None:
     with pytest.raises(LookupError):
         llmtrace_nb.compare("prompt v1", "no such cell")

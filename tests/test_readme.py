@@ -703,11 +703,14 @@ def test_compare_block(kernel: Kernel) -> None:
     assert shown and "ratio prompt=v2" in shown[-1]["text/plain"]
     got = kernel_value(kernel, """
         _c = llmtrace_nb.compare("prompt v1", "prompt v2")
+        _n = llmtrace_nb.compare("prompt v1", "prompt v2", pair="name")
         _out = [_c.data["labels"], [t["calls"] for t in _c.data["totals"]],
-                sorted(_c._repr_mimebundle_())]
+                sorted(_c._repr_mimebundle_()),
+                [(p.get("name"), p.get("nth")) for p in _n.data["pairs"]]]
     """)
     assert got == [["prompt v1", "prompt v2"], [2, 2],
-                   ["application/vnd.llmtrace.compare+json", "text/html", "text/plain"]]
+                   ["application/vnd.llmtrace.compare+json", "text/html", "text/plain"],
+                   [["openai.chat", 1], ["openai.chat", 2]]]
 
 
 def test_the_restore_line_reads_as_readme_shows(tmp_path: Path) -> None:

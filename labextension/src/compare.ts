@@ -2,7 +2,7 @@
  * The comparison of runs (`llmtrace_nb.compare()`, MIME type
  * application/vnd.llmtrace.compare+json): its data read defensively, and drawn as tables
  * — totals with changes against the first side, judgements, per model — and the calls
- * paired in order with their outputs' word diff.
+ * paired (in order, or by span name) with their outputs' word diff.
  *
  * Like the trace document, the data comes from a notebook and may be anything: reading
  * never throws, a part that cannot be read is left out, and every text goes in as text.
@@ -126,13 +126,21 @@ function callLine(label: string, call: unknown): HTMLElement {
   return line;
 }
 
+/** "call 3" for a pair in order, "openai.chat 2" for one paired by span name. */
+function pairTitle(pair: Obj): string {
+  const name = str(pair.name);
+  if (name !== null) {
+    return `${name} ${num(pair.nth) ?? 1}`;
+  }
+  return `call ${(num(pair.index) ?? 0) + 1}`;
+}
+
 function pairNode(labels: string[], pair: Obj): HTMLElement {
   const calls = list(pair.calls);
   const diffs = list(pair.diffs);
   const details = el('details', 'lc-pair');
   const models = calls.map(c => (isObject(c) ? str(c.model) : null) ?? '–');
-  const index = num(pair.index) ?? 0;
-  details.appendChild(el('summary', '', `call ${index + 1}: ${models.join(' vs ')}`));
+  details.appendChild(el('summary', '', `${pairTitle(pair)}: ${models.join(' vs ')}`));
   labels.forEach((label, i) => details.appendChild(callLine(label, calls[i])));
   labels.forEach((label, i) => {
     const call = calls[i];
@@ -207,7 +215,8 @@ export function renderComparison(data: unknown): HTMLElement {
   }
   const pairs = list(data.pairs).filter(isObject);
   if (pairs.length) {
-    root.appendChild(el('div', 'lc-heading', 'calls, paired in order'));
+    const by = data.paired_by === 'name' ? 'by span name' : 'in order';
+    root.appendChild(el('div', 'lc-heading', `calls, paired ${by}`));
     pairs.forEach(p => root.appendChild(pairNode(labels, p)));
   }
   const more = num(data.more_pairs);

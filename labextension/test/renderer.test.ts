@@ -100,6 +100,25 @@ describe('CompareRenderer', () => {
     expect((window as any).__xss).toBeUndefined();
   });
 
+  it('titles pairs by span name when paired so', async () => {
+    const renderer = new CompareRenderer();
+    const data = {
+      ...comparison(),
+      paired_by: 'name',
+      pairs: [
+        { index: 0, name: 'openai.chat', nth: 1, calls: [{ model: 'a' }, { model: 'b' }] },
+        { index: 1, name: XSS, nth: 2, calls: [{ model: 'a' }, null] }
+      ]
+    };
+    await renderer.renderModel(mimeModel({ [COMPARE_MIME_TYPE]: data }));
+    const titles = [...renderer.node.querySelectorAll('details.lc-pair > summary')].map(
+      s => s.textContent
+    );
+    expect(titles).toEqual(['openai.chat 1: a vs b', `${XSS} 2: a vs –`]);
+    expect(renderer.node.textContent).toContain('calls, paired by span name');
+    expect(renderer.node.querySelectorAll('img, script')).toHaveLength(0);
+  });
+
   it('never throws, and says when the data is not a comparison', async () => {
     const renderer = new CompareRenderer();
     for (const data of [undefined, null, 'x', 3, { labels: 'no' }, { labels: [], totals: 'x' }]) {

@@ -863,8 +863,8 @@ def _side(sess: _session.Session, which: Any, index: int) -> Any:
                     "view), a tag as 'key=value', or a DataFrame of spans")
 
 
-def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None
-            ) -> Comparison:
+def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None,
+            pair: str = "order") -> Comparison:
     """Runs side by side: totals, per model, and the calls paired with output diffs.
 
     Parameters
@@ -881,6 +881,11 @@ def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None
         More sides, any of the same.
     labels : sequence of str, optional
         A name per side; default: the cell's name, the tag, or "frame N".
+    pair : {"order", "name"}
+        How the calls are paired for their output diffs: by position in each run
+        (default), or by span name — the k-th call of a name with the k-th of the same
+        name on every side, for runs whose steps differ (an agent that called a tool
+        once more).
 
     Returns
     -------
@@ -894,7 +899,7 @@ def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None
     LookupError
         No traced cell (or tag) matches a side.
     TypeError, ValueError
-        A side of another type, or labels that do not fit.
+        A side of another type, labels that do not fit, or another ``pair``.
 
     Examples
     --------
@@ -916,4 +921,4 @@ def compare(a: Any, b: Any, *more: Any, labels: Sequence[str] | None = None
         seen[s.label] = seen.get(s.label, 0) + 1
         unique.append(s if seen[s.label] == 1 else _compare.Side(
             f"{s.label} ({seen[s.label]})", s.spans, s.wall_ms))
-    return Comparison(_compare.compare(unique, _session_judgements(sess)))
+    return Comparison(_compare.compare(unique, _session_judgements(sess), pair))

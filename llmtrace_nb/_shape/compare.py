@@ -2,11 +2,11 @@
 
 A side is a frame of spans (one traced cell's, the cells of a tag, or any spans_df-like
 frame) with a label. From each side's calls (each call once: ``llm_calls``) come the
-totals, the same per model, the calls paired in order with a word-level diff of their
-outputs, and the side's judgements. The result is plain JSON-safe data (the MIME type
-``application/vnd.llmtrace.compare+json``, its HTML twin and text in
-``views/compare.py``) and ``frame()``: metrics by side, with deltas and ratios to the
-first side.
+totals, the same per model, the calls paired (in order, or by span name) with a
+word-level diff of their outputs, and the side's judgements. The result is plain
+JSON-safe data (the MIME type ``application/vnd.llmtrace.compare+json``, its HTML twin
+and text in ``views/compare.py``) and ``frame()``: metrics by side, with deltas and
+ratios to the first side.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ METRICS = ("calls", "errors", "input_tokens", "output_tokens", "cache_read_token
            "cost_usd", "wall_ms", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms")
 #: calls paired and shown with their outputs (the rest are counted)
 MAX_PAIRS = 50
+#: how calls can be paired: by position in their run, or by span name
+PAIRINGS = ("order", "name")
 #: characters of an output kept for its pair
 MAX_OUTPUT = 2_000
 
@@ -158,19 +160,37 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _pairs(calls: Sequence[pd.DataFrame]) -> tuple[list[dict[str, Any]], int]:
+def _lined_up(ordered: Sequence[list[dict[str, Any]]], by: str
+              ) -> list[tuple[dict[str, Any], list[dict[str, Any] | None]]]:
+    """The calls of every side lined up, each line with what names it: by position, or
+    by span name (the k-th call of a name on each side; names in the order they first
+    ran, the first side's first)."""
+    if by == "order":
+        n = max((len(c) for c in ordered), default=0)
+        return [({}, [c[i] if i < len(c) else None for c in ordered]) for i in range(n)]
+    named: dict[str, list[list[dict[str, Any]]]] = {}
+    for side, rows in enumerate(ordered):
+        for row in rows:
+            named.setdefault(str(row.get("name")), [[] for _ in ordered])[side].append(row)
+    return [({"name": name, "nth": k + 1}, [rows[k] if k < len(rows) else None
+                                          for rows in by_side])
+            for name, by_side in named.items()
+            for k in range(max(len(rows) for rows in by_side))]
+
+
+def _pairs(calls: Sequence[pd.DataFrame], by: str) -> tuple[list[dict[str, Any]], int]:
     ordered = [c.sort_values("start_time", kind="stable").to_dict("records") for c in calls]
-    n = max((len(c) for c in ordered), default=0)
+    lined = _lined_up(ordered, by)
     pairs = []
-    for i in range(min(n, MAX_PAIRS)):
-        sides = [_call(c[i] if i < len(c) else None) for c in ordered]
-        pair: dict[str, Any] = {"index": i, "calls": sides}
+    for i, (named, rows) in enumerate(lined[:MAX_PAIRS]):
+        sides = [_call(row) for row in rows]
+        pair: dict[str, Any] = {"index": i, **named, "calls": sides}
         first, *rest = sides
         if first is not None and first["output"] is not None:
             pair["diffs"] = [None if s is None or s["output"] is None else
                              word_diff(first["output"], s["output"]) for s in rest]
         pairs.append(pair)
-    return pairs, max(0, n - MAX_PAIRS)
+    return pairs, max(0, len(lined) - MAX_PAIRS)
 
 
 def _judgements(judged: pd.DataFrame | None, calls: pd.DataFrame) -> list[dict[str, Any]]:
@@ -186,10 +206,15 @@ def _judgements(judged: pd.DataFrame | None, calls: pd.DataFrame) -> list[dict[s
     return out
 
 
-def compare(sides: Sequence[Side], judged: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The comparison of ``sides`` (two or more) as JSON-safe data."""
+def compare(sides: Sequence[Side], judged: pd.DataFrame | None = None,
+            pair: str = "order") -> dict[str, Any]:
+    """The comparison of ``sides`` (two or more) as JSON-safe data; calls are paired by
+    position (``pair="order"``) or by span name (``pair="name"``)."""
     if len(sides) < 2:
         raise ValueError("compare needs two sides or more")
+    if pair not in PAIRINGS:
+        raise ValueError(f"pair must be one of {', '.join(map(repr, PAIRINGS))}, "
+                         f"not {pair!r}")
     calls = [llm_calls(s.spans) if len(s.spans) else s.spans for s in sides]
     totals = [_metrics(c, _wall(s)) for c, s in zip(calls, sides, strict=True)]
     models = sorted({str(m) for c in calls if len(c) for m in c["model"].dropna()})
@@ -197,10 +222,10 @@ def compare(sides: Sequence[Side], judged: pd.DataFrame | None = None) -> dict[s
     for model in models:
         per_model.append({"model": model, "sides": [
             _metrics(c[c["model"] == model] if len(c) else c, None) for c in calls]})
-    pairs, unpaired = _pairs(calls)
+    pairs, unpaired = _pairs(calls, pair)
     return {"version": VERSION, "labels": [s.label for s in sides],
             "metrics": list(METRICS), "totals": totals, "models": per_model,
-            "pairs": pairs, "more_pairs": unpaired,
+            "paired_by": pair, "pairs": pairs, "more_pairs": unpaired,
             "judgements": [_judgements(judged, c) for c in calls]}
 
 
