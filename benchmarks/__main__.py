@@ -623,23 +623,45 @@ def real_per_call_cases(n: int, rounds: int) -> list[Result]:
     results = [Result(f"bare call through the openai client to the demo server ({n} calls "
                       f"a run, {rounds} runs)", "(reference)", runs["bare"], "µs", None)]
     alone = [i - b for i, b in zip(runs["instrumentation"], runs["bare"], strict=True)]
-    results.append(Result("added per call: opentelemetry-instrumentation-openai as shipped, "
-                          "no processor (what the instrumentation itself costs)",
+    results.append(Result("added per call, run against bare run: "
+                          "opentelemetry-instrumentation-openai as shipped, no processor",
                           "(reference)", alone, "µs", None))
-    beside = ""
     if phoenix:
         theirs = [p - b for p, b in zip(runs["phoenix"], runs["phoenix-bare"], strict=True)]
-        results.append(Result("added per call: Phoenix register(batch=True) + OpenInference",
-                              "(reference)", theirs, "µs", None))
-        beside = f" and below Phoenix's {st.median(theirs):.0f} µs"
-    met = st.median(added) <= real_path.PER_CALL_TARGET_US and (
-        not phoenix or st.median(added) < st.median(theirs))
-    results.append(Result("added per call: llmtrace_nb in a %%trace cell",
-                          f"≤ {real_path.PER_CALL_TARGET_US:g} µs{beside}", added, "µs", met))
+        results.append(Result("added per call, run against bare run: Phoenix "
+                              "register(batch=True) + OpenInference", "(reference)", theirs,
+                              "µs", None))
+    results.append(Result("added per call, run against bare run: llmtrace_nb in a %%trace "
+                          "cell", "(reference)", added, "µs", None))
+    # the same, measured inside each run's process (per_call_client.paired): the figures
+    # judged, as the drift between processes that the rows above carry cancels here
+    results.append(Result("added per call, in one process (blocks with and without "
+                          "tracing taking turns): bare, the noise floor", "(reference)",
+                          runs["bare:paired"], "µs", None))
+    results.append(Result("added per call, in one process: the OpenAI instrumentation as "
+                          "shipped", "(reference)", runs["instrumentation:paired"], "µs",
+                          None))
+    beside = ""
+    ours = st.median(runs["ours:paired"])
+    met = ours <= real_path.PER_CALL_TARGET_US
+    if phoenix:
+        phoenix_paired = runs["phoenix:paired"]
+        results.append(Result("added per call, in one process: Phoenix register(batch=True) "
+                              "+ OpenInference", "(reference)", phoenix_paired, "µs", None))
+        beside = f" and below Phoenix's {st.median(phoenix_paired):.0f} µs"
+        met = met and ours < st.median(phoenix_paired)
+    results.append(Result("added per call, in one process: llmtrace_nb in a %%trace cell",
+                          f"≤ {real_path.PER_CALL_TARGET_US:g} µs{beside}",
+                          runs["ours:paired"], "µs", met))
     share = [o / b - 1 for o, b in zip(runs["ours:stream"], runs["bare:stream"], strict=True)]
-    results.append(Result("added per streamed call, share of a bare streamed call",
-                          f"≤ {real_path.STREAM_TARGET:.0%}", [100 * s for s in share], "%",
-                          st.median(share) <= real_path.STREAM_TARGET))
+    results.append(Result("added per streamed call, run against bare run, share of a bare "
+                          "streamed call", "(reference)", [100 * s for s in share], "%", None))
+    paired_share = [a / b for a, b in zip(runs["ours:stream:paired"], runs["bare:stream"],
+                                          strict=True)]
+    results.append(Result("added per streamed call, in one process, share of a bare "
+                          "streamed call", f"≤ {real_path.STREAM_TARGET:.0%}",
+                          [100 * s for s in paired_share], "%",
+                          st.median(paired_share) <= real_path.STREAM_TARGET))
     return results
 
 

@@ -119,19 +119,22 @@ class _Sink:
         self.server.server_close()
 
 
-def _one_run(python: str, mode: str, stream: bool, n: int, base_url: str, sink: str) -> float:
+def _one_run(python: str, mode: str, stream: bool, n: int, base_url: str, sink: str
+             ) -> dict[str, float]:
     import subprocess
 
     out = subprocess.run(
         [python, str(HERE / "per_call_client.py"), mode, "stream" if stream else "plain",
-         str(n), base_url, sink], check=True, capture_output=True, text=True, timeout=600)
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["median_us"])
+         str(n), base_url, sink], check=True, capture_output=True, text=True, timeout=900)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    return {k: float(v) for k, v in figures.items()}
 
 
 def per_call(n: int, rounds: int, phoenix_python: str | None) -> dict[str, list[float]]:
     """Median µs per call of each variant in each round: ``bare``, ``instrumentation``
     (the OpenAI instrumentation alone), ``ours``, and with
-    a Phoenix python ``phoenix-bare`` and ``phoenix``; ``:stream`` for streamed calls."""
+    a Phoenix python ``phoenix-bare`` and ``phoenix``; ``:stream`` for streamed calls;
+    ``:paired`` for the µs added measured inside the run's process (per_call_client)."""
     from llmtrace_nb.demo import DemoServer
 
     server, sink = DemoServer().start(), _Sink()
@@ -146,8 +149,9 @@ def per_call(n: int, rounds: int, phoenix_python: str | None) -> dict[str, list[
                 for python, name in variants:
                     mode = name.removeprefix("phoenix-") if name != "phoenix" else name
                     key = name + (":stream" if stream else "")
-                    runs.setdefault(key, []).append(
-                        _one_run(python, mode, stream, n, server.base_url, sink.url))
+                    figures = _one_run(python, mode, stream, n, server.base_url, sink.url)
+                    runs.setdefault(key, []).append(figures["median_us"])
+                    runs.setdefault(key + ":paired", []).append(figures["paired_us"])
     finally:
         sink.close()
         server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from benchmarks.__main__ import main
@@ -58,9 +60,13 @@ def test_real_path_cases_run() -> None:
     kb = real_path.memory_per_call(100)["kb_per_call"]
     assert 0 < kb < 50
     runs = real_path.per_call(20, 1, None)
-    assert set(runs) == {f"{v}{s}" for v in ("bare", "instrumentation", "ours")
-                         for s in ("", ":stream")}
-    assert all(len(v) == 1 and 0 < v[0] < 1_000_000 for v in runs.values())  # µs
+    assert set(runs) == {f"{v}{s}{p}" for v in ("bare", "instrumentation", "ours")
+                         for s in ("", ":stream") for p in ("", ":paired")}
+    assert all(len(v) == 1 and 0 < v[0] < 1_000_000 for k, v in runs.items()
+               if not k.endswith(":paired"))  # µs
+    # the paired figures are differences: any sign, but far below a call's own time
+    assert all(len(v) == 1 and abs(v[0]) < 1_000_000 for k, v in runs.items()
+               if k.endswith(":paired"))
 
 
 def test_saved_output_case_runs() -> None:
@@ -69,3 +75,19 @@ def test_saved_output_case_runs() -> None:
     sizes = saved_output.measure()
     assert set(sizes) == {(o, n) for o in saved_output.OUTPUTS for n in saved_output.SIZES}
     assert sizes[("compact", 100)] < sizes[("full", 100)]
+
+
+def test_the_paired_measurement_traces_only_one_side(shell: Any, demo_server: Any) -> None:
+    """per_call_client.paired switches tracing off for every other block through the
+    suppression flag: the calls of those blocks make no span, the others one each."""
+    import openai
+
+    import llmtrace_nb
+    from benchmarks import per_call_client
+
+    client = openai.OpenAI(base_url=demo_server.base_url, api_key="sk-demo", max_retries=0)
+    before = len(llmtrace_nb.llm_calls_df())
+    per_call_client.paired(client, False, True, 2)
+    assert len(llmtrace_nb.llm_calls_df()) - before == 2 * per_call_client.BLOCK
+    per_call_client.paired(client, False, False, 2)  # bare: both sides traced alike
+    assert len(llmtrace_nb.llm_calls_df()) - before == 6 * per_call_client.BLOCK

@@ -76,6 +76,12 @@ from packaging import version as pkg_version
 parsed = []
 real_parse = pkg_version.parse
 pkg_version.parse = lambda v: parsed.append(v) or real_parse(v)
+real_shared = chat.metric_shared_attributes
+def counted_shared(*a, **kw):
+    counted_shared.calls += 1
+    return real_shared(*a, **kw)
+counted_shared.calls = 0
+chat.metric_shared_attributes = counted_shared
 %(before)s
 with capture_output():
     ip.run_line_magic("load_ext", "llmtrace_nb")
@@ -83,6 +89,8 @@ parsed.clear()  # (instrumenting checks the version once: fine)
 cell("%%%%trace --quiet\\n"
      "client.chat.completions.create(model='gpt-4o-mini', messages=[\\n"
      "    {'role': 'user', 'content': 'Hello'}])\\n"
+     "import opentelemetry.instrumentation.openai.shared.chat_wrappers as chat\\n"
+     "shared_plain = chat.metric_shared_attributes.calls\\n"
      "s = client.chat.completions.create(model='gpt-4o', stream=True,\\n"
      "    stream_options={'include_usage': True},\\n"
      "    messages=[{'role': 'user', 'content': 'Stream it'}])\\n"
@@ -94,6 +102,7 @@ with capture_output():
     ip.run_line_magic("unload_ext", "llmtrace_nb")
 print(json.dumps({
     "parsed": parsed_in_cell, "metrics": metrics,
+    "shared_plain": ip.user_ns["shared_plain"],
     "checks_back": chat.is_openai_v1 is utils.is_openai_v1,
     "rows": df[["model", "input_tokens", "output_tokens", "is_streaming", "ttft_ms"]]
         .astype(object).to_dict("records")}, default=str))
@@ -119,16 +128,19 @@ def _calls_are_whole(rows: list[dict]) -> None:
 
 def test_version_checks_are_answered_once_and_metrics_skipped_when_unread() -> None:
     """opentelemetry-instrumentation-openai parses version strings on every call and
-    builds six metrics no one reads when no MeterProvider is set: neither happens, and
-    nothing on the spans is lost (tokens, streaming, TTFT)."""
+    builds six metrics, and for a plain call their attributes, no one reads when no
+    MeterProvider is set: none of it happens, and nothing on the spans is lost (tokens,
+    streaming, TTFT)."""
     out = run_py(METRICS % {"before": "", "read": "None"})
     assert out["parsed"] == 0, out  # no version parsed per call
+    assert out["shared_plain"] == 0, out  # no metric attributes built for a plain call
     assert out["checks_back"] is True  # unloading puts the instrumentation's own back
     _calls_are_whole(out["rows"])
 
 
 def test_metrics_recorded_when_a_meter_provider_reads_them() -> None:
     out = run_py(METRICS % {"before": SDK_METERS, "read": READ_METRICS})
+    assert out["shared_plain"] == 1, out
     assert "gen_ai.client.operation.duration" in out["metrics"], out["metrics"]
     assert "gen_ai.client.token.usage" in out["metrics"], out["metrics"]
     _calls_are_whole(out["rows"])

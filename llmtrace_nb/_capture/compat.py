@@ -248,6 +248,34 @@ def openai_metrics_read() -> bool:
         "_ProxyMeterProvider", "NoOpMeterProvider")
 
 
+def skip_unread_chat_metrics() -> Callable[[], None]:
+    """Skip the metric attributes a non-streamed chat call builds when it has no
+    instruments to record them with.
+
+    With its metrics off the OpenAI instrumentation still calls ``_set_chat_metrics``
+    after every call, which builds the metrics' shared attributes (the client's base URL
+    turned into a string among them) before finding each instrument is None. Returns
+    what puts the function back."""
+    module = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}shared.chat_wrappers")
+    original = getattr(module, "_set_chat_metrics", None)
+    if module is None or not callable(original):
+        return lambda: None
+
+    def set_chat_metrics(instance: Any, token_counter: Any, choice_counter: Any,
+                         duration_histogram: Any, *rest: Any, **kw: Any) -> None:
+        if token_counter is None and choice_counter is None and duration_histogram is None:
+            return
+        original(instance, token_counter, choice_counter, duration_histogram, *rest, **kw)
+
+    setattr(module, "_set_chat_metrics", set_chat_metrics)  # noqa: B010
+
+    def undo() -> None:
+        if getattr(module, "_set_chat_metrics", None) is set_chat_metrics:
+            setattr(module, "_set_chat_metrics", original)  # noqa: B010
+
+    return undo
+
+
 def instrument_openai_quietly(instrument: Callable[[], None]) -> None:
     """Run ``instrument`` with the instrumentation's metrics off when nobody reads them."""
     if openai_metrics_read():

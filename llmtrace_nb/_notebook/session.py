@@ -31,6 +31,7 @@ from .._capture.compat import (
     library_providers,
     otel_content_value,
     sdk_provider,
+    skip_unread_chat_metrics,
     tracing_libraries,
     unsuppress_openai,
     unwrap_openai,
@@ -272,6 +273,20 @@ def _other_openai_instrumentor() -> str | None:
     return None
 
 
+def _fix_openai_instrumentation() -> Callable[[], None]:
+    """Apply compat.py's fixes to the instrumented OpenAI client (streams, frameworks'
+    suppression, the per-call event loop, version checks, unread metrics); returns what
+    undoes them, last applied first undone."""
+    undos = [patch_streams(), unsuppress_openai(), inline_openai_requests(),
+             cache_openai_version_checks(), skip_unread_chat_metrics()]
+
+    def undo() -> None:
+        for one in reversed(undos):
+            one()
+
+    return undo
+
+
 def _instrument(session: Session) -> None:
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
@@ -284,29 +299,14 @@ def _instrument(session: Session) -> None:
     elif openai_inst.is_instrumented_by_opentelemetry or _openai_wrapped():
         session.found.append("openai")
         if openai_inst.is_instrumented_by_opentelemetry:  # Traceloop.init turned it on
-            undo_streams, undo_unsuppress = patch_streams(), unsuppress_openai()
-            undo_inline = inline_openai_requests()
-            undo_versions = cache_openai_version_checks()
-
-            def unpatch() -> None:
-                undo_versions()
-                undo_inline()
-                undo_unsuppress()
-                undo_streams()
-
-            session.instrumented.append(Instrumentation("openai fixes", unpatch, listed=False))
+            session.instrumented.append(Instrumentation(
+                "openai fixes", _fix_openai_instrumentation(), listed=False))
     elif importlib.util.find_spec("openai") is not None:
         instrument_openai_quietly(lambda: openai_inst.instrument(**provider_kw))
-        undo_streams = patch_streams()
-        undo_unsuppress = unsuppress_openai()
-        undo_inline = inline_openai_requests()
-        undo_versions = cache_openai_version_checks()
+        unpatch = _fix_openai_instrumentation()
 
         def uninstrument_openai() -> None:
-            undo_versions()
-            undo_inline()
-            undo_unsuppress()
-            undo_streams()
+            unpatch()
             openai_inst.uninstrument()
             unwrap_openai()
 
