@@ -83,6 +83,7 @@ def test_the_paired_measurement_traces_only_one_side(shell: Any, demo_server: An
     import openai
 
     import llmtrace_nb
+
     from benchmarks import per_call_client
 
     client = openai.OpenAI(base_url=demo_server.base_url, api_key="sk-demo", max_retries=0)
