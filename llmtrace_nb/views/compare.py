@@ -83,14 +83,14 @@ def _call_line(call: Mapping[str, Any] | None) -> str:
     return " · ".join(s for s in said if s)
 
 
-def pair_title(pair: Mapping[str, Any]) -> str:
+def _pair_title(pair: Mapping[str, Any]) -> str:
     """What a pair is: "call 3" in order, "openai.chat 2" when paired by span name."""
     if pair.get("name") is not None:
         return f"{pair['name']} {pair.get('nth', 1)}"
     return f"call {pair['index'] + 1}"
 
 
-def pairs_heading(data: Mapping[str, Any]) -> str:
+def _pairs_heading(data: Mapping[str, Any]) -> str:
     """The heading over the pairs: how they were paired."""
     return ("calls, paired by span name" if data.get("paired_by") == "name"
             else "calls, paired in order")
@@ -113,7 +113,7 @@ def _pairs_html(data: Mapping[str, Any]) -> str:
             else:
                 text = _diff_html(pair["diffs"][i - 1])
             body.append(f'<div class="out"><b>{_esc(label)}</b><pre>{text}</pre></div>')
-        summary = _esc(pair_title(pair)) + ": " + _esc(
+        summary = _esc(_pair_title(pair)) + ": " + _esc(
             " vs ".join(str((c or {}).get("model") or "–") for c in calls))
         if first is not None:
             summary += " · " + " vs ".join(_esc(format_cost((c or {}).get("cost_usd")))
@@ -169,7 +169,7 @@ def render_html(data: Mapping[str, Any]) -> str:
     title = " vs ".join(_esc(label) for label in labels)
     return (f'<div id="{root}"><style>{_CSS.replace("#R", "#" + root)}</style>'
             f"<b>compare: {title}</b>{totals}{_judgements_html(data)}"
-            f"<h4>per model</h4>{models}<h4>{_esc(pairs_heading(data))}</h4>"
+            f"<h4>per model</h4>{models}<h4>{_esc(_pairs_heading(data))}</h4>"
             f"{_pairs_html(data)}</div>")
 
 
