@@ -931,3 +931,79 @@ def test_unexpected_internals_patch_nothing(slow_chunks: Any) -> None:
     # and the client still works as the instrumentation alone makes it
     assert out["unpatched-wsr-responses"]["error"] is None
     assert out["unpatched-wsr-responses"]["expected"]["id"]
+
+
+# -- adding text chunks without the instrumentation's dict dump
+
+
+def _chunk(choices: list[dict[str, Any]], **extra: Any) -> Any:
+    from openai.types.chat import ChatCompletionChunk
+
+    return ChatCompletionChunk.model_validate({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+        "model": "gpt-4o-mini-2024-07-18", "choices": choices, **extra})
+
+
+def _delta(index: int = 0, finish: str | None = None, **delta: Any) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "finish_reason": finish}
+
+
+STREAMS = {
+    "text": [
+        _chunk([_delta(role="assistant", content="")]),
+        _chunk([_delta(content="Hello")]), _chunk([_delta(content=" world")]),
+        _chunk([_delta(content=None, finish="stop")]),
+        _chunk([], usage={"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})],
+    "tool calls": [
+        _chunk([_delta(role="assistant", content=None)]),
+        _chunk([_delta(tool_calls=[{"index": 0, "id": "call_1", "type": "function",
+                                    "function": {"name": "f", "arguments": ""}}])]),
+        _chunk([_delta(tool_calls=[{"index": 0, "function": {"arguments": '{"a":'}}])]),
+        _chunk([_delta(tool_calls=[{"index": 0, "function": {"arguments": "1}"}}])]),
+        _chunk([_delta(finish="tool_calls")])],
+    "a provider's extra fields": [
+        _chunk([_delta(role="assistant", content="")], prompt_filter_results=[{"i": 0}]),
+        _chunk([_delta(reasoning_content="thinking")]),
+        _chunk([{**_delta(content="x"), "content_filter_results": {"hate": "safe"}}]),
+        _chunk([{**_delta(content="y"), "usage": {"total_tokens": 9}}]),
+        _chunk([_delta(content="z", finish="stop")])],
+    "two choices": [
+        _chunk([_delta(0, role="assistant", content="")]),
+        _chunk([_delta(0, content="a")]), _chunk([_delta(1, role="assistant", content="b")]),
+        _chunk([_delta(1, content="c")]), _chunk([_delta(0, content="d"), _delta(1, content="e")]),
+        _chunk([_delta(0, finish="stop")]), _chunk([_delta(1, finish="length")])],
+}
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_text_chunks_are_added_as_the_instrumentation_adds_them(name: str) -> None:
+    """Past the first chunk (which the instrumentation handles itself) every chunk goes
+    through _add_text_chunk first: the response must come out the same as the
+    instrumentation's own, and a chunk it declines must leave the response untouched."""
+    from openai.types.chat import ChatCompletionChunk
+    from opentelemetry.instrumentation.openai.shared.chat_wrappers import (
+        _accumulate_stream_items as accumulate,
+    )
+
+    from llmtrace_nb._capture.openai_streams import _add_text_chunk
+
+    chunks = STREAMS[name]
+    theirs: dict[str, Any] = {"choices": [], "model": ""}
+    for chunk in chunks:
+        accumulate(chunk, theirs)
+    ours: dict[str, Any] = {"choices": [], "model": ""}
+    accumulate(chunks[0], ours)
+    taken = []
+    for chunk in chunks[1:]:
+        before = json.dumps(ours, sort_keys=True)
+        if _add_text_chunk(chunk, ours, ChatCompletionChunk):
+            taken.append(chunk)
+        else:
+            assert json.dumps(ours, sort_keys=True) == before
+            accumulate(chunk, ours)
+    assert ours == theirs
+    expected_taken = {"text": 3, "tool calls": 1, "a provider's extra fields": 1,
+                      "two choices": 4}[name]
+    assert len(taken) == expected_taken
+    # a dict is never taken (the instrumentation takes dicts as they are)
+    assert not _add_text_chunk(chunks[1].model_dump(), ours, ChatCompletionChunk)

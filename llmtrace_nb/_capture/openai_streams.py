@@ -46,7 +46,10 @@ async twins) and handles a ``Stream`` they return, but:
   and ``response.in_progress`` come before the model has produced anything), and the
   reasoning tokens of a chat usage chunk. Past a chat stream's first token the hook adds
   the chunk to the response as the instrumentation does, without its event, so a span
-  keeps the chunk events up to its first token. Every streamed call goes through these:
+  keeps the chunk events up to its first token; a chunk with only text in it (nearly all
+  of them) is added from its fields, without the instrumentation's pydantic dump of the
+  whole chunk (``_add_text_chunk``; the rest go through the instrumentation's own
+  function). Every streamed call goes through these:
   ``create(stream=True)``, the ``.stream()`` helpers and ``with_streaming_response``.
 
 Ordinary calls do not go through anything added here. ``patch()`` is idempotent; its
@@ -126,6 +129,8 @@ class _Kit:
     raw_header: str
     #: what ChatStream does with each chunk besides its event: adds it to the response
     accumulate: Callable[[Any, Any], Any]
+    #: openai's ChatCompletionChunk, whose text-only chunks are added without ``accumulate``
+    chunk_type: type[Any]
 
     def finish(self, stream: Any) -> None:
         """End an instrumented stream's span with what has been read so far (idempotent)."""
@@ -164,12 +169,14 @@ def _load_kit() -> _Kit | None:
         response_stream=responses_module.ResponseStream,
         raw_header=constants.RAW_RESPONSE_HEADER,
         accumulate=chat_module._accumulate_stream_items,
+        chunk_type=importlib.import_module("openai.types.chat").ChatCompletionChunk,
     )
     expected = (
         isinstance(kit.raw_header, str)
         and callable(kit.to_streamed) and callable(kit.async_to_streamed)
         and inspect.isfunction(kit.accumulate)
         and len(inspect.signature(kit.accumulate).parameters) == 2
+        and isinstance(kit.chunk_type, type)
         and _has_method(kit.chat_stream, "_process_item", 2)
         and _has_method(kit.chat_stream, "_ensure_cleanup")  # behind dont_throw: (*a, **kw)
         and "_span" in vars(kit.chat_stream)
@@ -406,23 +413,58 @@ def _chat_reasoning(stream: Any, chunk: Any) -> None:
         span.set_attribute(REASONING_TOKENS, reasoning)
 
 
-def _hook_chat_item(original: Callable[[Any, Any], Any], accumulate: Callable[[Any, Any], Any]
-                    ) -> Callable[[Any, Any], Any]:
+def _hook_chat_item(original: Callable[[Any, Any], Any], accumulate: Callable[[Any, Any], Any],
+                    chunk_type: type[Any]) -> Callable[[Any, Any], Any]:
     @functools.wraps(original)
     def _process_item(self: Any, item: Any) -> Any:
         seen = getattr(self, _SEEN, False)
+        if seen:  # past the first token the instrumentation's step adds only an event (4.)
+            response = self._complete_response
+            if _add_text_chunk(item, response, chunk_type):
+                return None  # text only: no usage, so no reasoning tokens either
         try:
             if not seen and getattr(item, "choices", None):
                 _first_chunk(self)
             _chat_reasoning(self, item)
         except Exception:
             _log.debug("time to first chunk not recorded", exc_info=True)
-        if seen:  # past the first token the instrumentation's step adds only an event (4.)
-            return accumulate(item, self._complete_response)
+        if seen:
+            accumulate(item, response)
+            return None
         return original(self, item)
 
     setattr(_process_item, _MARK, True)
     return _process_item
+
+
+def _add_text_chunk(item: Any, response: dict[str, Any], chunk_type: type[Any]) -> bool:
+    """Add a chunk that carries only text to a choice already begun (nearly every chunk
+    past the first) to the response as the instrumentation's ``_accumulate_stream_items``
+    does, reading the chunk's fields instead of first turning the whole chunk into a dict
+    with pydantic (half of that function's ~6 µs a chunk). False, with the response
+    untouched, for any other chunk: usage, tool calls, fields the model does not declare
+    (a provider's ``reasoning_content``, filter results), a new choice."""
+    if type(item) is not chunk_type or item.usage or item.__pydantic_extra__:
+        return False
+    choices = item.choices
+    if len(choices) != 1:
+        return False
+    choice = choices[0]
+    delta = choice.delta
+    begun = response["choices"]
+    if (choice.__pydantic_extra__ or delta is None or delta.__pydantic_extra__
+            or delta.tool_calls or len(begun) <= choice.index):
+        return False
+    response["model"] = item.model
+    response["id"] = item.id
+    target = begun[choice.index]
+    if choice.finish_reason:
+        target["finish_reason"] = choice.finish_reason
+    if delta.content:
+        target["message"]["content"] += delta.content
+    if delta.role:
+        target["message"]["role"] = delta.role
+    return True
 
 
 def _is_output_event(chunk: Any) -> bool:
@@ -480,7 +522,7 @@ def _plan() -> list[_Change] | None:
     changes.append(_Change(kit.chat_stream, _SEEN, _ABSENT, False))
     changes.append(_Change(kit.response_stream, _SEEN, _ABSENT, False))
     changes.append(_Change(kit.chat_stream, "_process_item", chat_item,
-                           _hook_chat_item(chat_item, kit.accumulate)))
+                           _hook_chat_item(chat_item, kit.accumulate, kit.chunk_type)))
     changes.append(_Change(kit.response_stream, "_process_chunk", response_chunk,
                            _hook_response_chunk(response_chunk)))
     return changes
