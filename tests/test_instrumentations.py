@@ -94,7 +94,8 @@ cell("%%%%trace --quiet\\n"
      "s = client.chat.completions.create(model='gpt-4o', stream=True,\\n"
      "    stream_options={'include_usage': True},\\n"
      "    messages=[{'role': 'user', 'content': 'Stream it'}])\\n"
-     "for _ in s: pass\\n")
+     "for _ in s: pass\\n"
+     "shared_stream = chat.metric_shared_attributes.calls - shared_plain\\n")
 df = llmtrace_nb.llm_calls_df()
 metrics = %(read)s
 parsed_in_cell = len(parsed)
@@ -103,6 +104,7 @@ with capture_output():
 print(json.dumps({
     "parsed": parsed_in_cell, "metrics": metrics,
     "shared_plain": ip.user_ns["shared_plain"],
+    "shared_stream": ip.user_ns["shared_stream"],
     "checks_back": chat.is_openai_v1 is utils.is_openai_v1,
     "rows": df[["model", "input_tokens", "output_tokens", "is_streaming", "ttft_ms"]]
         .astype(object).to_dict("records")}, default=str))
@@ -134,6 +136,7 @@ def test_version_checks_are_answered_once_and_metrics_skipped_when_unread() -> N
     out = run_py(METRICS % {"before": "", "read": "None"})
     assert out["parsed"] == 0, out  # no version parsed per call
     assert out["shared_plain"] == 0, out  # no metric attributes built for a plain call
+    assert out["shared_stream"] == 0, out  # nor at the end of a stream
     assert out["checks_back"] is True  # unloading puts the instrumentation's own back
     _calls_are_whole(out["rows"])
 
@@ -141,6 +144,87 @@ def test_version_checks_are_answered_once_and_metrics_skipped_when_unread() -> N
 def test_metrics_recorded_when_a_meter_provider_reads_them() -> None:
     out = run_py(METRICS % {"before": SDK_METERS, "read": READ_METRICS})
     assert out["shared_plain"] == 1, out
+    assert out["shared_stream"] >= 1, out
     assert "gen_ai.client.operation.duration" in out["metrics"], out["metrics"]
     assert "gen_ai.client.token.usage" in out["metrics"], out["metrics"]
     _calls_are_whole(out["rows"])
+
+
+QUICK_ATTRIBUTES = """
+import re
+import sys
+import llmtrace_nb
+import opentelemetry.instrumentation.openai.shared as shared
+from opentelemetry.sdk import trace as sdk_trace
+original = shared._set_span_attribute
+with capture_output():
+    ip.run_line_magic("load_ext", "llmtrace_nb")
+swapped = [m for n, m in sys.modules.items() if n.startswith(
+    "opentelemetry.instrumentation.openai.") and getattr(m, "_set_span_attribute", None)
+    not in (None, original)]
+through_sdk = []
+real_set_attribute = sdk_trace.Span.set_attribute
+def counted(self, key, value):
+    through_sdk.append(key)
+    return real_set_attribute(self, key, value)
+sdk_trace.Span.set_attribute = counted
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+def last_attributes():
+    through_sdk.clear()
+    cell("%%trace --quiet\\n"
+         "client.chat.completions.create(model='gpt-4o-mini', temperature=0.5, "
+         "max_tokens=64, top_p=0.9, messages=[{'role': 'user', 'content': 'Hello'}], "
+         f"tools={TOOLS})\\n")
+    df = llmtrace_nb.spans_df()
+    attrs = dict(df[df["kind"] == "llm"].iloc[-1]["attributes"])
+    attrs.pop("gen_ai.response.id")
+    # (the demo numbers its tool calls across calls)
+    attrs = {k: re.sub(r"call_demo_[0-9]+", "call_demo", v) if isinstance(v, str) else v
+             for k, v in attrs.items()}
+    return attrs, len(through_sdk)
+quick_attrs, quick_sdk = last_attributes()
+for m in swapped:
+    m._set_span_attribute = original
+plain_attrs, plain_sdk = last_attributes()
+with capture_output():
+    ip.run_line_magic("unload_ext", "llmtrace_nb")
+print(json.dumps({"swapped": len(swapped), "quick_sdk": quick_sdk, "plain_sdk": plain_sdk,
+                  "quick": list(quick_attrs.items()), "plain": list(plain_attrs.items())},
+                 default=str))
+"""
+
+
+def test_plain_attributes_are_written_as_set_attribute_writes_them() -> None:
+    """The OpenAI instrumentation's attributes go into the span without the SDK's locks
+    (sdk.PLAIN_SETTER): the span must end with the same attributes, in the same order,
+    as through set_attribute, and anything but a plain value still goes through it."""
+    out = run_py(QUICK_ATTRIBUTES)
+    assert out["swapped"] >= 2, out  # shared and the wrappers that imported it by name
+    assert out["plain_sdk"] > 10, out
+    assert out["quick_sdk"] <= out["plain_sdk"] - 10, out
+    assert out["quick"] == out["plain"]
+
+
+def test_the_plain_setter_declines_what_the_sdk_would_limit() -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+
+    from llmtrace_nb._capture import sdk
+
+    assert sdk.PLAIN_SETTER is not None  # chosen for the pinned SDK
+    set_plain = sdk.PLAIN_SETTER
+
+    def span(**limits: object) -> object:
+        provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False,
+                                  span_limits=SpanLimits(**limits))
+        return provider.get_tracer("t").start_span("s")
+
+    full = span(max_span_attributes=1)
+    assert set_plain(full, "a", 1) and not set_plain(full, "b", 2)
+    assert not set_plain(span(max_attribute_length=4), "a", "longer")
+    assert not set_plain(span(), "list", ["not", "plain"])
+    assert not set_plain(span(), "", "no key")
+    ended = span()
+    ended.end()  # type: ignore[attr-defined]
+    assert not set_plain(ended, "a", 1)
+    assert dict(ended.attributes) == {}  # type: ignore[attr-defined]

@@ -276,6 +276,73 @@ def skip_unread_chat_metrics() -> Callable[[], None]:
     return undo
 
 
+def skip_unread_stream_metrics() -> Callable[[], None]:
+    """The same for a streamed chat call: its end builds the metrics' shared attributes
+    (the base URL made a string again) for a token counter that is None. With no
+    instrument at all on the stream, they are empty. Returns what puts them back."""
+    module = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}shared.chat_wrappers")
+    stream = getattr(module, "ChatStream", None)
+    original = vars(stream).get("_shared_attributes") if isinstance(stream, type) else None
+    if not callable(original):
+        return lambda: None
+    instruments = ("_token_counter", "_choice_counter", "_duration_histogram",
+                   "_streaming_time_to_first_token", "_streaming_time_to_generate")
+
+    def shared_attributes(self: Any) -> Any:
+        if all(getattr(self, name, None) is None for name in instruments):
+            return {}
+        return original(self)
+
+    setattr(stream, "_shared_attributes", shared_attributes)  # noqa: B010
+
+    def undo() -> None:
+        if vars(stream).get("_shared_attributes") is shared_attributes:
+            setattr(stream, "_shared_attributes", original)  # noqa: B010
+
+    return undo
+
+
+def quick_openai_attributes() -> Callable[[], None]:
+    """Set the OpenAI instrumentation's plain attributes through sdk.PLAIN_SETTER.
+
+    Every attribute it records goes through its ``_set_span_attribute``: skip None, ""
+    and openai's NOT_GIVEN (looked up on the module each time), then ``set_attribute``
+    with its two locks — ~20 µs of a call's tracing for two dozen attributes. Its modules
+    imported the function by name; each gets one that makes the same checks and writes
+    a str, bool, int or float straight into the span where the SDK's fields were checked
+    to allow it (anything else still goes through ``set_attribute``). Returns what puts
+    the original back."""
+    from .sdk import PLAIN_SETTER
+
+    shared = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}shared")
+    original = getattr(shared, "_set_span_attribute", None)
+    if PLAIN_SETTER is None or not callable(original):
+        return lambda: None
+    set_plain = PLAIN_SETTER
+    not_given = getattr(sys.modules.get("openai"), "NOT_GIVEN", None)
+
+    def set_span_attribute(span: Any, name: str, value: Any) -> None:
+        if value is None or value == "" or (not_given is not None and value == not_given):
+            return
+        if not set_plain(span, name, value):
+            span.set_attribute(name, value)
+
+    swapped = []
+    for module_name, module in list(sys.modules.items()):
+        if ((module_name + ".").startswith(_OPENAI_INSTRUMENTATION) and module is not None
+                and getattr(module, "_set_span_attribute", None) is original):
+            setattr(module, "_set_span_attribute", set_span_attribute)  # noqa: B010
+            swapped.append(module)
+
+    def undo() -> None:
+        for module in swapped:
+            if getattr(module, "_set_span_attribute", None) is set_span_attribute:
+                setattr(module, "_set_span_attribute", original)  # noqa: B010
+        swapped.clear()
+
+    return undo
+
+
 def instrument_openai_quietly(instrument: Callable[[], None]) -> None:
     """Run ``instrument`` with the instrumentation's metrics off when nobody reads them."""
     if openai_metrics_read():

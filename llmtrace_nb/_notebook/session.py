@@ -30,8 +30,10 @@ from .._capture.compat import (
     instrument_openai_quietly,
     library_providers,
     otel_content_value,
+    quick_openai_attributes,
     sdk_provider,
     skip_unread_chat_metrics,
+    skip_unread_stream_metrics,
     tracing_libraries,
     unsuppress_openai,
     unwrap_openai,
@@ -275,10 +277,11 @@ def _other_openai_instrumentor() -> str | None:
 
 def _fix_openai_instrumentation() -> Callable[[], None]:
     """Apply compat.py's fixes to the instrumented OpenAI client (streams, frameworks'
-    suppression, the per-call event loop, version checks, unread metrics); returns what
-    undoes them, last applied first undone."""
+    suppression, the per-call event loop, version checks, unread metrics, attributes set
+    without the SDK's locks); returns what undoes them, last applied first undone."""
     undos = [patch_streams(), unsuppress_openai(), inline_openai_requests(),
-             cache_openai_version_checks(), skip_unread_chat_metrics()]
+             cache_openai_version_checks(), skip_unread_chat_metrics(),
+             skip_unread_stream_metrics(), quick_openai_attributes()]
 
     def undo() -> None:
         for one in reversed(undos):
