@@ -202,29 +202,41 @@ def inline_openai_requests() -> Callable[[], None]:
 _VERSION_CHECKS = ("is_openai_v1", "is_reasoning_supported")
 
 
+def _swap_imported(name: str, original: Any, replacement: Any) -> Callable[[], None]:
+    """Point ``name`` at ``replacement`` in every loaded module of the OpenAI
+    instrumentation that imported ``original`` under it (each module binds the names it
+    imports, so patching the defining module alone changes nothing for the others).
+    Returns what puts ``original`` back where ``replacement`` still is."""
+    swapped = []
+    for module_name, module in list(sys.modules.items()):
+        if (module_name.startswith(_OPENAI_INSTRUMENTATION) and module is not None
+                and getattr(module, name, None) is original):
+            setattr(module, name, replacement)
+            swapped.append(module)
+
+    def undo() -> None:
+        for module in swapped:
+            if getattr(module, name, None) is replacement:
+                setattr(module, name, original)
+        swapped.clear()
+
+    return undo
+
+
 def cache_openai_version_checks() -> Callable[[], None]:
     """Answer the OpenAI instrumentation's version checks once: the installed openai does
     not change while the process runs. Returns what puts the checks back."""
     utils = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}utils")
-    originals: dict[str, Callable[[], Any]] = {}
+    undos = []
     for name in _VERSION_CHECKS:
         check = getattr(utils, name, None)
         if callable(check):
-            originals[name] = check
-    swapped: list[tuple[Any, str, Any]] = []
-    for module_name, module in list(sys.modules.items()):
-        if not module_name.startswith(_OPENAI_INSTRUMENTATION) or module is None:
-            continue
-        for name, original in originals.items():
-            if getattr(module, name, None) is original:
-                answer = original()
-                setattr(module, name, lambda answer=answer: answer)
-                swapped.append((module, name, original))
+            answer = check()
+            undos.append(_swap_imported(name, check, lambda answer=answer: answer))
 
     def undo() -> None:
-        for module, name, original in swapped:
-            setattr(module, name, original)
-        swapped.clear()
+        for one in undos:
+            one()
 
     return undo
 
@@ -327,20 +339,7 @@ def quick_openai_attributes() -> Callable[[], None]:
         if not set_plain(span, name, value):
             span.set_attribute(name, value)
 
-    swapped = []
-    for module_name, module in list(sys.modules.items()):
-        if ((module_name + ".").startswith(_OPENAI_INSTRUMENTATION) and module is not None
-                and getattr(module, "_set_span_attribute", None) is original):
-            setattr(module, "_set_span_attribute", set_span_attribute)  # noqa: B010
-            swapped.append(module)
-
-    def undo() -> None:
-        for module in swapped:
-            if getattr(module, "_set_span_attribute", None) is set_span_attribute:
-                setattr(module, "_set_span_attribute", original)  # noqa: B010
-        swapped.clear()
-
-    return undo
+    return _swap_imported("_set_span_attribute", original, set_span_attribute)
 
 
 def instrument_openai_quietly(instrument: Callable[[], None]) -> None:
