@@ -50,11 +50,13 @@ def shell(ip: InteractiveShell) -> Iterator[InteractiveShell]:
     sess.auto = False
     sess.output = "compact"
     sess.set_capture_content(True)
+    sess.set_traceparent(False)
     sess.prices.clear_overrides()
     yield ip
     sess.auto = False
     sess.output = "compact"
     sess.set_capture_content(True)
+    sess.set_traceparent(False)
 
 
 class Output:

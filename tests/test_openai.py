@@ -166,6 +166,41 @@ def test_authorization_header_never_reaches_a_frame(clients: InteractiveShell) -
     assert llm["input_messages"][0]["content"] == "my key: [REDACTED]"
 
 
+def test_trace_context_is_sent_only_when_asked(clients: InteractiveShell,
+                                              demo_server: DemoServer) -> None:
+    sent: list[str | None] = []
+    http = openai.DefaultHttpxClient(
+        event_hooks={"request": [lambda request: sent.append(request.headers.get("traceparent"))]})
+    clients.user_ns["hooked"] = openai.OpenAI(base_url=demo_server.base_url, api_key="sk-demo",
+                                              max_retries=0, http_client=http)
+    cell = ("%%trace --quiet\n"
+            "headers = {'x-mine': '1'}\n"
+            "hooked.chat.completions.create(model='gpt-4o-mini', extra_headers=headers,\n"
+            "    messages=[{'role': 'user', 'content': 'hi'}])\n"
+            "for _ in hooked.chat.completions.create(model='gpt-4o-mini', stream=True,\n"
+            "        messages=[{'role': 'user', 'content': 'hi'}]):\n"
+            "    pass\n"
+            "hooked.embeddings.create(model='text-embedding-3-small', input='hi')")
+    _, out = run(clients, "%llmtrace status")
+    assert "traceparent: off" in out.stdout
+    run(clients, cell)
+    assert sent == [None, None, None]
+    assert clients.user_ns["headers"] == {"x-mine": "1"}  # the caller's dict untouched
+
+    _, out = run(clients, "%llmtrace traceparent on")
+    assert "traceparent: on" in out.stdout
+    run(clients, cell)
+    calls = llmtrace_nb.spans_df().query("kind in ('llm', 'embedding')").tail(3)
+    ids = [f"00-{t}-{s}" for t, s in zip(calls["trace_id"], calls["span_id"], strict=True)]
+    assert [h and h.rsplit("-", 1)[0] for h in sent[3:]] == ids  # each call's own span
+    assert all(int(h.rsplit("-", 1)[1], 16) & 1 for h in sent[3:])  # sampled
+    llmtrace_nb.enable(traceparent=False)
+    run(clients, cell)
+    assert sent[6:] == [None, None, None]
+    with pytest.raises(TypeError, match="traceparent must be True or False"):
+        llmtrace_nb.enable(traceparent="yes")  # type: ignore[arg-type]
+
+
 def test_content_off_records_no_text(clients: InteractiveShell) -> None:
     run(clients, "%llmtrace content off")
     run(clients, "%%trace --quiet\n"

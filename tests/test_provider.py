@@ -105,6 +105,33 @@ def test_openai_already_instrumented_is_not_instrumented_twice() -> None:
     assert "openai" not in out["ours"] and "openai" in out["found"]
 
 
+def test_someone_elses_openai_configuration_stands() -> None:
+    # OpenAIInstrumentor's __init__ writes every argument into the package's global
+    # Config: loading must not build it again with the defaults.
+    out = run_py("""
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+        from opentelemetry.instrumentation.openai.shared.config import Config
+        def uploader(*args):
+            return "uploaded"
+        OpenAIInstrumentor(upload_base64_image=uploader, enrich_assistant=True).instrument()
+        import llmtrace_nb
+        with capture_output():
+            ip.run_line_magic("load_ext", "llmtrace_nb")
+        kept = [Config.upload_base64_image is uploader, Config.enrich_assistant]
+        sent_theirs = Config.enable_trace_context_propagation
+        status = llmtrace_nb.status()
+        with capture_output() as switched:
+            ip.run_line_magic("llmtrace", "traceparent off")
+        print(json.dumps({"kept": kept, "sent": sent_theirs, "status": status,
+                          "switched": switched.stdout,
+                          "after": Config.enable_trace_context_propagation}))
+    """)
+    assert out["kept"] == [True, True]
+    # theirs sends trace context (the instrumentation's default) until asked otherwise
+    assert out["sent"] is True and "traceparent: on" in out["status"]
+    assert "traceparent: off" in out["switched"] and out["after"] is False
+
+
 def test_content_switch_from_environment() -> None:
     out = run_py("""
         import llmtrace_nb

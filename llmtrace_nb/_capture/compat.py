@@ -352,3 +352,55 @@ def instrument_openai_quietly(instrument: Callable[[], None]) -> None:
         instrument()
     finally:
         os.environ.pop(_METRICS_ENV, None)
+
+
+def openai_instrumentor() -> Any:
+    """opentelemetry-instrumentation-openai's ``OpenAIInstrumentor``, without resetting
+    how someone else configured it.
+
+    The instrumentor is a singleton (``BaseInstrumentor.__new__``), but its ``__init__``
+    runs at every ``OpenAIInstrumentor()`` and writes each of its arguments into the
+    package's global ``Config``: built with no arguments after ``Traceloop.init`` (or
+    anyone) configured it, it would put back the defaults, e.g. their image uploader or
+    trace-context setting. The existing instance is used as it is.
+    """
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+    existing = vars(OpenAIInstrumentor).get("_instance")
+    return existing if isinstance(existing, OpenAIInstrumentor) else OpenAIInstrumentor()
+
+
+def _openai_config() -> Any:
+    module = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}shared.config")
+    config = getattr(module, "Config", None)
+    return config if hasattr(config, "enable_trace_context_propagation") else None
+
+
+def openai_sends_trace_context() -> bool | None:
+    """Whether the OpenAI instrumentation adds a ``traceparent`` header to each request
+    (None: the instrumentation is not loaded)."""
+    config = _openai_config()
+    return None if config is None else bool(config.enable_trace_context_propagation)
+
+
+def send_openai_trace_context(on: bool) -> Callable[[], None]:
+    """Make the OpenAI instrumentation add (or not) each call's W3C trace context to its
+    request, as ``extra_headers``; returns what puts the previous setting back.
+
+    The instrumentation does it by default. It costs ~20 µs a call (the span put in a
+    context and formatted by a new propagator, then the header carried through openai's
+    and httpx's header handling), about a tenth of what tracing a call costs; only a
+    traced proxy or model server reads it (session.py's ``traceparent`` says when it is
+    sent).
+    """
+    config = _openai_config()
+    if config is None:
+        return lambda: None
+    before = config.enable_trace_context_propagation
+    config.enable_trace_context_propagation = bool(on)
+
+    def undo() -> None:
+        if config.enable_trace_context_propagation is bool(on):
+            config.enable_trace_context_propagation = before
+
+    return undo

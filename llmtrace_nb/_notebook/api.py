@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # ipywidgets and plotly are imported only by those who explor
 def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
            auto: bool | None = None,
            forward: str | Mapping[str, Any] | bool | None = None,
-           store: str | os.PathLike[str] | bool | None = None) -> None:
+           store: str | os.PathLike[str] | bool | None = None,
+           traceparent: bool | None = None) -> None:
     """Start collecting spans in this process (what ``%load_ext`` does, without IPython).
 
     Idempotent; a second call changes only the options it is given.
@@ -53,6 +54,10 @@ def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
         ``LLMTRACE_NB_STORE`` variable (a path or ``off``) decides, else
         ``~/.local/share/llmtrace_nb/spans.sqlite``. A location that cannot be written
         is noted in :func:`status` and spans stay in memory only.
+    traceparent : bool, optional
+        Send each OpenAI request's trace context to the server as a W3C ``traceparent``
+        header, so a proxy or model server that traces itself joins the cell's trace
+        (default: off; README, "Forwarding").
 
     Returns
     -------
@@ -64,7 +69,7 @@ def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
         ``max_spans`` is not a positive integer, or ``forward`` has a bad URL, protocol,
         header or policy (checked before anything changes).
     TypeError
-        ``store`` is not a path or a bool.
+        ``store`` is not a path or a bool, or ``traceparent`` not a bool.
 
     See Also
     --------
@@ -77,7 +82,7 @@ def enable(*, max_spans: int | None = None, capture_content: bool | None = None,
     >>> llmtrace_nb.enable(max_spans=10_000, forward="http://localhost:4318")  # doctest: +SKIP
     """
     _session.enable(max_spans=max_spans, capture_content=capture_content, auto=auto,
-                    forward=forward, store=store)
+                    forward=forward, store=store, traceparent=traceparent)
 
 
 def disable() -> None:

@@ -32,7 +32,7 @@ from ..views import html
 from ..views.live import LiveLine
 from ..views.text import plural
 from . import api, cells, session
-from .status import status_text, store_text
+from .status import status_text, store_text, traceparent_text
 
 # -- argparse for magic lines ---------------------------------------------------------------
 #
@@ -333,6 +333,19 @@ def _content(args: argparse.Namespace, parser: MagicParser) -> None:
     print(f"llmtrace_nb: content capture {'on' if sess.capture_content else 'off'}")
 
 
+def _traceparent(args: argparse.Namespace, parser: MagicParser) -> None:
+    sess = session.require()
+    if args.mode is not None:
+        sess.set_traceparent(args.mode)
+    print(f"llmtrace_nb: {traceparent_text(sess)}")
+
+
+def _traceparent_argument(parser: MagicParser) -> None:
+    parser.add_argument("mode", nargs="?", type=_on_off, metavar="on|off",
+                        help="on: OpenAI requests carry a traceparent header; none shows "
+                             "the current setting")
+
+
 def _output(args: argparse.Namespace, parser: MagicParser) -> None:
     sess = session.require()
     if args.mode is not None:
@@ -481,6 +494,9 @@ COMMANDS: dict[str, Command] = {
                     "that made LLM calls", _auto, _on_off_argument),
     "content": Command("capture prompt and completion text or not", _content,
                        _on_off_argument),
+    "traceparent": Command("send each OpenAI request's trace context (a W3C traceparent "
+                           "header) to the server, for a traced proxy: on|off (off by "
+                           "default)", _traceparent, _traceparent_argument),
     "output": Command("what a cell's view saves in the notebook: compact (the default) "
                       "or full", _output, _output_argument),
     "price": Command("price override in USD per million tokens", _price, _price_arguments),

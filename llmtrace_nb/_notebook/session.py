@@ -29,9 +29,11 @@ from .._capture.compat import (
     inline_openai_requests,
     instrument_openai_quietly,
     library_providers,
+    openai_instrumentor,
     otel_content_value,
     quick_openai_attributes,
     sdk_provider,
+    send_openai_trace_context,
     skip_unread_chat_metrics,
     skip_unread_stream_metrics,
     tracing_libraries,
@@ -90,6 +92,9 @@ class Session:
     frames: FrameBuilder
     forwarder: Forwarder | None = None
     capture_content: bool = True
+    #: whether the OpenAI calls we instrument carry their trace context (a ``traceparent``
+    #: header) to the server: off unless asked (%llmtrace traceparent; README says why)
+    traceparent: bool = False
     auto: bool = False
     #: what a cell's view saves in the notebook (document.OUTPUTS; %llmtrace output)
     output: str = "compact"
@@ -138,6 +143,12 @@ class Session:
         os.environ[TRACELOOP_CONTENT_ENV] = "true" if on else "false"
         os.environ[CONTENT_ENV] = otel_content_value(on)
         _anthropic_content(on, force=True)
+
+    def set_traceparent(self, on: bool) -> None:
+        """Send (or not) each OpenAI request's trace context; asked for explicitly, this
+        applies to the OpenAI instrumentation whoever turned it on."""
+        self.traceparent = on
+        send_openai_trace_context(on)
 
 
 _lock = threading.RLock()
@@ -291,12 +302,11 @@ def _fix_openai_instrumentation() -> Callable[[], None]:
 
 
 def _instrument(session: Session) -> None:
-    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
     provider_kw: dict[str, Any] = {"tracer_provider": session.provider}
     other = _other_openai_instrumentor()
-    openai_inst = OpenAIInstrumentor()
+    openai_inst = openai_instrumentor()
     if other is not None:
         session.found.append(other)
     elif openai_inst.is_instrumented_by_opentelemetry or _openai_wrapped():
@@ -307,8 +317,12 @@ def _instrument(session: Session) -> None:
     elif importlib.util.find_spec("openai") is not None:
         instrument_openai_quietly(lambda: openai_inst.instrument(**provider_kw))
         unpatch = _fix_openai_instrumentation()
+        # The instrumentation sends it by default; we do not unless asked (README,
+        # "Trace context"): only a traced proxy reads it, and it costs ~20 µs a call.
+        undo_traceparent = send_openai_trace_context(session.traceparent)
 
         def uninstrument_openai() -> None:
+            undo_traceparent()
             unpatch()
             openai_inst.uninstrument()
             unwrap_openai()
@@ -375,7 +389,8 @@ def _recall(collector: SpanCollector) -> Callable[[int], list[ReadableSpan]]:
 def enable(max_spans: int | None = None, capture_content: bool | None = None,
            auto: bool | None = None,
            forward: str | Mapping[str, Any] | ForwardConfig | bool | None = None,
-           store: str | os.PathLike[str] | bool | None = None) -> Session:
+           store: str | os.PathLike[str] | bool | None = None,
+           traceparent: bool | None = None) -> Session:
     """Start collecting (idempotent). Returns the session.
 
     ``forward``: a collector URL, or a dict of ``url`` and the ``%llmtrace forward``
@@ -383,6 +398,8 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
     stop forwarding. Without it, the OTEL_EXPORTER_OTLP_* variables decide.
     ``store``: the local store's file, or False / ``"off"``; without it,
     ``LLMTRACE_NB_STORE``, else the default location, decides (at the first enable).
+    ``traceparent``: send each OpenAI request's trace context to the server (off unless
+    asked; ``%llmtrace traceparent``).
     """
     # Validate before changing anything: a bad URL is an error now, not at first export.
     config = (_forward_config(forward)
@@ -392,6 +409,8 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
     if max_spans is not None and (isinstance(max_spans, bool) or not isinstance(max_spans, int)
                                   or max_spans < 1):
         raise ValueError(f"max_spans must be a positive integer, got {max_spans!r}")
+    if traceparent is not None and not isinstance(traceparent, bool):
+        raise TypeError(f"traceparent must be True or False, got {traceparent!r}")
     with _lock:
         session = current()
         if session is None:
@@ -428,6 +447,8 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
             _current.register(session)
         elif max_spans is not None:
             session.collector.resize(max_spans)
+        if traceparent is not None:
+            session.traceparent = traceparent
         if not session.active:
             session.collector.enabled = True
             session.found.clear()
@@ -440,6 +461,8 @@ def enable(max_spans: int | None = None, capture_content: bool | None = None,
         attach_providers(session)
         if capture_content is not None:
             session.set_capture_content(capture_content)
+        if traceparent is not None:
+            session.set_traceparent(traceparent)
         if session.forwarder is not None:
             if config is not None or env_config is not None:
                 session.forwarder.start(config or env_config)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .._capture.compat import openai_sends_trace_context
 from . import session
 
 
@@ -33,6 +34,7 @@ def status_text(sess: session.Session) -> str:
         f"  content: {'captured' if sess.capture_content else 'not captured'}",
         f"  auto: {'on' if sess.auto else 'off'}",
         f"  output: {sess.output}",
+        f"  {traceparent_text(sess)}",
         f"  store: {store_line(sess)}",
         f"  forward: {forward_text(sess)}",
     ]
@@ -40,6 +42,17 @@ def status_text(sess: session.Session) -> str:
         lines.append(f"  no price for: {', '.join(df.attrs['unpriced_models'])}")
     lines.extend(f"  note: {n}" for n in sess.notes)
     return "\n".join(lines)
+
+
+def traceparent_text(sess: session.Session) -> str:
+    """Whether OpenAI requests carry their trace context, as the instrumentation does it
+    now (someone else who turned it on may have set it otherwise)."""
+    sent = openai_sends_trace_context()
+    if sent is None:
+        return "traceparent: " + ("on" if sess.traceparent else "off") + \
+            " (OpenAI is not instrumented)"
+    return ("traceparent: on — OpenAI requests carry the call's trace context" if sent else
+            "traceparent: off — OpenAI requests carry no trace context")
 
 
 def status_line(sess: session.Session) -> str:
