@@ -156,12 +156,13 @@ import sys
 import llmtrace_nb
 import opentelemetry.instrumentation.openai.shared as shared
 from opentelemetry.sdk import trace as sdk_trace
-original = shared._set_span_attribute
+NAMES = ("_set_span_attribute", "_get_openai_base_url", "_set_client_attributes")
+originals = {name: getattr(shared, name) for name in NAMES}
 with capture_output():
     ip.run_line_magic("load_ext", "llmtrace_nb")
-swapped = [m for n, m in sys.modules.items() if n.startswith(
-    "opentelemetry.instrumentation.openai.") and getattr(m, "_set_span_attribute", None)
-    not in (None, original)]
+swapped = [(m, name) for n, m in sys.modules.items()
+           if n.startswith("opentelemetry.instrumentation.openai.") for name in NAMES
+           if getattr(m, name, None) not in (None, originals[name])]
 through_sdk = []
 real_set_attribute = sdk_trace.Span.set_attribute
 def counted(self, key, value):
@@ -183,12 +184,14 @@ def last_attributes():
              for k, v in attrs.items()}
     return attrs, len(through_sdk)
 quick_attrs, quick_sdk = last_attributes()
-for m in swapped:
-    m._set_span_attribute = original
+for m, name in swapped:
+    setattr(m, name, originals[name])
 plain_attrs, plain_sdk = last_attributes()
 with capture_output():
     ip.run_line_magic("unload_ext", "llmtrace_nb")
-print(json.dumps({"swapped": len(swapped), "quick_sdk": quick_sdk, "plain_sdk": plain_sdk,
+print(json.dumps({"swapped": sorted({name for _, name in swapped}),
+                  "modules": len({id(m) for m, _ in swapped}),
+                  "quick_sdk": quick_sdk, "plain_sdk": plain_sdk,
                   "quick": list(quick_attrs.items()), "plain": list(plain_attrs.items())},
                  default=str))
 """
@@ -196,10 +199,13 @@ print(json.dumps({"swapped": len(swapped), "quick_sdk": quick_sdk, "plain_sdk": 
 
 def test_plain_attributes_are_written_as_set_attribute_writes_them() -> None:
     """The OpenAI instrumentation's attributes go into the span without the SDK's locks
-    (sdk.PLAIN_SETTER): the span must end with the same attributes, in the same order,
-    as through set_attribute, and anything but a plain value still goes through it."""
+    (sdk.PLAIN_SETTER), with the base URL's text made once: the span must end with the
+    same attributes, in the same order, as with the instrumentation's own functions, and
+    anything but a plain value still goes through set_attribute."""
     out = run_py(QUICK_ATTRIBUTES)
-    assert out["swapped"] >= 2, out  # shared and the wrappers that imported it by name
+    assert out["swapped"] == sorted(["_set_span_attribute", "_get_openai_base_url",
+                                     "_set_client_attributes"]), out
+    assert out["modules"] >= 2, out  # shared and the wrappers that imported them by name
     assert out["plain_sdk"] > 10, out
     assert out["quick_sdk"] <= out["plain_sdk"] - 10, out
     assert out["quick"] == out["plain"]
@@ -222,9 +228,61 @@ def test_the_plain_setter_declines_what_the_sdk_would_limit() -> None:
     full = span(max_span_attributes=1)
     assert set_plain(full, "a", 1) and not set_plain(full, "b", 2)
     assert not set_plain(span(max_attribute_length=4), "a", "longer")
-    assert not set_plain(span(), "list", ["not", "plain"])
+    assert not set_plain(span(), "list", ["not", "plain"])  # the SDK stores a tuple copy
+    assert not set_plain(span(), "mixed", ("stop", 1))
+    reasons = span()
+    assert set_plain(reasons, "finish", ("stop", "length"))
+    assert dict(reasons.attributes) == {"finish": ("stop", "length")}  # type: ignore[attr-defined]
     assert not set_plain(span(), "", "no key")
     ended = span()
     ended.end()  # type: ignore[attr-defined]
     assert not set_plain(ended, "a", 1)
     assert dict(ended.attributes) == {}  # type: ignore[attr-defined]
+
+
+BASE_URLS = """
+import openai
+import opentelemetry.instrumentation.openai.shared as shared
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from llmtrace_nb._capture import compat
+tracer = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False).get_tracer("t")
+plain = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-x")
+azure = openai.AzureOpenAI(azure_endpoint="http://127.0.0.1:9", api_key="k",
+                           api_version="2024-10-21")
+originals = (shared._get_openai_base_url, shared._set_client_attributes)
+undo = compat.cached_openai_base_urls()
+quick_url, quick_client = shared._get_openai_base_url, shared._set_client_attributes
+same = []
+for client in (plain, azure):
+    ours, theirs = tracer.start_span("ours"), tracer.start_span("theirs")
+    quick_client(ours, client.chat.completions)
+    originals[1](theirs, client.chat.completions)
+    same.append([dict(ours.attributes) == dict(theirs.attributes),
+                 quick_url(client.chat.completions) == originals[0](client.chat.completions),
+                 sorted(ours.attributes)])
+url = plain.base_url
+cached = compat._URL_TEXTS[id(url)] == (url, str(url))
+plain.base_url = "http://127.0.0.1:10/v2"  # a new URL object: a new text
+moved = quick_url(plain.chat.completions)
+for port in range(200):  # bounded, however many clients
+    compat._url_text(openai.OpenAI(base_url=f"http://127.0.0.1:{port}", api_key="k").base_url)
+undo()
+print(json.dumps({"swapped": [quick_url is not originals[0], quick_client is not originals[1]],
+                  "same": same, "cached": cached, "moved": moved,
+                  "held": len(compat._URL_TEXTS), "bound": compat._URL_TEXTS_BOUND,
+                  "back": (shared._get_openai_base_url,
+                           shared._set_client_attributes) == originals}))
+"""
+
+
+def test_the_base_url_text_is_made_once_and_azure_keeps_its_own_step() -> None:
+    out = run_py("from opentelemetry.instrumentation.openai import OpenAIInstrumentor\n"
+                 "OpenAIInstrumentor().instrument()\n" + BASE_URLS)
+    assert out["swapped"] == [True, True]
+    (plain_same, plain_url, plain_keys), (azure_same, azure_url, azure_keys) = out["same"]
+    assert plain_same and plain_url and azure_same and azure_url
+    assert plain_keys == ["gen_ai.openai.api_base"]
+    assert "gen_ai.openai.api_version" in azure_keys  # Azure's own step ran
+    assert out["cached"] and out["moved"] == "http://127.0.0.1:10/v2/"
+    assert out["held"] <= out["bound"] and out["back"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -340,6 +340,67 @@ def quick_openai_attributes() -> Callable[[], None]:
             span.set_attribute(name, value)
 
     return _swap_imported("_set_span_attribute", original, set_span_attribute)
+
+
+# id(URL) -> (the URL, its text): a client's base URL is one immutable object until
+# someone sets another; the URL is held so that its id cannot be reused meanwhile
+_URL_TEXTS: dict[int, tuple[Any, str]] = {}
+_URL_TEXTS_BOUND = 64
+
+
+def _url_text(url: Any) -> str:
+    known = _URL_TEXTS.get(id(url))
+    if known is not None and known[0] is url:
+        return known[1]
+    text = str(url)
+    if len(_URL_TEXTS) >= _URL_TEXTS_BOUND:
+        _URL_TEXTS.clear()  # clients made by the hundred: start again, no growth
+    _URL_TEXTS[id(url)] = (url, text)
+    return text
+
+
+def cached_openai_base_urls() -> Callable[[], None]:
+    """Make the client's base URL a string once per URL, not twice per call.
+
+    The OpenAI instrumentation records it on every call, through ``_get_openai_base_url``
+    and again in ``_set_client_attributes``, each time as ``str(client.base_url)``: httpx
+    builds the text from the URL's parts (~2 µs each). Both get a version that reads the
+    text made once; ``_set_client_attributes`` only for a plain ``OpenAI`` /
+    ``AsyncOpenAI`` client (Azure's adds its API version: the original runs). Returns
+    what puts the originals back."""
+    openai = sys.modules.get("openai")
+    shared: Any = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}shared")
+    get_base_url = getattr(shared, "_get_openai_base_url", None)
+    set_client = getattr(shared, "_set_client_attributes", None)
+    api_base = getattr(getattr(shared, "SpanAttributes", None), "GEN_AI_OPENAI_API_BASE", None)
+    found = tuple(getattr(openai, name, None) for name in ("OpenAI", "AsyncOpenAI"))
+    clients: tuple[type, ...] = tuple(c for c in found if isinstance(c, type))
+    if (not callable(get_base_url) or not callable(set_client) or not isinstance(api_base, str)
+            or len(clients) != 2):
+        return lambda: None
+
+    def openai_base_url(instance: Any) -> Any:
+        client: Any = getattr(instance, "_client", None)
+        if isinstance(client, clients):  # as the original asks (Azure's clients included)
+            return _url_text(cast(Any, client).base_url)
+        return get_base_url(instance)
+
+    def set_client_attributes(span: Any, instance: Any) -> None:
+        client: Any = getattr(instance, "_client", None)
+        if type(client) in clients:
+            if span.is_recording():
+                shared._set_span_attribute(span, api_base, _url_text(client.base_url))
+            return
+        set_client(span, instance)
+
+    undos = [_swap_imported("_get_openai_base_url", get_base_url, openai_base_url),
+             _swap_imported("_set_client_attributes", set_client, set_client_attributes)]
+
+    def undo() -> None:
+        for one in undos:
+            one()
+
+    return undo
 
 
 def instrument_openai_quietly(instrument: Callable[[], None]) -> None:

@@ -293,18 +293,22 @@ _PLAIN_VALUES = (str, bool, int, float)
 
 
 def _set_plain_field(span: Any, key: str, value: Any) -> bool:
-    """Write a str, bool, int or float attribute into a recording span of the SDK's own
-    class straight into its attribute dict, as ``set_attribute`` would (a key set before
-    moves to the end), when no limit applies. False, with nothing written, otherwise: the
-    caller uses ``set_attribute``.
+    """Write a str, bool, int or float attribute (or a tuple of strings, such as the
+    finish reasons) into a recording span of the SDK's own class straight into its
+    attribute dict, as ``set_attribute`` would (a key set before moves to the end), when
+    no limit applies. False, with nothing written, otherwise: the caller uses
+    ``set_attribute``.
 
     ``set_attribute`` takes the span's lock and the attribute dict's, and checks the key
     and the value on the way (~2 µs inside a real call; the OpenAI instrumentation sets
     two dozen a call). The locks keep an ``end()`` on another thread from racing a write;
     the instrumentation writes and ends a span on one thread.
     """
-    if type(span) is not _SPAN_CLASS or type(value) not in _PLAIN_VALUES:
+    if type(span) is not _SPAN_CLASS:
         return False
+    if type(value) not in _PLAIN_VALUES and not (
+            type(value) is tuple and all(type(one) is str for one in value)):
+        return False  # (a tuple is immutable: the SDK would store an equal copy)
     attributes = span._attributes
     if (span._end_time is not None or attributes._immutable
             or attributes.max_value_len is not None or type(key) is not str or not key):
@@ -334,7 +338,8 @@ def _probe_plain_setter() -> Callable[[Any, str, Any], bool] | None:
                                   span_limits=SpanLimits(**limits))
         return provider.get_tracer("llmtrace_nb.probe", "1")
 
-    writes = [("a", "x"), ("n", 1), ("f", 0.5), ("b", True), ("a", "y"), ("n", 2)]
+    writes = [("a", "x"), ("n", 1), ("f", 0.5), ("b", True), ("a", "y"), ("n", 2),
+              ("t", ("stop", "length")), ("e", ())]
     try:
         plain = tracer()
         ours, theirs = plain.start_span("ours", attributes={"k": 0}), plain.start_span(
@@ -348,7 +353,8 @@ def _probe_plain_setter() -> Callable[[Any, str, Any], bool] | None:
         agree = (all(done) and list(ours.attributes.items()) == list(theirs.attributes.items())
                  and _set_plain_field(full, "k", 5) and not _set_plain_field(full, "new", 1)
                  and dict(full.attributes) == {"j": 1, "k": 5}
-                 and not _set_plain_field(short, "s", "long text"))
+                 and not _set_plain_field(short, "s", "long text")
+                 and not _set_plain_field(short, "t", ("long text",)))
         for span in (ours, theirs, full, short):
             span.end()
         ended = not _set_plain_field(ours, "late", 1) and "late" not in ours.attributes

@@ -26,6 +26,7 @@ from .. import _current
 from .._capture.collector import DEFAULT_MAX_SPANS, SpanCollector
 from .._capture.compat import (
     cache_openai_version_checks,
+    cached_openai_base_urls,
     inline_openai_requests,
     instrument_openai_quietly,
     library_providers,
@@ -289,10 +290,12 @@ def _other_openai_instrumentor() -> str | None:
 def _fix_openai_instrumentation() -> Callable[[], None]:
     """Apply compat.py's fixes to the instrumented OpenAI client (streams, frameworks'
     suppression, the per-call event loop, version checks, unread metrics, attributes set
-    without the SDK's locks); returns what undoes them, last applied first undone."""
+    without the SDK's locks, the base URL's text); returns what undoes them, last applied
+    first undone."""
     undos = [patch_streams(), unsuppress_openai(), inline_openai_requests(),
              cache_openai_version_checks(), skip_unread_chat_metrics(),
-             skip_unread_stream_metrics(), quick_openai_attributes()]
+             skip_unread_stream_metrics(), quick_openai_attributes(),
+             cached_openai_base_urls()]
 
     def undo() -> None:
         for one in reversed(undos):
