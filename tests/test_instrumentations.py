@@ -286,3 +286,41 @@ def test_the_base_url_text_is_made_once_and_azure_keeps_its_own_step() -> None:
     assert "gen_ai.openai.api_version" in azure_keys  # Azure's own step ran
     assert out["cached"] and out["moved"] == "http://127.0.0.1:10/v2/"
     assert out["held"] <= out["bound"] and out["back"]
+
+
+CONTENT_SWITCH = """
+import os
+from opentelemetry import context
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+OpenAIInstrumentor().instrument()
+import opentelemetry.instrumentation.openai.shared.chat_wrappers as chat
+import opentelemetry.instrumentation.openai.utils as utils
+from llmtrace_nb._capture import compat
+original = utils.should_send_prompts
+undo = compat.quick_content_switch()
+quick = chat.should_send_prompts
+answers = []
+for value in [None, "true", "false", "TRUE", " yes ", "0", "on", "garbage", "", "1"]:
+    if value is None:
+        os.environ.pop("TRACELOOP_TRACE_CONTENT", None)
+    else:
+        os.environ["TRACELOOP_TRACE_CONTENT"] = value
+    for override in [None, True, "true", False, "off"]:
+        token = context.attach(context.set_value("override_enable_content_tracing", override))
+        answers.append([value, repr(override), quick(), original()])
+        context.detach(token)
+for n in range(40):  # many distinct values: the memo stays bounded
+    os.environ["TRACELOOP_TRACE_CONTENT"] = f"v{n}"
+    quick()
+undo()
+print(json.dumps({"swapped": quick is not original, "answers": answers,
+                  "back": chat.should_send_prompts is original}))
+"""
+
+
+def test_the_content_switch_is_read_as_the_instrumentation_reads_it() -> None:
+    out = run_py(CONTENT_SWITCH)
+    assert out["swapped"] and out["back"]
+    assert all(ours == theirs for _, _, ours, theirs in out["answers"]), out["answers"]
+    # both answers occur: the test can tell them apart
+    assert {ours for _, _, ours, _ in out["answers"]} == {True, False}

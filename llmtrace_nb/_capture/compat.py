@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -382,7 +382,7 @@ def cached_openai_base_urls() -> Callable[[], None]:
     def openai_base_url(instance: Any) -> Any:
         client: Any = getattr(instance, "_client", None)
         if isinstance(client, clients):  # as the original asks (Azure's clients included)
-            return _url_text(cast(Any, client).base_url)
+            return _url_text(client.base_url)  # type: ignore[attr-defined]
         return get_base_url(instance)
 
     def set_client_attributes(span: Any, instance: Any) -> None:
@@ -401,6 +401,60 @@ def cached_openai_base_urls() -> Callable[[], None]:
             one()
 
     return undo
+
+
+_TRUTHS_BOUND = 16
+_OVERRIDE_KEY = "override_enable_content_tracing"
+
+
+def quick_content_switch() -> Callable[[], None]:
+    """Read the OpenAI instrumentation's content switch without ``os.getenv``.
+
+    Its ``should_send_prompts`` runs twice a call (request and response): ``os.getenv``
+    of ``TRACELOOP_TRACE_CONTENT`` (``os.environ`` encodes the key and decodes the value
+    in Python each time), a context lookup, and its string test on both — ~3 µs each
+    inside a real call. Each module that imported it by name gets one that reads the
+    variable's raw bytes from ``os.environ``'s own dict (where ``os.environ[...] = ``
+    writes, and ``os.getenv`` reads), tests each distinct value once, and looks at the
+    context only when the variable says no, as the original's ``or`` decides. Only when
+    that dict was checked here to track ``os.environ`` (POSIX: bytes keys). Returns what
+    puts the original back."""
+    from opentelemetry import context
+
+    utils = sys.modules.get(f"{_OPENAI_INSTRUMENTATION}utils")
+    original = getattr(utils, "should_send_prompts", None)
+    is_truthy = getattr(utils, "_is_truthy", None)
+    name = getattr(utils, "TRACELOOP_TRACE_CONTENT", None)
+    raw_env = getattr(os.environ, "_data", None)
+    encodekey = getattr(os.environ, "encodekey", None)
+    decodevalue = getattr(os.environ, "decodevalue", None)
+    if (not callable(original) or not callable(is_truthy) or not isinstance(name, str)
+            or type(raw_env) is not dict or not callable(encodekey)
+            or not callable(decodevalue)):
+        return lambda: None
+    key = encodekey(name)
+    probe = f"{name}_LLMTRACE_NB_PROBE"
+    try:
+        os.environ[probe] = "probe"
+        tracked = decodevalue(raw_env.get(encodekey(probe))) == "probe"
+    finally:
+        os.environ.pop(probe, None)
+    if not tracked or encodekey(probe) in raw_env:
+        return lambda: None
+    truths: dict[Any, bool] = {}
+    get_value = context.get_value
+
+    def should_send_prompts() -> bool:
+        raw = raw_env.get(key)
+        truth = truths.get(raw)
+        if truth is None:
+            truth = bool(is_truthy("true" if raw is None else decodevalue(raw)))
+            if len(truths) >= _TRUTHS_BOUND:
+                truths.clear()
+            truths[raw] = truth
+        return truth or bool(is_truthy(get_value(_OVERRIDE_KEY)))
+
+    return _swap_imported("should_send_prompts", original, should_send_prompts)
 
 
 def instrument_openai_quietly(instrument: Callable[[], None]) -> None:

@@ -32,6 +32,7 @@ from .._capture.compat import (
     library_providers,
     openai_instrumentor,
     otel_content_value,
+    quick_content_switch,
     quick_openai_attributes,
     sdk_provider,
     send_openai_trace_context,
@@ -290,12 +291,12 @@ def _other_openai_instrumentor() -> str | None:
 def _fix_openai_instrumentation() -> Callable[[], None]:
     """Apply compat.py's fixes to the instrumented OpenAI client (streams, frameworks'
     suppression, the per-call event loop, version checks, unread metrics, attributes set
-    without the SDK's locks, the base URL's text); returns what undoes them, last applied
-    first undone."""
+    without the SDK's locks, the base URL's text, the content switch read); returns what
+    undoes them, last applied first undone."""
     undos = [patch_streams(), unsuppress_openai(), inline_openai_requests(),
              cache_openai_version_checks(), skip_unread_chat_metrics(),
              skip_unread_stream_metrics(), quick_openai_attributes(),
-             cached_openai_base_urls()]
+             cached_openai_base_urls(), quick_content_switch()]
 
     def undo() -> None:
         for one in reversed(undos):
