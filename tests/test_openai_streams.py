@@ -976,34 +976,43 @@ STREAMS = {
 
 
 @pytest.mark.parametrize("name", sorted(STREAMS))
-def test_text_chunks_are_added_as_the_instrumentation_adds_them(name: str) -> None:
-    """Past the first chunk (which the instrumentation handles itself) every chunk goes
-    through _add_text_chunk first: the response must come out the same as the
-    instrumentation's own, and a chunk it declines must leave the response untouched."""
+def test_plain_chunks_are_added_as_the_instrumentation_adds_them(name: str) -> None:
+    """Every chunk goes through _add_plain_chunk first (ChatStream's first chunk through
+    the instrumentation's accumulate, which it replaces; the later ones through our hook):
+    the response must come out the same as the instrumentation's own, and a chunk it
+    declines must leave the response untouched."""
     from openai.types.chat import ChatCompletionChunk
     from opentelemetry.instrumentation.openai.shared.chat_wrappers import (
         _accumulate_stream_items as accumulate,
     )
 
-    from llmtrace_nb._capture.openai_streams import _add_text_chunk
+    from llmtrace_nb._capture.openai_streams import _add_plain_chunk, _quick_accumulate
 
+    if hasattr(accumulate, "__wrapped__"):  # the session's replacement: the original
+        accumulate = accumulate.__wrapped__
     chunks = STREAMS[name]
     theirs: dict[str, Any] = {"choices": [], "model": ""}
     for chunk in chunks:
         accumulate(chunk, theirs)
     ours: dict[str, Any] = {"choices": [], "model": ""}
-    accumulate(chunks[0], ours)
     taken = []
-    for chunk in chunks[1:]:
+    for chunk in chunks:
         before = json.dumps(ours, sort_keys=True)
-        if _add_text_chunk(chunk, ours, ChatCompletionChunk):
+        if _add_plain_chunk(chunk, ours, ChatCompletionChunk):
             taken.append(chunk)
         else:
             assert json.dumps(ours, sort_keys=True) == before
             accumulate(chunk, ours)
     assert ours == theirs
-    expected_taken = {"text": 3, "tool calls": 1, "a provider's extra fields": 1,
-                      "two choices": 4}[name]
+    expected_taken = {"text": 5, "tool calls": 2, "a provider's extra fields": 1,
+                      "two choices": 6}[name]
     assert len(taken) == expected_taken
-    # a dict is never taken (the instrumentation takes dicts as they are)
-    assert not _add_text_chunk(chunks[1].model_dump(), ours, ChatCompletionChunk)
+    quick = _quick_accumulate(accumulate, ChatCompletionChunk)
+    again: dict[str, Any] = {"choices": [], "model": ""}
+    for chunk in chunks:
+        quick(chunk, again)
+    assert again == theirs
+    # a dict is never taken (the instrumentation takes dicts as they are), nor a choice
+    # out of order (the instrumentation's own step fails on it, as it would without us)
+    assert not _add_plain_chunk(chunks[1].model_dump(), ours, ChatCompletionChunk)
+    assert not _add_plain_chunk(_chunk([_delta(5, content="far")]), ours, ChatCompletionChunk)

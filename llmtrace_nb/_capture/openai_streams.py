@@ -46,10 +46,12 @@ async twins) and handles a ``Stream`` they return, but:
   and ``response.in_progress`` come before the model has produced anything), and the
   reasoning tokens of a chat usage chunk. Past a chat stream's first token the hook adds
   the chunk to the response as the instrumentation does, without its event, so a span
-  keeps the chunk events up to its first token; a chunk with only text in it (nearly all
-  of them) is added from its fields, without the instrumentation's pydantic dump of the
-  whole chunk (``_add_text_chunk``; the rest go through the instrumentation's own
-  function). Every streamed call goes through these:
+  keeps the chunk events up to its first token. A plain chunk — one choice with text, a
+  role or a finish reason, or the usage alone (nearly all of them) — is added from its
+  fields, without the instrumentation's pydantic dump of the whole chunk
+  (``_add_plain_chunk``, also put in place of the instrumentation's
+  ``_accumulate_stream_items``, which ChatStream calls on the first chunk; the rest go
+  through the instrumentation's own function). Every streamed call goes through these:
   ``create(stream=True)``, the ``.stream()`` helpers and ``with_streaming_response``.
 
 Ordinary calls do not go through anything added here. ``patch()`` is idempotent; its
@@ -74,6 +76,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from wrapt import ObjectProxy
@@ -96,6 +99,11 @@ _MARK = "_llmtrace_openai_streams"
 #: on the proxy itself); False on the proxy classes while patched, so that reading it before
 #: is not a failed lookup forwarded to the wrapped stream
 _SEEN = "_self_llmtrace_first_chunk"
+# ChatStream sets its _complete_response after wrapt's rules, on the wrapped stream: read
+# through the proxy it is a failed lookup (an AttributeError raised and caught) before
+# the wrapped one, on every chunk. The hook keeps it here, on the proxy, at the first chunk
+# (the instrumentation makes it once, in __init__, and only adds to it).
+_RESPONSE = "_self_llmtrace_response"
 
 # (module, class, attribute holding the resource, methods, async)
 _STREAMING_CLASSES = (
@@ -129,7 +137,7 @@ class _Kit:
     raw_header: str
     #: what ChatStream does with each chunk besides its event: adds it to the response
     accumulate: Callable[[Any, Any], Any]
-    #: openai's ChatCompletionChunk, whose text-only chunks are added without ``accumulate``
+    #: openai's ChatCompletionChunk, whose plain chunks are added without ``accumulate``
     chunk_type: type[Any]
 
     def finish(self, stream: Any) -> None:
@@ -419,17 +427,20 @@ def _hook_chat_item(original: Callable[[Any, Any], Any], accumulate: Callable[[A
     def _process_item(self: Any, item: Any) -> Any:
         seen = getattr(self, _SEEN, False)
         if seen:  # past the first token the instrumentation's step adds only an event (4.)
-            response = self._complete_response
-            if _add_text_chunk(item, response, chunk_type):
-                return None  # text only: no usage, so no reasoning tokens either
+            response = self._self_llmtrace_response
+            added = _add_plain_chunk(item, response, chunk_type)
+            if added and item.usage is None:
+                return None  # no usage, so no reasoning tokens either
         try:
             if not seen and getattr(item, "choices", None):
+                setattr(self, _RESPONSE, self._complete_response)  # before the flag
                 _first_chunk(self)
             _chat_reasoning(self, item)
         except Exception:
             _log.debug("time to first chunk not recorded", exc_info=True)
         if seen:
-            accumulate(item, response)
+            if not added:
+                accumulate(item, response)
             return None
         return original(self, item)
 
@@ -437,27 +448,42 @@ def _hook_chat_item(original: Callable[[Any, Any], Any], accumulate: Callable[[A
     return _process_item
 
 
-def _add_text_chunk(item: Any, response: dict[str, Any], chunk_type: type[Any]) -> bool:
-    """Add a chunk that carries only text to a choice already begun (nearly every chunk
-    past the first) to the response as the instrumentation's ``_accumulate_stream_items``
-    does, reading the chunk's fields instead of first turning the whole chunk into a dict
-    with pydantic (half of that function's ~6 µs a chunk). False, with the response
-    untouched, for any other chunk: usage, tool calls, fields the model does not declare
-    (a provider's ``reasoning_content``, filter results), a new choice."""
-    if type(item) is not chunk_type or item.usage or item.__pydantic_extra__:
+def _add_plain_chunk(item: Any, response: dict[str, Any], chunk_type: type[Any]) -> bool:
+    """Add a plain chunk to the response as the instrumentation's
+    ``_accumulate_stream_items`` does, reading the chunk's fields instead of first turning
+    the whole chunk into a dict with pydantic (half of that function's ~6 µs a chunk).
+
+    Plain: one choice with text, a role or a finish reason (nearly every chunk; the
+    first of a choice begins it, as the instrumentation does), or no choice and the usage
+    (the last chunk, with ``include_usage``). False, with the response untouched, for any
+    other chunk: tool calls, fields the model does not declare (a provider's
+    ``reasoning_content``, filter results, usage inside a choice), two choices, a
+    choice out of order, a dict."""
+    if type(item) is not chunk_type or item.__pydantic_extra__:
         return False
     choices = item.choices
-    if len(choices) != 1:
+    if not choices:
+        usage = item.usage
+        if usage is None:
+            return False
+        response["model"] = item.model
+        response["id"] = item.id
+        response["usage"] = usage.model_dump()  # as it sits in the dump of the chunk
+        return True
+    if item.usage or len(choices) != 1:
         return False
     choice = choices[0]
     delta = choice.delta
     begun = response["choices"]
+    index = choice.index
     if (choice.__pydantic_extra__ or delta is None or delta.__pydantic_extra__
-            or delta.tool_calls or len(begun) <= choice.index):
+            or delta.tool_calls or type(index) is not int or index > len(begun)):
         return False
     response["model"] = item.model
     response["id"] = item.id
-    target = begun[choice.index]
+    if index == len(begun):
+        begun.append({"index": index, "message": {"content": "", "role": ""}})
+    target = begun[index]
     if choice.finish_reason:
         target["finish_reason"] = choice.finish_reason
     if delta.content:
@@ -465,6 +491,22 @@ def _add_text_chunk(item: Any, response: dict[str, Any], chunk_type: type[Any]) 
     if delta.role:
         target["message"]["role"] = delta.role
     return True
+
+
+def _quick_accumulate(accumulate: Callable[[Any, Any], Any],
+                      chunk_type: type[Any]) -> Callable[[Any, Any], Any]:
+    """The instrumentation's ``_accumulate_stream_items`` with plain chunks added from
+    their fields: what ChatStream's own ``_process_item`` calls on a stream's first chunk
+    (our hook takes the later ones)."""
+    @functools.wraps(accumulate)
+    def _accumulate_stream_items(item: Any, complete_response: Any) -> Any:
+        if type(complete_response) is dict and _add_plain_chunk(item, complete_response,
+                                                                chunk_type):
+            return None
+        return accumulate(item, complete_response)
+
+    setattr(_accumulate_stream_items, _MARK, True)
+    return _accumulate_stream_items
 
 
 def _is_output_event(chunk: Any) -> bool:
@@ -492,7 +534,7 @@ def _hook_response_chunk(original: Callable[[Any, Any], Any]) -> Callable[[Any, 
 
 @dataclass(frozen=True)
 class _Change:
-    owner: type
+    owner: type | ModuleType
     name: str
     before: Any  # _ABSENT when the class had no such attribute
     after: Any
@@ -523,6 +565,9 @@ def _plan() -> list[_Change] | None:
     changes.append(_Change(kit.response_stream, _SEEN, _ABSENT, False))
     changes.append(_Change(kit.chat_stream, "_process_item", chat_item,
                            _hook_chat_item(chat_item, kit.accumulate, kit.chunk_type)))
+    chat_module = importlib.import_module(_CHAT_WRAPPERS)
+    changes.append(_Change(chat_module, "_accumulate_stream_items", kit.accumulate,
+                           _quick_accumulate(kit.accumulate, kit.chunk_type)))
     changes.append(_Change(kit.response_stream, "_process_chunk", response_chunk,
                            _hook_response_chunk(response_chunk)))
     return changes
