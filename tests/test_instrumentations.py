@@ -261,16 +261,35 @@ for client in (plain, azure):
     same.append([dict(ours.attributes) == dict(theirs.attributes),
                  quick_url(client.chat.completions) == originals[0](client.chat.completions),
                  sorted(ours.attributes)])
+import gc, weakref
 url = plain.base_url
-cached = compat._URL_TEXTS[id(url)] == (url, str(url))
+ref, held_url, text = compat._BASE_URLS[id(plain)]
+cached = ref() is plain and held_url is url and text == str(url)
 plain.base_url = "http://127.0.0.1:10/v2"  # a new URL object: a new text
 moved = quick_url(plain.chat.completions)
+class Odd(openai.OpenAI):  # a base_url that is not the field: asked every time
+    turn = 0
+    @property
+    def base_url(self):
+        Odd.turn += 1
+        return f"http://127.0.0.1:{Odd.turn}/"
+    @base_url.setter
+    def base_url(self, url):
+        pass
+odd = Odd(base_url="http://127.0.0.1:9/v1", api_key="k")
+odd_texts = [compat._base_url_text(odd) for _ in range(2)]
 for port in range(200):  # bounded, however many clients
-    compat._url_text(openai.OpenAI(base_url=f"http://127.0.0.1:{port}", api_key="k").base_url)
+    compat._base_url_text(openai.OpenAI(base_url=f"http://127.0.0.1:{port}", api_key="k"))
+passing = openai.OpenAI(base_url="http://127.0.0.1:8/v1", api_key="k")
+compat._base_url_text(passing)
+gone = weakref.ref(passing)
+del passing
+gc.collect()
 undo()
 print(json.dumps({"swapped": [quick_url is not originals[0], quick_client is not originals[1]],
-                  "same": same, "cached": cached, "moved": moved,
-                  "held": len(compat._URL_TEXTS), "bound": compat._URL_TEXTS_BOUND,
+                  "same": same, "cached": cached, "moved": moved, "odd": odd_texts,
+                  "freed": gone() is None,
+                  "held": len(compat._BASE_URLS), "bound": compat._BASE_URLS_BOUND,
                   "back": (shared._get_openai_base_url,
                            shared._set_client_attributes) == originals}))
 """
@@ -285,7 +304,9 @@ def test_the_base_url_text_is_made_once_and_azure_keeps_its_own_step() -> None:
     assert plain_keys == ["gen_ai.openai.api_base"]
     assert "gen_ai.openai.api_version" in azure_keys  # Azure's own step ran
     assert out["cached"] and out["moved"] == "http://127.0.0.1:10/v2/"
+    assert out["odd"] == ["http://127.0.0.1:1/", "http://127.0.0.1:2/"]
     assert out["held"] <= out["bound"] and out["back"]
+    assert out["freed"]  # the cache keeps no client alive
 
 
 CONTENT_SWITCH = """
