@@ -322,7 +322,8 @@ def _instrument(session: Session) -> None:
         instrument_openai_quietly(lambda: openai_inst.instrument(**provider_kw))
         unpatch = _fix_openai_instrumentation()
         # The instrumentation sends it by default; we do not unless asked (README,
-        # "Trace context"): only a traced proxy reads it, and it costs ~20 µs a call.
+        # "Forwarding"; docs/ARCHITECTURE.md, "Decisions"): only a traced proxy reads it,
+        # and it costs ~20 µs a call.
         undo_traceparent = send_openai_trace_context(session.traceparent)
 
         def uninstrument_openai() -> None:
