@@ -263,8 +263,8 @@ for client in (plain, azure):
                  sorted(ours.attributes)])
 import gc, weakref
 url = plain.base_url
-ref, held_url, text = compat._BASE_URLS[id(plain)]
-cached = ref() is plain and held_url is url and text == str(url)
+ref, field, held_url, text = compat._BASE_URLS[id(plain)]
+cached = ref() is plain and vars(plain)[field] is url is held_url and text == str(url)
 plain.base_url = "http://127.0.0.1:10/v2"  # a new URL object: a new text
 moved = quick_url(plain.chat.completions)
 class Odd(openai.OpenAI):  # a base_url that is not the field: asked every time

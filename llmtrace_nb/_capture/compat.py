@@ -343,9 +343,10 @@ def quick_openai_attributes() -> Callable[[], None]:
     return _swap_imported("_set_span_attribute", original, set_span_attribute)
 
 
-# id(client) -> (a weak reference to it, its base URL, the URL's text). A client is not
-# kept alive by this (its connections stay the caller's to close).
-_BASE_URLS: dict[int, tuple[weakref.ref[Any], Any, str]] = {}
+# id(client) -> (a weak reference to it, the field its base URL property returns, that
+# URL, the URL's text). A client is not kept alive by this (its connections stay the
+# caller's to close).
+_BASE_URLS: dict[int, tuple[weakref.ref[Any], str, Any, str]] = {}
 _BASE_URLS_BOUND = 64
 
 
@@ -353,21 +354,23 @@ def _base_url_text(client: Any) -> str:
     """``str(client.base_url)``, made once per client and URL.
 
     The property costs more than the text (openai 3.x imports its implementation inside
-    it, ~1 µs, and httpx builds the text from the URL's parts, ~1 µs). It returns the
-    client's ``_base_url`` field, which its setter replaces: when the property was seen to
-    give that very object, the field is read instead until it changes. A client whose
-    property gives anything else (another openai) is asked every time."""
+    it, ~1 µs, and httpx builds the text from the URL's parts, ~1 µs). It returns a field
+    of the client that its setter replaces (``_base_url`` in openai 3.60,
+    ``_configured_base_url`` in 3.63): when exactly one field holds the very object the
+    property gave, that field is read instead until it changes. A client whose property
+    gives anything else is asked every time."""
     fields = getattr(client, "__dict__", None)
     known = _BASE_URLS.get(id(client))
     if (known is not None and known[0]() is client and fields is not None
-            and fields.get("_base_url") is known[1]):
-        return known[2]
+            and fields.get(known[1]) is known[2]):
+        return known[3]
     url = client.base_url
     text = str(url)
-    if fields is not None and fields.get("_base_url") is url:
+    holders = [name for name, value in fields.items() if value is url] if fields else []
+    if len(holders) == 1:
         if len(_BASE_URLS) >= _BASE_URLS_BOUND:
             _BASE_URLS.clear()  # clients made by the hundred: start again, no growth
-        _BASE_URLS[id(client)] = (weakref.ref(client), url, text)
+        _BASE_URLS[id(client)] = (weakref.ref(client), holders[0], url, text)
     return text
 
 
