@@ -203,6 +203,15 @@ def inline_openai_requests() -> Callable[[], None]:
 _VERSION_CHECKS = ("is_openai_v1", "is_reasoning_supported")
 
 
+def undo_all(undos: list[Callable[[], None]]) -> Callable[[], None]:
+    """One undo for several changes: the last made is undone first."""
+    def undo() -> None:
+        for one in reversed(undos):
+            one()
+
+    return undo
+
+
 def _swap_imported(name: str, original: Any, replacement: Any) -> Callable[[], None]:
     """Point ``name`` at ``replacement`` in every loaded module of the OpenAI
     instrumentation that imported ``original`` under it (each module binds the names it
@@ -234,12 +243,7 @@ def cache_openai_version_checks() -> Callable[[], None]:
         if callable(check):
             answer = check()
             undos.append(_swap_imported(name, check, lambda answer=answer: answer))
-
-    def undo() -> None:
-        for one in undos:
-            one()
-
-    return undo
+    return undo_all(undos)
 
 
 # The OpenAI instrumentation records six metrics per call (token and duration histograms,
@@ -409,14 +413,9 @@ def cached_openai_base_urls() -> Callable[[], None]:
             return
         set_client(span, instance)
 
-    undos = [_swap_imported("_get_openai_base_url", get_base_url, openai_base_url),
-             _swap_imported("_set_client_attributes", set_client, set_client_attributes)]
-
-    def undo() -> None:
-        for one in undos:
-            one()
-
-    return undo
+    return undo_all([
+        _swap_imported("_get_openai_base_url", get_base_url, openai_base_url),
+        _swap_imported("_set_client_attributes", set_client, set_client_attributes)])
 
 
 _TRUTHS_BOUND = 16

@@ -427,7 +427,7 @@ def _hook_chat_item(original: Callable[[Any, Any], Any], accumulate: Callable[[A
     def _process_item(self: Any, item: Any) -> Any:
         seen = getattr(self, _SEEN, False)
         if seen:  # past the first token the instrumentation's step adds only an event (4.)
-            response = self._self_llmtrace_response
+            response = self._self_llmtrace_response  # _RESPONSE, read as an attribute
             added = _add_plain_chunk(item, response, chunk_type)
             if added and item.usage is None:
                 return None  # no usage, so no reasoning tokens either

@@ -39,6 +39,7 @@ from .._capture.compat import (
     skip_unread_chat_metrics,
     skip_unread_stream_metrics,
     tracing_libraries,
+    undo_all,
     unsuppress_openai,
     unwrap_openai,
 )
@@ -293,16 +294,10 @@ def _fix_openai_instrumentation() -> Callable[[], None]:
     suppression, the per-call event loop, version checks, unread metrics, attributes set
     without the SDK's locks, the base URL's text, the content switch read); returns what
     undoes them, last applied first undone."""
-    undos = [patch_streams(), unsuppress_openai(), inline_openai_requests(),
-             cache_openai_version_checks(), skip_unread_chat_metrics(),
-             skip_unread_stream_metrics(), quick_openai_attributes(),
-             cached_openai_base_urls(), quick_content_switch()]
-
-    def undo() -> None:
-        for one in reversed(undos):
-            one()
-
-    return undo
+    return undo_all([patch_streams(), unsuppress_openai(), inline_openai_requests(),
+                     cache_openai_version_checks(), skip_unread_chat_metrics(),
+                     skip_unread_stream_metrics(), quick_openai_attributes(),
+                     cached_openai_base_urls(), quick_content_switch()])
 
 
 def _instrument(session: Session) -> None:
